@@ -1,0 +1,1 @@
+"""figures: one module per figure; ``python -m figures NAME|all [--quick]``."""

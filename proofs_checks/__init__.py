@@ -1,0 +1,1 @@
+"""proofs_checks: every statement of THEORY.md §5, checked numerically on random instances."""

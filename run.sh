@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One entry point for set-up and the two jobs of the README.
+#   bash run.sh main   : quick, real reproduction that writes figures and reports to outputs/
+#   bash run.sh test   : the default test suite (tests/ and proofs_checks/)
+# Both create (or reuse) the virtual environment .venv and install the package into it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${UFM_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+# The CPU build of torch; a bare "torch" would pull a multi-GB CUDA build.
+TORCH_SPEC=${UFM_TORCH_SPEC:-torch==2.13.0}
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "[run.sh] creating virtual environment $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.ufm-installed"
+    local want
+    want=$(cat pyproject.toml run.sh | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "[run.sh] installing into $VENV"
+        if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+            "$VENV/bin/pip" install -q "$TORCH_SPEC"
+        fi
+        "$VENV/bin/pip" install -q -e ".[dev]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    main)
+        setup
+        "$VENV/bin/python" -m ufm metrics-demo --out outputs "$@"
+        ;;
+    test)
+        setup
+        "$VENV/bin/python" -m pytest -q "$@"
+        ;;
+    setup)
+        setup
+        ;;
+    *)
+        echo "usage: bash run.sh main|test|setup [extra arguments]" >&2
+        exit 2
+        ;;
+esac
