@@ -1,0 +1,1217 @@
+"""Predicted optima of the unconstrained-features models (THEORY.md §4).
+
+- UFM, L = 1 (§4.1): ρ = K√(nλ_Wλ_H), q* = (1 − ρ)_+, optimal value with and without bias,
+  the explicit optimum (orthogonal frame, or simplex ETF with b* = 1_K/K), threshold ρ = 1.
+- Deep linear UFM (§4.2): the Schatten-2/(L+1) representation cost reduces Φ_lin to the scalar
+  problem g_K of §4.3 per singular value of the output; same optimal point as the DNC
+  construction.
+- L-DUFM (§4.3): C = (nλ_HΠ_lλ_l)^{1/(L+1)}, g_K(q) = ½(1 − q)² + (K(L+1)/2)·C·q^{2/(L+1)},
+  L_DNC = min_{q∈[0,1]} g_K(q); q* from the stationarity condition (1 − q)q^{(L−1)/(L+1)} = KC by
+  Brent's method on [(L−1)/(2L), 1]; the threshold P_crit = ((L−1)/L)^{L−1}/(KL)^{L+1} on
+  P = nλ_HΠλ_l (exact rational by sympy); per-layer singular values, class-mean norms, a₂ and
+  the BAL.scalar value.
+- Constructions returning full :class:`ufm.models.Parameters`: :func:`dnc_construct` (the β
+  family of §4.4), :func:`ufm_construct` and :func:`srg_construct` (the low-rank
+  strongly-regular-graph points of §4.5, basic t = −1, improved family t ∈ (−2, 0), edge
+  subsets for K < r(r−1)/2).
+
+Every λ here must be > 0. Results are dataclasses with ``to_dict()`` (JSON-serializable).
+Sources: Súkeník, Mondelli & Lampert, NeurIPS 2023 (B); Súkeník, Lampert & Mondelli,
+NeurIPS 2024 (C); the explicit formulas are those of THEORY.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import optimize
+
+from .arrays import as_float64_matrix, check_positive_scalar
+from .labels import check_num_classes
+from .models import DeepLinearUFM, DeepUFM, Parameters, UFM
+
+__all__ = [
+    "PredictedOptimum",
+    "ScalarOptimum",
+    "SRGPrediction",
+    "EdgeSubsetResult",
+    "ufm_rho",
+    "ufm_q_star",
+    "ufm_optimal_value",
+    "ufm_threshold",
+    "predict_ufm",
+    "ufm_construct",
+    "schatten_penalty",
+    "predict_deep_linear",
+    "dufm_constant",
+    "penalty_product",
+    "dnc_scalar_objective",
+    "dnc_stationarity",
+    "solve_dnc_scalar",
+    "dnc_threshold",
+    "dnc_threshold_exact",
+    "dnc_critical_lambda",
+    "predict_dufm",
+    "dnc_construct",
+    "predict",
+    "optimal_parameters",
+    "triangular_incidence",
+    "srg_nuclear_norm",
+    "srg_kappa",
+    "srg_coefficient",
+    "srg_ratio",
+    "srg_family_coefficient",
+    "srg_best_shift",
+    "predict_srg",
+    "srg_construct",
+    "srg_edge_subset_search",
+]
+
+_EPS = np.finfo(np.float64).eps
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------------
+
+
+def _positive_integer(value: Any, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _positive_lambda(value: Any, name: str) -> float:
+    return check_positive_scalar(value, name, allow_zero=False)
+
+
+def _lambda_list(value: Any, num_layers: int, name: str = "lam_w") -> tuple[float, ...]:
+    """λ_1..λ_L > 0 from one number (equal on all layers) or a sequence of L numbers."""
+    if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return (_positive_lambda(value, name),) * num_layers
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a number or a sequence of numbers, got {value!r}")
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a number or a sequence of numbers, got {value!r}") from None
+    if len(values) != num_layers:
+        raise ValueError(
+            f"{name} must have one value per weight matrix (L = {num_layers}), got {len(values)}"
+        )
+    return tuple(_positive_lambda(v, f"{name}[{i}]") for i, v in enumerate(values))
+
+
+def _layer_widths(widths: Any, num_layers: int, minimum: Sequence[int], name: str = "widths"):
+    """Validate (d_1..d_L); ``minimum[l]`` is the least admissible d_{l+1}."""
+    if widths is None:
+        return tuple(int(m) for m in minimum)
+    try:
+        values = tuple(widths)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a sequence of L = {num_layers} widths, got {widths!r}"
+        ) from None
+    if len(values) != num_layers:
+        raise ValueError(f"{name} must have L = {num_layers} entries, got {len(values)}")
+    values = tuple(_positive_integer(w, f"{name}[{i}]") for i, w in enumerate(values))
+    for i, (w, m) in enumerate(zip(values, minimum)):
+        if w < m:
+            raise ValueError(f"{name}[{i}] must be >= {m} for this construction, got {w}")
+    return values
+
+
+def _embed(block: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``block`` in the top-left corner of a zero matrix of ``shape``."""
+    out = np.zeros(shape, dtype=np.float64)
+    out[: block.shape[0], : block.shape[1]] = block
+    return out
+
+
+def _class_means_to_features(means: np.ndarray, per_class: int) -> np.ndarray:
+    """H = MY = M ⊗ 1_nᵀ for the balanced layout ordered by class."""
+    return np.repeat(means, per_class, axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# The scalar problem g_c(q) = ½(1 − q)² + (c(L+1)/2)·C·q^{2/(L+1)}
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalarOptimum:
+    """Minimizer of g_c(q) = ½(1 − q)² + (c(L+1)/2)·C·q^{2/(L+1)} over q ∈ [0, 1].
+
+    Attributes
+    ----------
+    q_star : float
+        The minimizer (0 when the zero solution is optimal).
+    value : float
+        min g_c = g_c(q_star).
+    stationary_q : float or None
+        The largest root of g_c'(q) = 0 in ((L−1)/(2L), 1), the only candidate q > 0 (it may
+        exist with g_c > ½ above the threshold); None if there is none.
+    is_zero : bool
+        True if q = 0 is optimal (at the threshold itself both are; then True).
+    """
+
+    q_star: float
+    value: float
+    stationary_q: float | None
+    is_zero: bool
+
+
+def _scalar_objective(q, coefficient: float, num_layers: int, constant: float):
+    q = np.asarray(q, dtype=np.float64)
+    exponent = 2.0 / (num_layers + 1)
+    value = 0.5 * (1.0 - q) ** 2 + 0.5 * coefficient * (num_layers + 1) * constant * q**exponent
+    return float(value) if value.ndim == 0 else value
+
+
+def _stationarity(q, coefficient: float, num_layers: int, constant: float):
+    q = np.asarray(q, dtype=np.float64)
+    exponent = (num_layers - 1) / (num_layers + 1)
+    value = (1.0 - q) * q**exponent - coefficient * constant
+    return float(value) if value.ndim == 0 else value
+
+
+def _solve_scalar(coefficient: float, num_layers: int, constant: float) -> ScalarOptimum:
+    """Minimize g_c on [0, 1] (THEORY.md §4.3, stationarity and threshold items)."""
+    product = coefficient * constant
+    if num_layers == 1:
+        # g'(q) = −(1 − q) + cC: q* = (1 − cC)_+ in closed form (= §4.1 with ρ = cC).
+        if product < 1.0:
+            q = 1.0 - product
+            return ScalarOptimum(q, _scalar_objective(q, coefficient, 1, constant), q, False)
+        return ScalarOptimum(0.0, 0.5, None, True)
+    peak = (num_layers - 1) / (2.0 * num_layers)
+    height = _stationarity(peak, coefficient, num_layers, constant)
+    if height < 0.0:
+        return ScalarOptimum(0.0, 0.5, None, True)
+    if height == 0.0:
+        root = peak
+    else:
+        # h(q) = (1 − q)q^{(L−1)/(L+1)} − cC decreases on [peak, 1] from h(peak) > 0 to −cC < 0.
+        root = optimize.brentq(
+            _stationarity,
+            peak,
+            1.0,
+            args=(coefficient, num_layers, constant),
+            xtol=np.finfo(np.float64).tiny,
+            rtol=4.0 * _EPS,
+            maxiter=500,
+        )
+    value = _scalar_objective(root, coefficient, num_layers, constant)
+    if value < 0.5:
+        return ScalarOptimum(float(root), value, float(root), False)
+    return ScalarOptimum(0.0, 0.5, float(root), True)
+
+
+def dufm_constant(per_class: int, lam_h: float, lam_w: Any, num_layers: int | None = None) -> float:
+    """C = (nλ_H Π_{l=1}^{L} λ_l)^{1/(L+1)} (THEORY.md §4.3).
+
+    Parameters
+    ----------
+    per_class : int
+        n.
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0 (one number needs ``num_layers``).
+    num_layers : int, optional
+        L; defaults to ``len(lam_w)``.
+    """
+    per_class = _positive_integer(per_class, "per_class")
+    lam_h = _positive_lambda(lam_h, "lam_h")
+    if num_layers is None:
+        if isinstance(lam_w, numbers.Real):
+            raise ValueError("num_layers is required when lam_w is a single number")
+        num_layers = len(tuple(lam_w))
+    num_layers = _positive_integer(num_layers, "num_layers")
+    lams = _lambda_list(lam_w, num_layers)
+    return penalty_product(per_class, lam_h, lams) ** (1.0 / (num_layers + 1))
+
+
+def penalty_product(per_class: int, lam_h: float, lam_w: Sequence[float]) -> float:
+    """P = nλ_H Π_l λ_l, the quantity the threshold bounds (THEORY.md §4.3)."""
+    return float(per_class) * float(lam_h) * math.prod(float(v) for v in lam_w)
+
+
+def dnc_scalar_objective(q: Any, num_classes: int, num_layers: int, constant: float):
+    """g_K(q) = ½(1 − q)² + (K(L+1)/2)·C·q^{2/(L+1)} (THEORY.md §4.3); vectorized in q."""
+    return _scalar_objective(q, float(num_classes), int(num_layers), float(constant))
+
+
+def dnc_stationarity(q: Any, num_classes: int, num_layers: int, constant: float):
+    """(1 − q)·q^{(L−1)/(L+1)} − K·C, zero exactly where g_K'(q) = 0 for q > 0 (§4.3)."""
+    return _stationarity(q, float(num_classes), int(num_layers), float(constant))
+
+
+def solve_dnc_scalar(num_classes: int, num_layers: int, constant: float) -> ScalarOptimum:
+    """Minimize g_K over [0, 1]: q* and L_DNC (THEORY.md §4.3).
+
+    For L ≥ 2 the candidate is the largest root of (1 − q)q^{(L−1)/(L+1)} = KC, found by
+    ``scipy.optimize.brentq`` on [(L−1)/(2L), 1] to a relative tolerance of 4·eps; the optimum
+    is the better of it and q = 0 (value ½). For L = 1, q* = (1 − KC)_+.
+    """
+    num_classes = check_num_classes(num_classes)
+    num_layers = _positive_integer(num_layers, "num_layers")
+    constant = check_positive_scalar(constant, "constant")
+    return _solve_scalar(float(num_classes), num_layers, constant)
+
+
+def dnc_threshold(num_classes: int, num_layers: int) -> float:
+    """P_crit = ((L−1)/L)^{L−1}/(KL)^{L+1}: the DNC optimum is nonzero iff nλ_HΠλ_l < P_crit.
+
+    For K = 2 this is (L−1)^{L−1}/(2^{L+1}L^{2L}); for L = 1 it is 1/K² (ρ < 1 of §4.1).
+    THEORY.md §4.3 (threshold), check D2.
+    """
+    num_classes = check_num_classes(num_classes)
+    num_layers = _positive_integer(num_layers, "num_layers")
+    ratio = (num_layers - 1) / num_layers
+    return ratio ** (num_layers - 1) / float(num_classes * num_layers) ** (num_layers + 1)
+
+
+def dnc_threshold_exact(num_classes: int, num_layers: int):
+    """P_crit as an exact ``sympy.Rational`` (e.g. K = 2, L = 3 → 1/2916)."""
+    import sympy
+
+    num_classes = check_num_classes(num_classes)
+    num_layers = _positive_integer(num_layers, "num_layers")
+    ratio = sympy.Rational(num_layers - 1, num_layers)
+    return ratio ** (num_layers - 1) / sympy.Integer(num_classes * num_layers) ** (num_layers + 1)
+
+
+def dnc_critical_lambda(num_classes: int, num_layers: int, per_class: int) -> float:
+    """λ_crit = (P_crit/n)^{1/(L+1)}: the threshold when λ_H = λ_1 = … = λ_L = λ.
+
+    E.g. K = 2, L = 3, n = 3 → (1/8748)^{1/4} = 0.1034005399 (THEORY.md §4.6).
+    """
+    per_class = _positive_integer(per_class, "per_class")
+    return (dnc_threshold(num_classes, num_layers) / per_class) ** (1.0 / (num_layers + 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Predicted optimum
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PredictedOptimum:
+    """A predicted optimum (THEORY.md §4.1–4.3) with its structure.
+
+    Attributes
+    ----------
+    model : str
+        ``"ufm"``, ``"ufm_bias"``, ``"deep_linear"`` or ``"dufm"``.
+    num_classes, num_layers, per_class : int
+        K, L, n.
+    lam_h : float
+        λ_H.
+    lam_w : tuple of float
+        λ_1..λ_L.
+    constant : float
+        C = (nλ_HΠλ_l)^{1/(L+1)} (for L = 1, ρ = K·C).
+    penalty_product : float
+        P = nλ_HΠλ_l.
+    optimal_loss : float
+        The predicted minimum of Φ (L_DNC for deep models; ρ − ρ²/2, or (K−1)/K times it with
+        bias, for the UFM).
+    q_star : float
+        The output is q*·Y (with bias q*Y + ((1 − q*)/K)J).
+    threshold : float
+        P_crit, the critical value of nλ_HΠλ_l: nonzero optimum iff P < P_crit.
+    is_zero : bool
+        True if the zero solution (q* = 0) is optimal.
+    singular_values : tuple of tuple of float
+        Nonzero singular values of each weight matrix W_1..W_L (β = 0 representative for W_1):
+        K values s_l = q*^{1/(L+1)}(C/λ_l)^{1/2} each (K − 1 values for the UFM with bias);
+        empty tuples when ``is_zero``.
+    class_mean_norms : tuple of float
+        ‖μ‖_l, the norm of every class mean of H_l, l = 1..L (β = 0): ‖μ‖₁ =
+        q*^{1/(L+1)}(C/(nλ_H))^{1/2}, ‖μ‖_{l+1} = s_l‖μ‖_l.
+    second_layer_mean_norm : float or None
+        a₂ = C q*^{2/(L+1)}/(nλ_Hλ_1)^{1/2}, the class-mean norm of H₂ for every β (L ≥ 2).
+    balancedness : tuple of float
+        BAL.scalar vector (λ_H‖H₁‖², λ_1‖W_1‖², …, λ_L‖W_L‖²), all equal to K·C·q*^{2/(L+1)}
+        ((K−1)·C·q* for the UFM with bias).
+    stationary_q : float or None
+        The largest stationary point of g_K in ((L−1)/(2L), 1) (see :class:`ScalarOptimum`).
+    """
+
+    model: str
+    num_classes: int
+    num_layers: int
+    per_class: int
+    lam_h: float
+    lam_w: tuple[float, ...]
+    constant: float
+    penalty_product: float
+    optimal_loss: float
+    q_star: float
+    threshold: float
+    is_zero: bool
+    singular_values: tuple[tuple[float, ...], ...]
+    class_mean_norms: tuple[float, ...]
+    second_layer_mean_norm: float | None
+    balancedness: tuple[float, ...]
+    stationary_q: float | None
+
+    def to_dict(self) -> dict:
+        """JSON-serializable dictionary (tuples become lists, numbers are Python floats)."""
+        return {
+            "model": self.model,
+            "num_classes": self.num_classes,
+            "num_layers": self.num_layers,
+            "per_class": self.per_class,
+            "lam_h": self.lam_h,
+            "lam_w": list(self.lam_w),
+            "constant": self.constant,
+            "penalty_product": self.penalty_product,
+            "optimal_loss": self.optimal_loss,
+            "q_star": self.q_star,
+            "threshold": self.threshold,
+            "is_zero": self.is_zero,
+            "singular_values": [list(values) for values in self.singular_values],
+            "class_mean_norms": list(self.class_mean_norms),
+            "second_layer_mean_norm": self.second_layer_mean_norm,
+            "balancedness": list(self.balancedness),
+            "stationary_q": self.stationary_q,
+        }
+
+
+def _predict_deep(model: str, num_classes, num_layers, per_class, lam_h, lam_w) -> PredictedOptimum:
+    """Shared body of :func:`predict_dufm`, :func:`predict_deep_linear`, :func:`predict_ufm`."""
+    num_classes = check_num_classes(num_classes)
+    num_layers = _positive_integer(num_layers, "num_layers")
+    per_class = _positive_integer(per_class, "per_class")
+    lam_h = _positive_lambda(lam_h, "lam_h")
+    lams = _lambda_list(lam_w, num_layers)
+    product = penalty_product(per_class, lam_h, lams)
+    constant = product ** (1.0 / (num_layers + 1))
+    scalar = _solve_scalar(float(num_classes), num_layers, constant)
+    q = scalar.q_star
+    if scalar.is_zero:
+        singular_values: tuple = tuple(() for _ in lams)
+        norms = (0.0,) * num_layers
+        second = 0.0 if num_layers >= 2 else None
+        balance = (0.0,) * (num_layers + 1)
+    else:
+        root = q ** (1.0 / (num_layers + 1))
+        values = [root * math.sqrt(constant / lam) for lam in lams]
+        singular_values = tuple((value,) * num_classes for value in values)
+        first = root * math.sqrt(constant / (per_class * lam_h))
+        norms_list = [first]
+        for value in values[:-1]:
+            norms_list.append(norms_list[-1] * value)
+        norms = tuple(norms_list)
+        squared = q ** (2.0 / (num_layers + 1))
+        second = (
+            constant * squared / math.sqrt(per_class * lam_h * lams[0]) if num_layers >= 2 else None
+        )
+        balance = (num_classes * constant * squared,) * (num_layers + 1)
+    return PredictedOptimum(
+        model=model,
+        num_classes=num_classes,
+        num_layers=num_layers,
+        per_class=per_class,
+        lam_h=lam_h,
+        lam_w=lams,
+        constant=constant,
+        penalty_product=product,
+        optimal_loss=scalar.value,
+        q_star=q,
+        threshold=dnc_threshold(num_classes, num_layers),
+        is_zero=scalar.is_zero,
+        singular_values=singular_values,
+        class_mean_norms=norms,
+        second_layer_mean_norm=second,
+        balancedness=balance,
+        stationary_q=scalar.stationary_q,
+    )
+
+
+def predict_dufm(
+    num_classes: int, num_layers: int, per_class: int, lam_h: float, lam_w: Any
+) -> PredictedOptimum:
+    """L_DNC and the DNC structure of the L-DUFM (THEORY.md §4.3; (B) for K = 2).
+
+    L_DNC is the least objective among DNC points; for K = 2 it is the global minimum of
+    Φ_DUFM. Beyond K = 2, L ≥ 3 lower low-rank points can exist (§4.5).
+
+    Parameters
+    ----------
+    num_classes, num_layers, per_class : int
+        K ≥ 2, L ≥ 1, n ≥ 1.
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0 (one number: equal λ on every layer).
+    """
+    return _predict_deep("dufm", num_classes, num_layers, per_class, lam_h, lam_w)
+
+
+def predict_deep_linear(
+    num_classes: int, num_layers: int, per_class: int, lam_h: float, lam_w: Any
+) -> PredictedOptimum:
+    """Global minimum of the deep linear UFM, min Φ_lin = L_DNC (THEORY.md §4.2).
+
+    By F2, min over factorizations of the output X of Σ_j (λ_j/2)‖A_j‖² is
+    ((L+1)/2)(λ_HΠλ_l)^{1/(L+1)}Σ_i s_i(X)^{2/(L+1)} (:func:`schatten_penalty`); each of the
+    K singular values q√n of the output gives (1/K)·g_K(q), so the minimum is that of the
+    scalar problem of §4.3. The optimum is balanced and :func:`dnc_construct` (β = 0) attains it.
+    """
+    return _predict_deep("deep_linear", num_classes, num_layers, per_class, lam_h, lam_w)
+
+
+def schatten_penalty(matrix: Any, lams: Sequence[float]) -> float:
+    """(p/2)(Π_jλ_j)^{1/p}·Σ_i s_i(X)^{2/p}, p = len(lams): min of Σ_j(λ_j/2)‖A_j‖² over
+    X = A_p⋯A_1 (THEORY.md F2, §4.2)."""
+    matrix = as_float64_matrix(matrix, "matrix")
+    lams = tuple(_positive_lambda(v, f"lams[{i}]") for i, v in enumerate(lams))
+    if not lams:
+        raise ValueError("lams must hold at least one λ")
+    p = len(lams)
+    singular = np.linalg.svd(matrix, compute_uv=False)
+    return 0.5 * p * math.prod(lams) ** (1.0 / p) * float(np.sum(singular ** (2.0 / p)))
+
+
+# --------------------------------------------------------------------------------------------
+# UFM (L = 1)
+# --------------------------------------------------------------------------------------------
+
+
+def ufm_rho(num_classes: int, per_class: int, lam_w: float, lam_h: float) -> float:
+    """ρ = K√(nλ_Wλ_H) (THEORY.md §4.1)."""
+    num_classes = check_num_classes(num_classes)
+    per_class = _positive_integer(per_class, "per_class")
+    lam_w = _positive_lambda(lam_w, "lam_w")
+    lam_h = _positive_lambda(lam_h, "lam_h")
+    return num_classes * math.sqrt(per_class * lam_w * lam_h)
+
+
+def ufm_q_star(num_classes: int, per_class: int, lam_w: float, lam_h: float) -> float:
+    """q* = (1 − ρ)_+: the optimal output is q*Y (no bias) or q*Y + ((1−q*)/K)J (bias)."""
+    return max(1.0 - ufm_rho(num_classes, per_class, lam_w, lam_h), 0.0)
+
+
+def ufm_optimal_value(
+    num_classes: int, per_class: int, lam_w: float, lam_h: float, bias: bool = False
+) -> float:
+    """min Φ_UFM (THEORY.md §4.1).
+
+    Without bias ρ − ρ²/2 for ρ < 1, else ½; with an unregularized bias (K−1)/K times that.
+    """
+    rho = ufm_rho(num_classes, per_class, lam_w, lam_h)
+    value = rho - 0.5 * rho * rho if rho < 1.0 else 0.5
+    return value * (num_classes - 1) / num_classes if bias else value
+
+
+def ufm_threshold(num_classes: int) -> float:
+    """Critical value of nλ_Wλ_H: the UFM optimum is nonzero iff nλ_Wλ_H < 1/K² (ρ < 1)."""
+    num_classes = check_num_classes(num_classes)
+    return 1.0 / num_classes**2
+
+
+def predict_ufm(
+    num_classes: int, per_class: int, lam_w: float, lam_h: float, bias: bool = False
+) -> PredictedOptimum:
+    """Closed-form optimum of the UFM (THEORY.md §4.1; U1, U2).
+
+    Without bias it is the L = 1 case of :func:`predict_dufm` (``model = "ufm"``): W has K
+    singular values (q*√(nλ_H/λ_W))^{1/2}, ‖μ‖ = (q*√(λ_W/(nλ_H)))^{1/2}. With bias
+    (``model = "ufm_bias"``): value (K−1)/K times that, M a simplex ETF with
+    MᵀM = q*√(λ_W/(nλ_H))·P_K, W = √(nλ_H/λ_W)Mᵀ with K − 1 singular values
+    (q*√(nλ_H/λ_W))^{1/2}, ‖μ‖ = (q*√(λ_W/(nλ_H))(K−1)/K)^{1/2}, b* = 1_K/K.
+    """
+    result = _predict_deep("ufm", num_classes, 1, per_class, lam_h, lam_w)
+    if not bias:
+        return result
+    k = result.num_classes
+    q = result.q_star
+    ratio = math.sqrt(result.per_class * result.lam_h / result.lam_w[0])  # c = √(nλ_H/λ_W)
+    if result.is_zero:
+        singular_values: tuple = ((),)
+        norms: tuple = (0.0,)
+        balance: tuple = (0.0, 0.0)
+    else:
+        singular_values = ((math.sqrt(q * ratio),) * (k - 1),)
+        norms = (math.sqrt(q / ratio * (k - 1) / k),)
+        balance = ((k - 1) * result.constant * q,) * 2
+    return PredictedOptimum(
+        model="ufm_bias",
+        num_classes=k,
+        num_layers=1,
+        per_class=result.per_class,
+        lam_h=result.lam_h,
+        lam_w=result.lam_w,
+        constant=result.constant,
+        penalty_product=result.penalty_product,
+        optimal_loss=result.optimal_loss * (k - 1) / k,
+        q_star=q,
+        threshold=result.threshold,
+        is_zero=result.is_zero,
+        singular_values=singular_values,
+        class_mean_norms=norms,
+        second_layer_mean_norm=None,
+        balancedness=balance,
+        stationary_q=result.stationary_q,
+    )
+
+
+def _centred_frame(num_classes: int) -> np.ndarray:
+    """E ∈ R^{(K−1)×K} with orthonormal rows spanning 1_K^⊥, so EᵀE = P_K = I − J/K."""
+    basis = np.zeros((num_classes - 1, num_classes))
+    for i in range(1, num_classes):  # Helmert rows: (1, …, 1, −i, 0, …)/√(i(i+1))
+        basis[i - 1, :i] = 1.0
+        basis[i - 1, i] = -float(i)
+        basis[i - 1] /= math.sqrt(i * (i + 1))
+    return basis
+
+
+def ufm_construct(
+    num_classes: int,
+    per_class: int,
+    width: int,
+    lam_w: float,
+    lam_h: float,
+    bias: bool = False,
+) -> Parameters:
+    """An optimal point of the UFM (THEORY.md §4.1).
+
+    Without bias (width d ≥ K): H = MY with M = m[I_K; 0], m² = q*√(λ_W/(nλ_H)) (orthogonal
+    frame), W = √(nλ_H/λ_W)Mᵀ, so WH = q*Y. With bias (d ≥ K − 1): M = (q*√(λ_W/(nλ_H)))^{1/2}
+    [E; 0] with EᵀE = P_K (simplex ETF, μ_G = 0), W = √(nλ_H/λ_W)Mᵀ, b* = 1_K/K, so
+    WH + b1ᵀ = q*Y + ((1 − q*)/K)J. When ρ ≥ 1 all blocks but the bias are 0.
+
+    Returns
+    -------
+    Parameters
+        Fits :class:`ufm.models.UFM` (num_classes, per_class, width, lam_w, lam_h, bias).
+    """
+    if not bias:
+        return dnc_construct(num_classes, 1, per_class, lam_h, lam_w, widths=(width,))
+    num_classes = check_num_classes(num_classes)
+    width = _positive_integer(width, "width")
+    if width < num_classes - 1:
+        raise ValueError(f"width must be >= K - 1 = {num_classes - 1} with bias, got {width}")
+    prediction = predict_ufm(num_classes, per_class, lam_w, lam_h, bias=True)
+    q = prediction.q_star
+    ratio = math.sqrt(prediction.per_class * prediction.lam_h / prediction.lam_w[0])
+    means = math.sqrt(q / ratio) * _embed(_centred_frame(num_classes), (width, num_classes))
+    features = _class_means_to_features(means, prediction.per_class)
+    weight = ratio * means.T
+    bias_vector = np.full(num_classes, 1.0 / num_classes)
+    return Parameters(features=features, weights=(weight,), bias=bias_vector)
+
+
+# --------------------------------------------------------------------------------------------
+# DNC construction (β family)
+# --------------------------------------------------------------------------------------------
+
+
+def dnc_construct(
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    beta: float = 0.0,
+    widths: Sequence[int] | None = None,
+) -> Parameters:
+    """An optimal DNC point of the L-DUFM (and of the deep linear UFM), THEORY.md §4.3–4.4.
+
+    β = 0: H₁ = ‖μ‖₁[I_K; 0]Y and W_l = s_l[I_K 0; 0 0] (W_L = s_L[I_K 0]), every block
+    nonnegative. General β ∈ [0, 1/(K−1)] (L ≥ 2) replaces (W_1, M_1) by the balanced
+    factorization of X₂(β) = a₂((1+β)I_K − βJ_K): with X₂^{1/2} = √(a₂(1+β))P_K +
+    √(a₂(1 − β(K−1)))J_K/K, W_1 = (nλ_H/λ_1)^{1/4}X₂^{1/2} and M_1 = (λ_1/(nλ_H))^{1/4}X₂^{1/2}.
+    Then σ(X₂) = a₂I_K = M₂ and the objective equals L_DNC for every β (check D1). The
+    pre-activations H̃₂ are negative off the diagonal for β > 0, so this point is optimal for
+    :class:`ufm.models.DeepUFM` but, for β > 0, not for the deep linear model.
+
+    Parameters
+    ----------
+    num_classes, num_layers, per_class : int
+        K, L, n.
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0.
+    beta : float
+        β ∈ [0, 1/(K−1)]; must be 0 for L = 1.
+    widths : sequence of int, optional
+        (d_1, …, d_L), each ≥ K (default all K).
+
+    Returns
+    -------
+    Parameters
+        H₁ of shape (d_1, Kn) and W_l of shape (d_{l+1}, d_l); all zero when the zero solution
+        is optimal (P ≥ P_crit).
+    """
+    prediction = predict_dufm(num_classes, num_layers, per_class, lam_h, lam_w)
+    k, depth, n = prediction.num_classes, prediction.num_layers, prediction.per_class
+    beta = check_positive_scalar(beta, "beta")
+    if depth == 1 and beta != 0.0:
+        raise ValueError("beta must be 0 for L = 1 (the β family needs a ReLU after W_1)")
+    if beta > 1.0 / (k - 1):
+        raise ValueError(f"beta must lie in [0, 1/(K-1)] = [0, {1.0 / (k - 1)}], got {beta}")
+    dims = _layer_widths(widths, depth, (k,) * depth)
+    layer_dims = dims + (k,)
+    if prediction.is_zero:
+        features = np.zeros((dims[0], k * n))
+        weights = tuple(np.zeros((layer_dims[l + 1], layer_dims[l])) for l in range(depth))
+        return Parameters(features=features, weights=weights)
+    values = [sv[0] for sv in prediction.singular_values]
+    weights = [
+        _embed(values[l] * np.eye(k), (layer_dims[l + 1], layer_dims[l])) for l in range(depth)
+    ]
+    means = _embed(prediction.class_mean_norms[0] * np.eye(k), (dims[0], k))
+    if beta != 0.0:
+        a2 = prediction.second_layer_mean_norm
+        centring = np.eye(k) - np.full((k, k), 1.0 / k)
+        root = math.sqrt(a2 * (1.0 + beta)) * centring + math.sqrt(
+            max(a2 * (1.0 - beta * (k - 1)), 0.0)
+        ) * np.full((k, k), 1.0 / k)
+        ratio = prediction.per_class * prediction.lam_h / prediction.lam_w[0]  # b/a = nλ_H/λ_1
+        weights[0] = _embed(ratio**0.25 * root, (layer_dims[1], layer_dims[0]))
+        means = _embed(ratio**-0.25 * root, (dims[0], k))
+    features = _class_means_to_features(means, n)
+    return Parameters(features=features, weights=tuple(weights))
+
+
+def predict(model: Any) -> PredictedOptimum:
+    """Predicted optimum of a :class:`ufm.models.UFM`, ``DeepLinearUFM`` or ``DeepUFM``."""
+    if isinstance(model, UFM):
+        return predict_ufm(model.num_classes, model.per_class, model.lam_w, model.lam_h, model.bias)
+    if isinstance(model, DeepLinearUFM):
+        return predict_deep_linear(
+            model.num_classes, model.num_layers, model.per_class, model.lam_h, model.lam_w
+        )
+    if isinstance(model, DeepUFM):
+        return predict_dufm(
+            model.num_classes, model.num_layers, model.per_class, model.lam_h, model.lam_w
+        )
+    raise TypeError(f"no closed-form optimum for {type(model).__name__}")
+
+
+def optimal_parameters(model: Any, beta: float = 0.0) -> Parameters:
+    """The constructed optimum (DNC point for deep models) in the shapes of ``model``.
+
+    For the DUFM this is the DNC point of value L_DNC, the global optimum for K = 2 only.
+    """
+    if isinstance(model, UFM):
+        return ufm_construct(
+            model.num_classes, model.per_class, model.width, model.lam_w, model.lam_h, model.bias
+        )
+    if isinstance(model, (DeepLinearUFM, DeepUFM)):
+        if isinstance(model, DeepLinearUFM) and beta != 0.0:
+            raise ValueError("beta must be 0 for the deep linear UFM (σ(X₂) = X₂ there)")
+        return dnc_construct(
+            model.num_classes,
+            model.num_layers,
+            model.per_class,
+            model.lam_h,
+            model.lam_w,
+            beta=beta,
+            widths=model.widths,
+        )
+    raise TypeError(f"no constructed optimum for {type(model).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Low-rank (SRG) points, THEORY.md §4.5
+# --------------------------------------------------------------------------------------------
+
+
+def triangular_incidence(
+    num_vertices: int, edges: Sequence[tuple[int, int]] | None = None
+) -> np.ndarray:
+    """Vertex–edge incidence matrix B ∈ {0,1}^{r×K} of the complete graph K_r (or of ``edges``).
+
+    Columns (classes) are the edges (i, j), i < j, in lexicographic order, K = r(r−1)/2; with
+    ``edges`` only those columns, in the given order. BBᵀ = (r−2)I_r + J_r for K_r and
+    BᵀB = 2I_K + A(T(r)) (THEORY.md §4.5, LR1).
+    """
+    r = _positive_integer(num_vertices, "num_vertices")
+    if r < 3:
+        raise ValueError(f"num_vertices must be >= 3, got {r}")
+    if edges is None:
+        edges = list(itertools.combinations(range(r), 2))
+    else:
+        edges = [tuple(int(v) for v in edge) for edge in edges]
+        for edge in edges:
+            if len(edge) != 2 or edge[0] == edge[1] or not all(0 <= v < r for v in edge):
+                raise ValueError(
+                    f"edges must be pairs of distinct vertices in 0..{r - 1}, got {edge}"
+                )
+        if len({frozenset(edge) for edge in edges}) != len(edges):
+            raise ValueError("edges must not repeat")
+    incidence = np.zeros((r, len(edges)), dtype=np.int64)
+    for column, (i, j) in enumerate(edges):
+        incidence[i, column] = 1
+        incidence[j, column] = 1
+    return incidence
+
+
+def srg_nuclear_norm(num_vertices: int) -> float:
+    """ν_r = ‖B‖_* = √(2(r−1)) + (r−1)√(r−2) for K_r (THEORY.md §4.5)."""
+    r = _positive_integer(num_vertices, "num_vertices")
+    return math.sqrt(2.0 * (r - 1)) + (r - 1) * math.sqrt(r - 2)
+
+
+def srg_kappa(num_vertices: int) -> float:
+    """κ_r = ‖Bᵀ(I_r − J_r/4)‖_F² = (r−1)(r−2) + (1 − r/4)²(2r−2) (THEORY.md §4.5)."""
+    r = _positive_integer(num_vertices, "num_vertices")
+    return (r - 1) * (r - 2) + (1.0 - r / 4.0) ** 2 * (2 * r - 2)
+
+
+def srg_coefficient(num_vertices: int, num_layers: int) -> float:
+    """c_r = (ν_r²·r^{L−3}·κ_r·K)^{1/(L+1)}, K = r(r−1)/2: the basic SRG point costs
+    ½(1 − q)² + ((L+1)/2)·C·c_r·q^{2/(L+1)} against c = K for DNC (THEORY.md §4.5)."""
+    r = _positive_integer(num_vertices, "num_vertices")
+    depth = _positive_integer(num_layers, "num_layers")
+    if depth < 3:
+        raise ValueError(f"the SRG construction needs num_layers >= 3, got {depth}")
+    k = r * (r - 1) // 2
+    logarithm = (
+        2.0 * math.log(srg_nuclear_norm(r)) + (depth - 3) * math.log(r) + math.log(srg_kappa(r) * k)
+    )
+    return math.exp(logarithm / (depth + 1))
+
+
+def srg_ratio(num_vertices: int, num_layers: int) -> float:
+    """c_r/K, below 1 iff the basic SRG point beats DNC for every n, λ (table of §4.5, LR3)."""
+    r = _positive_integer(num_vertices, "num_vertices")
+    return srg_coefficient(r, num_layers) / (r * (r - 1) // 2)
+
+
+def _check_incidence(incidence: Any) -> np.ndarray:
+    matrix = as_float64_matrix(incidence, "incidence")
+    if not np.all((matrix == 0.0) | (matrix == 1.0)) or not np.all(matrix.sum(axis=0) == 2.0):
+        raise ValueError("incidence must be a 0/1 matrix with exactly two ones per column")
+    r = matrix.shape[0]
+    if np.linalg.matrix_rank(matrix) != r:
+        raise ValueError(
+            f"incidence must have rank r = {r} (every component of the graph non-bipartite); "
+            f"got rank {np.linalg.matrix_rank(matrix)}"
+        )
+    return matrix
+
+
+def _family_parts(incidence: np.ndarray, shift: float):
+    """(ν, ‖Bᵀ(I + tJ/4)‖_F², S_t) of the improved family at t = ``shift``."""
+    r, k = incidence.shape
+    nuclear = float(np.sum(np.linalg.svd(incidence, compute_uv=False)))
+    head = incidence.T @ (np.eye(r) + (shift / 4.0) * np.ones((r, r)))
+    pattern = np.maximum(incidence.T @ incidence + shift * np.ones((k, k)), 0.0)
+    return nuclear, float(np.sum(head * head)), head, pattern
+
+
+def _family_log_coefficient(incidence: np.ndarray, num_layers: int, shift: float) -> float:
+    nuclear, head_norm, _, pattern = _family_parts(incidence, shift)
+    inverse = np.linalg.inv(pattern)
+    r = incidence.shape[0]
+    total = (
+        2.0 * math.log(nuclear)
+        + (num_layers - 3) * math.log(r)
+        + math.log(head_norm)
+        + math.log(float(np.sum(inverse * inverse)))
+    )
+    return total / (num_layers + 1)
+
+
+def srg_family_coefficient(incidence: Any, num_layers: int, shift: float = -1.0) -> float:
+    """c(t) = (ν²·r^{L−3}·‖Bᵀ(I_r + (t/4)J_r)‖_F²·‖S_t^{−1}‖_F²)^{1/(L+1)} (THEORY.md §4.5).
+
+    S_t = σ(BᵀB + tJ_K) = (2+t)I_K + (1+t)_+A, ν = ‖B‖_*; t = −1 gives c_r. Works for any
+    incidence matrix of rank r with two ones per column (edge subsets).
+
+    Parameters
+    ----------
+    incidence : array_like, shape (r, K)
+        B (:func:`triangular_incidence`).
+    num_layers : int
+        L ≥ 3.
+    shift : float
+        t ∈ (−2, 0).
+    """
+    matrix = _check_incidence(incidence)
+    depth = _positive_integer(num_layers, "num_layers")
+    if depth < 3:
+        raise ValueError(f"the SRG construction needs num_layers >= 3, got {depth}")
+    shift = float(shift)
+    if not -2.0 < shift < 0.0:
+        raise ValueError(f"shift t must lie in (-2, 0), got {shift}")
+    return math.exp(_family_log_coefficient(matrix, depth, shift))
+
+
+def srg_best_shift(incidence: Any, num_layers: int = 4) -> tuple[float, float]:
+    """t* = argmin_{t∈(−2,0)} c(t) and c(t*) (THEORY.md §4.5, improved family).
+
+    c(t)^{L+1}/r^{L−3} does not depend on L, so t* does not either. A grid of 201 points
+    brackets the minimum, then ``scipy.optimize.minimize_scalar`` (bounded) refines it.
+
+    Returns
+    -------
+    shift : float
+        t*.
+    coefficient : float
+        c(t*) for ``num_layers``.
+    """
+    matrix = _check_incidence(incidence)
+    depth = _positive_integer(num_layers, "num_layers")
+    if depth < 3:
+        raise ValueError(f"the SRG construction needs num_layers >= 3, got {depth}")
+    grid = np.linspace(-2.0, 0.0, 202)[1:-1]
+    values = [_family_log_coefficient(matrix, depth, t) for t in grid]
+    best = int(np.argmin(values))
+    lower = grid[best - 1] if best > 0 else grid[0] - 0.5 * (grid[1] - grid[0])
+    upper = grid[best + 1] if best + 1 < grid.size else grid[-1] + 0.5 * (grid[1] - grid[0])
+    result = optimize.minimize_scalar(
+        lambda t: _family_log_coefficient(matrix, depth, t),
+        bounds=(lower, upper),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
+    shift, value = float(result.x), float(result.fun)
+    if values[best] < value:
+        shift, value = float(grid[best]), float(values[best])
+    return shift, math.exp(value)
+
+
+@dataclass(frozen=True)
+class SRGPrediction:
+    """Objective of a low-rank SRG point (THEORY.md §4.5) against L_DNC.
+
+    Attributes
+    ----------
+    num_vertices : int
+        r.
+    num_classes, num_layers, per_class : int
+        K (number of edges), L, n.
+    lam_h : float
+        λ_H.
+    lam_w : tuple of float
+        λ_1..λ_L.
+    shift : float
+        t (−1 for the basic point).
+    coefficient : float
+        c(t), replacing K in g: value = min_q ½(1 − q)² + ((L+1)/2)·C·c(t)·q^{2/(L+1)}.
+    coefficient_ratio : float
+        c(t)/K (< 1 ⇒ the SRG point beats DNC for every n, λ with L_DNC < ½).
+    optimal_loss : float
+        L_SRG, the objective of the constructed point.
+    q_star : float
+        Output q*·Y.
+    dnc_loss : float
+        L_DNC for the same (K, L, n, λ).
+    loss_ratio : float
+        L_SRG / L_DNC.
+    edges : tuple of tuple of int
+        The classes as edges (i, j) of K_r.
+    """
+
+    num_vertices: int
+    num_classes: int
+    num_layers: int
+    per_class: int
+    lam_h: float
+    lam_w: tuple[float, ...]
+    shift: float
+    coefficient: float
+    coefficient_ratio: float
+    optimal_loss: float
+    q_star: float
+    dnc_loss: float
+    loss_ratio: float
+    edges: tuple[tuple[int, int], ...]
+
+    def to_dict(self) -> dict:
+        """JSON-serializable dictionary."""
+        return {
+            "num_vertices": self.num_vertices,
+            "num_classes": self.num_classes,
+            "num_layers": self.num_layers,
+            "per_class": self.per_class,
+            "lam_h": self.lam_h,
+            "lam_w": list(self.lam_w),
+            "shift": self.shift,
+            "coefficient": self.coefficient,
+            "coefficient_ratio": self.coefficient_ratio,
+            "optimal_loss": self.optimal_loss,
+            "q_star": self.q_star,
+            "dnc_loss": self.dnc_loss,
+            "loss_ratio": self.loss_ratio,
+            "edges": [list(edge) for edge in self.edges],
+        }
+
+
+def _edges_of(incidence: np.ndarray) -> tuple[tuple[int, int], ...]:
+    return tuple(tuple(int(v) for v in np.flatnonzero(column)) for column in incidence.T)
+
+
+def predict_srg(
+    num_vertices: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    shift: float | None = -1.0,
+    edges: Sequence[tuple[int, int]] | None = None,
+) -> SRGPrediction:
+    """Objective of the SRG point of §4.5 (basic t = −1, a given t, or t* with ``shift=None``).
+
+    Parameters
+    ----------
+    num_vertices : int
+        r ≥ 3.
+    num_layers : int
+        L ≥ 3.
+    per_class : int
+        n.
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0.
+    shift : float or None
+        t ∈ (−2, 0); None minimizes c(t) (:func:`srg_best_shift`).
+    edges : sequence of (i, j), optional
+        An edge subset (K < r(r−1)/2 classes); its incidence matrix must have rank r.
+    """
+    incidence = _check_incidence(triangular_incidence(num_vertices, edges))
+    depth = _positive_integer(num_layers, "num_layers")
+    if depth < 3:
+        raise ValueError(f"the SRG construction needs num_layers >= 3, got {depth}")
+    k = incidence.shape[1]
+    check_num_classes(k, "number of edges K")
+    if shift is None:
+        shift, coefficient = srg_best_shift(incidence, depth)
+    else:
+        coefficient = srg_family_coefficient(incidence, depth, shift)
+    dnc = predict_dufm(k, depth, per_class, lam_h, lam_w)
+    scalar = _solve_scalar(coefficient, depth, dnc.constant)
+    return SRGPrediction(
+        num_vertices=int(num_vertices),
+        num_classes=k,
+        num_layers=depth,
+        per_class=dnc.per_class,
+        lam_h=dnc.lam_h,
+        lam_w=dnc.lam_w,
+        shift=float(shift),
+        coefficient=coefficient,
+        coefficient_ratio=coefficient / k,
+        optimal_loss=scalar.value,
+        q_star=scalar.q_star,
+        dnc_loss=dnc.optimal_loss,
+        loss_ratio=scalar.value / dnc.optimal_loss,
+        edges=_edges_of(incidence),
+    )
+
+
+def srg_construct(
+    num_vertices: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    shift: float | None = -1.0,
+    edges: Sequence[tuple[int, int]] | None = None,
+    widths: Sequence[int] | None = None,
+) -> Parameters:
+    """The explicit low-rank SRG point of the L-DUFM (THEORY.md §4.5; LR2 certificate).
+
+    With B the incidence matrix (r×K) and scales fixed by AM–GM balancing
+    (every λ_j‖θ_j‖² equals T = C·c(t)·q*^{2/(L+1)}):
+
+    - (W_1, M_1): balanced factorization of b₂B, b₂ = T/(ν√(nλ_Hλ_1));
+    - W_l = (b_{l+1}/b_l)I_r for 2 ≤ l ≤ L−2, b_{l+1} = b_l√(T/(rλ_l)), so M_l = b_lB;
+    - W_{L−1} = (x/b_{L−1})Bᵀ(I_r + (t/4)J_r), x = b_{L−1}√(T/(λ_{L−1}‖Bᵀ(I + tJ/4)‖²)), so
+      M̃_L = x(BᵀB + tJ_K) and M_L = xS_t;
+    - W_L = (q*/x)S_t^{−1}, so the output is q*Y.
+
+    Rank r at layers 1..L−1, K after the last ReLU. Φ_DUFM at this point equals
+    ``predict_srg(...).optimal_loss``. For an edge subset W_{L−1} is the min-norm solution
+    x(BᵀB + tJ_K)B^+/b_{L−1} of W_{L−1}M_{L−1} = M̃_L; with rank B = r (required) BB^+ = I_r,
+    so it is the same Bᵀ(I_r + (t/4)J_r) formula (every column of B holds two ones, so
+    J_K = ¼BᵀJ_rB).
+
+    Parameters
+    ----------
+    num_vertices, num_layers, per_class, lam_h, lam_w, shift, edges
+        As in :func:`predict_srg`.
+    widths : sequence of int, optional
+        (d_1, …, d_L) with d_1..d_{L−1} ≥ r and d_L ≥ K (default (K, …, K)).
+
+    Returns
+    -------
+    Parameters
+        For :class:`ufm.models.DeepUFM` (K, L, n, widths); all zero if q* = 0.
+    """
+    prediction = predict_srg(num_vertices, num_layers, per_class, lam_h, lam_w, shift, edges)
+    incidence = triangular_incidence(num_vertices, edges).astype(np.float64)
+    r, k = incidence.shape
+    depth, n = prediction.num_layers, prediction.per_class
+    dims = _layer_widths(widths, depth, (r,) * (depth - 1) + (k,))
+    if widths is None:
+        dims = (k,) * depth
+    layer_dims = dims + (k,)
+    if prediction.q_star == 0.0:
+        return Parameters(
+            features=np.zeros((dims[0], k * n)),
+            weights=tuple(np.zeros((layer_dims[l + 1], layer_dims[l])) for l in range(depth)),
+        )
+    lams = prediction.lam_w
+    nlam_h = n * prediction.lam_h
+    q = prediction.q_star
+    constant = penalty_product(n, prediction.lam_h, lams) ** (1.0 / (depth + 1))  # C
+    target = constant * prediction.coefficient * q ** (2.0 / (depth + 1))
+    nuclear, head_norm, head, pattern = _family_parts(incidence, prediction.shift)
+    weights: list[np.ndarray] = []
+    # Layer 1: balanced factorization b₂B = W_1M_1 (F1 equality).
+    scale = target / (nuclear * math.sqrt(nlam_h * lams[0]))
+    left, singular, right = np.linalg.svd(incidence, full_matrices=False)
+    root = np.sqrt(scale * singular)
+    first = (nlam_h / lams[0]) ** 0.25 * left * root
+    means = (lams[0] / nlam_h) ** 0.25 * root[:, None] * right
+    weights.append(_embed(first, (layer_dims[1], layer_dims[0])))
+    # Layers 2..L−2: multiples of the identity on the r-dimensional span.
+    for l in range(2, depth - 1):
+        factor = math.sqrt(target / (r * lams[l - 1]))
+        weights.append(_embed(factor * np.eye(r), (layer_dims[l], layer_dims[l - 1])))
+        scale *= factor
+    # Layer L−1: Bᵀ(I + tJ/4) maps M_{L−1} = b B to x(BᵀB + tJ).
+    ratio = math.sqrt(target / (lams[depth - 2] * head_norm))
+    weights.append(_embed(ratio * head, (layer_dims[depth - 1], layer_dims[depth - 2])))
+    last_scale = scale * ratio  # x
+    # Layer L: (q/x)S_t^{-1}.
+    weights.append(_embed((q / last_scale) * np.linalg.inv(pattern), (k, layer_dims[depth - 1])))
+    features = _class_means_to_features(_embed(means, (dims[0], k)), n)
+    return Parameters(features=features, weights=tuple(weights))
+
+
+@dataclass(frozen=True)
+class EdgeSubsetResult:
+    """Best edge subset found by :func:`srg_edge_subset_search`.
+
+    Attributes
+    ----------
+    num_vertices, num_classes, num_layers : int
+        r, K, L.
+    edges : tuple of tuple of int
+        The K edges of K_r.
+    shift : float
+        t* of the improved family for these edges.
+    coefficient : float
+        c(t*).
+    coefficient_ratio : float
+        c(t*)/K.
+    subsets_tried : int
+        Subsets evaluated (one per distinct spectrum of BᵀB).
+    """
+
+    num_vertices: int
+    num_classes: int
+    num_layers: int
+    edges: tuple[tuple[int, int], ...]
+    shift: float
+    coefficient: float
+    coefficient_ratio: float
+    subsets_tried: int
+
+    def to_dict(self) -> dict:
+        """JSON-serializable dictionary."""
+        return {
+            "num_vertices": self.num_vertices,
+            "num_classes": self.num_classes,
+            "num_layers": self.num_layers,
+            "edges": [list(edge) for edge in self.edges],
+            "shift": self.shift,
+            "coefficient": self.coefficient,
+            "coefficient_ratio": self.coefficient_ratio,
+            "subsets_tried": self.subsets_tried,
+        }
+
+
+def srg_edge_subset_search(
+    num_classes: int,
+    num_layers: int,
+    num_vertices: int | None = None,
+    max_subsets: int = 20000,
+    rng: Any = None,
+) -> EdgeSubsetResult:
+    """Edge subset of K_r with K edges and the least c(t*) (THEORY.md §4.5 edge subsets; KF3).
+
+    c(t) depends on B only through the spectrum of BᵀB (ν = Σ√μ_i; ‖Bᵀ(I + tJ/4)‖² =
+    2K + 2tK + rKt²/4 since every column holds two ones; S_t has eigenvalues (1+t)μ_i − t for
+    t ≥ −1 and 2+t below), so subsets are grouped by that spectrum and one of each is
+    minimized over t. All C(r(r−1)/2, K) subsets are enumerated when there are at most
+    ``max_subsets``, else ``max_subsets`` are drawn at random.
+
+    Parameters
+    ----------
+    num_classes : int
+        K ≥ 3.
+    num_layers : int
+        L ≥ 3.
+    num_vertices : int, optional
+        r; default the least r ≥ 4 with r(r−1)/2 ≥ K.
+    max_subsets : int
+        Enumeration limit.
+    rng : numpy.random.Generator or int, optional
+        Randomness for sampling.
+    """
+    k = check_num_classes(num_classes)
+    depth = _positive_integer(num_layers, "num_layers")
+    if num_vertices is None:
+        r = 4
+        while r * (r - 1) // 2 < k:
+            r += 1
+    else:
+        r = _positive_integer(num_vertices, "num_vertices")
+    all_edges = list(itertools.combinations(range(r), 2))
+    if len(all_edges) < k or k < r:
+        raise ValueError(f"need r <= K <= r(r-1)/2 for r = {r}, got K = {k}")
+    total = math.comb(len(all_edges), k)
+    if total <= max_subsets:
+        candidates = itertools.combinations(range(len(all_edges)), k)
+    else:
+        generator = np.random.default_rng(rng)
+        candidates = (
+            tuple(sorted(generator.choice(len(all_edges), size=k, replace=False)))
+            for _ in range(max_subsets)
+        )
+    seen: dict = {}
+    for chosen in candidates:
+        edges = [all_edges[i] for i in chosen]
+        incidence = triangular_incidence(r, edges).astype(np.float64)
+        if np.linalg.matrix_rank(incidence) != r:
+            continue
+        spectrum = np.round(np.linalg.eigvalsh(incidence.T @ incidence), 8)
+        key = tuple(spectrum.tolist())
+        if key not in seen:
+            seen[key] = edges
+    if not seen:
+        raise ValueError(f"no subset of {k} edges of K_{r} has an incidence matrix of rank {r}")
+    best = None
+    for edges in seen.values():
+        shift, coefficient = srg_best_shift(triangular_incidence(r, edges), depth)
+        if best is None or coefficient < best[2]:
+            best = (edges, shift, coefficient)
+    edges, shift, coefficient = best
+    return EdgeSubsetResult(
+        num_vertices=r,
+        num_classes=k,
+        num_layers=depth,
+        edges=tuple(tuple(edge) for edge in edges),
+        shift=shift,
+        coefficient=coefficient,
+        coefficient_ratio=coefficient / k,
+        subsets_tried=len(seen),
+    )
