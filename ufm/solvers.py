@@ -1,0 +1,1302 @@
+"""Numerical minimization of the unconstrained-features objectives (THEORY.md §1.2, §2).
+
+``solve(model, method=...)`` minimizes Φ(θ) = (1/(2N))‖F(θ) − Y‖_F² + Σ_j (λ_j/2)‖θ_j‖_F² for any
+model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHead``) and returns a
+:class:`Solution`. Methods:
+
+- ``"gd"``: plain full-batch gradient descent as the papers ran it, θ ← θ − η∇Φ(θ) with a fixed
+  step η (``lr``), followed by the projection H₁ ← max(H₁, 0) when the model has ``nonneg_H1``
+  (projected GD, THEORY.md §2(c)). float64 numpy.
+- ``"lbfgs"``: ``scipy.optimize.minimize(method="L-BFGS-B")`` on the flattened parameter vector
+  (bounds H₁ ≥ 0 for ``nonneg_H1``); on smooth objectives (no ReLU, no bound) followed, once it
+  stalls at the float64 resolution of Φ, by gradient steps with Barzilai-Borwein step sizes that
+  lower ‖∇Φ‖ further. float64 numpy.
+- ``"torch_gd"``, ``"torch_lbfgs"``: the same two methods through the model's torch objective and
+  autograd, on ``device`` ("auto": CUDA when available, else CPU), float64 by default; for large
+  widths. ``torch_lbfgs`` uses ``torch.optim.LBFGS`` with a strong-Wolfe line search.
+
+Every run stops on the first of: stationarity measure ≤ ``tolerance`` (the gradient norm ‖∇Φ‖,
+or for ``nonneg_H1`` the natural residual with min(H₁, ∇_{H₁}Φ) in place of ∇_{H₁}Φ), ``max_iterations``,
+a non-finite objective (stop reason ``"diverged"``; the last finite iterate is returned), or a
+method-specific failure to progress. Loss parts and the gradient norm are recorded at
+log-spaced iterations for plots. When a predicted optimum exists (:func:`ufm.optima.predict`),
+the gap to it is reported: a proven global optimum for the UFM, the deep linear UFM and the
+DUFM with K = 2 or L = 1; for the DUFM with K > 2 and L ≥ 2 the DNC value L_DNC is only a
+reference (low-rank points can be lower, THEORY.md §4.5).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from scipy import optimize  # imported here so that its BLAS is loaded before threads are limited
+
+from .arrays import check_positive_scalar
+from .models import DeepLinearUFM, DeepUFM, LinearHead, ObjectiveParts, Parameters, UFM
+
+__all__ = [
+    "METHODS",
+    "PREDICTED_KINDS",
+    "STOP_REASONS",
+    "History",
+    "Solution",
+    "RestartsResult",
+    "solve",
+    "solve_with_restarts",
+    "predicted_reference",
+    "resolve_device",
+    "stationarity_norm",
+    "log_spaced_iterations",
+]
+
+#: Names accepted by :func:`solve`.
+METHODS = ("gd", "lbfgs", "torch_gd", "torch_lbfgs")
+
+#: Every stop reason a :class:`Solution` can report.
+STOP_REASONS = (
+    "gradient_tolerance",  # stationarity measure ≤ tolerance
+    "max_iterations",  # iteration budget spent
+    "max_evaluations",  # L-BFGS function-evaluation budget spent
+    "diverged",  # non-finite objective; the last finite iterate is returned
+    "no_progress",  # L-BFGS: relative decrease of Φ below ftol, or no change of the iterate
+    "line_search_failed",  # L-BFGS-B abnormal termination (typically at the rounding floor)
+)
+
+#: Meaning of :attr:`Solution.predicted_kind`.
+PREDICTED_KINDS = {
+    "global_optimum": "proven global minimum (closed form, THEORY.md §4.1-4.3)",
+    "dnc_reference": "L_DNC, the least value among DNC points; not a proven optimum for K > 2, "
+    "L >= 2 (low-rank points can be lower, THEORY.md §4.5)",
+    "user_reference": "reference value given by the caller",
+}
+
+_MODEL_TYPES = (UFM, DeepLinearUFM, DeepUFM, LinearHead)
+
+
+def _jsonable(value: Any) -> Any:
+    """Numpy arrays and scalars to lists and Python numbers; non-finite floats to None."""
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """Loss parts and stationarity at log-spaced iterations (for plots).
+
+    All lists have one entry per record. ``fit`` is (1/(2N))‖F − Y‖²; ``penalty`` is
+    Σ_j (λ_j/2)‖θ_j‖²; ``total`` = fit + penalty = Φ; ``gradient_norm`` is the stationarity
+    measure of :func:`stationarity_norm`; ``time`` is seconds since the start of the run. A
+    diverged run ends with a non-finite entry.
+    """
+
+    iteration: list[int] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    fit: list[float] = field(default_factory=list)
+    penalty: list[float] = field(default_factory=list)
+    gradient_norm: list[float] = field(default_factory=list)
+    time: list[float] = field(default_factory=list)
+
+    def append(
+        self,
+        iteration: int,
+        total: float,
+        fit: float,
+        penalty: float,
+        gradient_norm: float,
+        seconds: float,
+    ) -> None:
+        """Add one record (iterations must increase)."""
+        if self.iteration and iteration <= self.iteration[-1]:
+            return
+        self.iteration.append(int(iteration))
+        self.total.append(float(total))
+        self.fit.append(float(fit))
+        self.penalty.append(float(penalty))
+        self.gradient_norm.append(float(gradient_norm))
+        self.time.append(float(seconds))
+
+    def __len__(self) -> int:
+        return len(self.iteration)
+
+    def to_dict(self) -> dict[str, list]:
+        """JSON-serializable dict of lists (non-finite values become None)."""
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Outcome of :func:`solve`, in the spirit of ``scipy.optimize.OptimizeResult``.
+
+    Attributes
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    parameters : ufm.models.Parameters
+        The final point (float64 numpy); for a diverged run the last finite iterate.
+    loss : float
+        Φ at ``parameters`` (float64, numpy path of the model, whatever the method).
+    fit : float
+        (1/(2N))‖F − Y‖_F² at ``parameters``.
+    penalties : tuple of float
+        (λ_j/2)‖θ_j‖_F² per block, named by ``block_names`` (THEORY.md §1.2).
+    block_names : tuple of str
+        ``"H1"``, ``"W1"``, …, ``"b"``.
+    iterations : int
+        Iterations performed (GD steps, or L-BFGS iterations).
+    evaluations : int
+        Objective-and-gradient evaluations.
+    time_seconds : float
+        Wall-clock time of the run.
+    stop_reason : str
+        One of :data:`STOP_REASONS`.
+    message : str
+        Details (e.g. scipy's message).
+    gradient_norm : float
+        Stationarity measure at ``parameters`` (:func:`stationarity_norm`), float64.
+    tolerance : float
+        The requested stationarity tolerance.
+    history : History
+        Records at log-spaced iterations.
+    predicted_loss : float or None
+        Φ* from :func:`ufm.optima.predict`, if available (see ``predicted_kind``).
+    predicted_kind : str or None
+        ``"global_optimum"`` (proven minimum: UFM, deep linear UFM, DUFM with K = 2 or L = 1) or
+        ``"dnc_reference"`` (L_DNC of a DUFM with K > 2, L ≥ 2: the best DNC value, not a proven
+        optimum) or ``"user_reference"`` (given by the caller).
+    gap_to_predicted : float or None
+        ``loss − predicted_loss``. Negative beyond rounding is impossible for a global optimum.
+    seed : int or None
+        The seed of the random initialization (None if ``initial`` was given or not an int).
+    device : str
+        ``"cpu"`` for numpy methods, the torch device otherwise.
+    dtype : str
+        Arithmetic of the iterations (``"float64"`` or ``"float32"``).
+    settings : dict
+        The method's settings (lr, tolerance, max_iterations, ...).
+    """
+
+    method: str
+    parameters: Parameters
+    loss: float
+    fit: float
+    penalties: tuple[float, ...]
+    block_names: tuple[str, ...]
+    iterations: int
+    evaluations: int
+    time_seconds: float
+    stop_reason: str
+    message: str
+    gradient_norm: float
+    tolerance: float
+    history: History
+    predicted_loss: float | None = None
+    predicted_kind: str | None = None
+    gap_to_predicted: float | None = None
+    seed: int | None = None
+    device: str = "cpu"
+    dtype: str = "float64"
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def penalty(self) -> float:
+        """Σ_j (λ_j/2)‖θ_j‖_F²."""
+        return float(math.fsum(self.penalties))
+
+    @property
+    def converged(self) -> bool:
+        """True if the run stopped because the stationarity measure reached ``tolerance``."""
+        return self.stop_reason == "gradient_tolerance"
+
+    @property
+    def diverged(self) -> bool:
+        """True if the objective became non-finite."""
+        return self.stop_reason == "diverged"
+
+    @property
+    def relative_gap(self) -> float | None:
+        """``gap_to_predicted / predicted_loss`` (None without a prediction)."""
+        if self.gap_to_predicted is None or not self.predicted_loss:
+            return None
+        return self.gap_to_predicted / self.predicted_loss
+
+    def to_dict(self, include_parameters: bool = True) -> dict[str, Any]:
+        """JSON-serializable dict; parameters as nested lists keyed by block name."""
+        data = {
+            "method": self.method,
+            "loss": self.loss,
+            "fit": self.fit,
+            "penalty": self.penalty,
+            "penalties": dict(zip(self.block_names, self.penalties)),
+            "iterations": self.iterations,
+            "evaluations": self.evaluations,
+            "time_seconds": self.time_seconds,
+            "stop_reason": self.stop_reason,
+            "message": self.message,
+            "converged": self.converged,
+            "gradient_norm": self.gradient_norm,
+            "tolerance": self.tolerance,
+            "predicted_loss": self.predicted_loss,
+            "predicted_kind": self.predicted_kind,
+            "predicted_description": PREDICTED_KINDS.get(self.predicted_kind),
+            "gap_to_predicted": self.gap_to_predicted,
+            "seed": self.seed,
+            "device": self.device,
+            "dtype": self.dtype,
+            "settings": self.settings,
+            "history": self.history.to_dict(),
+        }
+        if include_parameters:
+            data["parameters"] = dict(zip(self.parameters.block_names(), self.parameters.blocks()))
+        return _jsonable(data)
+
+
+@dataclass(frozen=True)
+class RestartsResult:
+    """Outcome of :func:`solve_with_restarts`.
+
+    Attributes
+    ----------
+    best : Solution
+        The lowest final loss among runs that did not diverge (among all runs if all diverged).
+    seeds : tuple of int
+        The seeds, in order.
+    losses : numpy.ndarray, shape (runs,)
+        Final Φ of every run (last finite value for diverged runs).
+    gradient_norms : numpy.ndarray, shape (runs,)
+        Final stationarity measure of every run.
+    stop_reasons : tuple of str
+        Stop reason of every run.
+    predicted_loss, predicted_kind
+        As in :class:`Solution`.
+    solutions : tuple of Solution, or None
+        Every run (kept if ``keep_solutions``).
+    """
+
+    best: Solution
+    seeds: tuple[int, ...]
+    losses: np.ndarray
+    gradient_norms: np.ndarray
+    stop_reasons: tuple[str, ...]
+    predicted_loss: float | None
+    predicted_kind: str | None
+    solutions: tuple[Solution, ...] | None = None
+
+    @property
+    def spread(self) -> dict[str, float]:
+        """min, median, mean, max and standard deviation of the final losses (non-diverged runs)."""
+        mask = np.array([reason != "diverged" for reason in self.stop_reasons])
+        values = self.losses[mask] if mask.any() else self.losses
+        return {
+            "min": float(np.min(values)),
+            "median": float(np.median(values)),
+            "mean": float(np.mean(values)),
+            "max": float(np.max(values)),
+            "std": float(np.std(values)),
+        }
+
+    @property
+    def gaps(self) -> np.ndarray | None:
+        """``losses − predicted_loss`` per run (None without a prediction)."""
+        return None if self.predicted_loss is None else self.losses - self.predicted_loss
+
+    @property
+    def num_converged(self) -> int:
+        """Runs that stopped on the stationarity tolerance."""
+        return sum(reason == "gradient_tolerance" for reason in self.stop_reasons)
+
+    @property
+    def num_diverged(self) -> int:
+        """Runs whose objective became non-finite."""
+        return sum(reason == "diverged" for reason in self.stop_reasons)
+
+    def to_dict(self, include_parameters: bool = False) -> dict[str, Any]:
+        """JSON-serializable dict (parameters of the best run only if ``include_parameters``)."""
+        return _jsonable(
+            {
+                "best": self.best.to_dict(include_parameters=include_parameters),
+                "seeds": list(self.seeds),
+                "losses": self.losses,
+                "gradient_norms": self.gradient_norms,
+                "stop_reasons": list(self.stop_reasons),
+                "spread": self.spread,
+                "predicted_loss": self.predicted_loss,
+                "predicted_kind": self.predicted_kind,
+                "gaps": self.gaps,
+                "num_converged": self.num_converged,
+                "num_diverged": self.num_diverged,
+            }
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def log_spaced_iterations(max_iterations: int, points: int) -> np.ndarray:
+    """Iterations 0 and about ``points`` log-spaced integers in [1, max_iterations], sorted, unique."""
+    if points < 1 or max_iterations < 1:
+        return np.array([0], dtype=np.int64)
+    grid = np.unique(
+        np.round(np.logspace(0.0, math.log10(max_iterations), points)).astype(np.int64)
+    )
+    return np.concatenate([[0], grid[grid <= max_iterations]])
+
+
+def resolve_device(device: Any = "auto") -> Any:
+    """``"auto"`` → ``torch.device("cuda")`` when CUDA is available, else ``torch.device("cpu")``."""
+    import torch
+
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _is_constrained(model: Any) -> bool:
+    return bool(getattr(model, "nonneg_H1", False))
+
+
+def _is_smooth(model: Any) -> bool:
+    """True if Φ is smooth and unconstrained: no ReLU inside (DUFM with L = 1) and no bound."""
+    if isinstance(model, DeepUFM):
+        return model.num_layers == 1 and not model.nonneg_H1
+    return True
+
+
+def stationarity_norm(model: Any, params: Parameters, gradient: Parameters) -> float:
+    """The stationarity measure used for stopping: ‖∇Φ(θ)‖ over all blocks.
+
+    For ``nonneg_H1`` (constraint H₁ ≥ 0) the H₁ block is replaced by the natural residual
+    min(H₁, ∇_{H₁}Φ) entrywise, which vanishes exactly at the KKT points of the bound constraint.
+    """
+    if not _is_constrained(model):
+        return gradient.norm()
+    squared = 0.0
+    for name, block, grad in zip(gradient.block_names(), params.blocks(), gradient.blocks()):
+        if name == "H1":
+            squared += float(np.sum(np.minimum(np.asarray(block), np.asarray(grad)) ** 2))
+        else:
+            squared += float(np.sum(np.asarray(grad) ** 2))
+    return math.sqrt(squared)
+
+
+def predicted_reference(model: Any) -> tuple[float | None, str | None]:
+    """The predicted optimal loss of ``model`` and its kind (see :attr:`Solution.predicted_kind`).
+
+    Uses :func:`ufm.optima.predict` (THEORY.md §4.1–4.3). Returns ``(None, None)`` for models
+    without a closed form (``LinearHead``) or with a zero penalty (the closed forms need λ > 0).
+    """
+    from . import optima
+
+    if isinstance(model, LinearHead):
+        return None, None
+    try:
+        prediction = optima.predict(model)
+    except (TypeError, ValueError):
+        return None, None
+    kind = "global_optimum"
+    if isinstance(model, DeepUFM) and model.num_classes > 2 and model.num_layers >= 2:
+        kind = "dnc_reference"
+    return float(prediction.optimal_loss), kind
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, _MODEL_TYPES):
+        raise TypeError(
+            "model must be a ufm.models UFM, DeepLinearUFM, DeepUFM or LinearHead, "
+            f"got {type(model).__name__}"
+        )
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _parts_penalty(parts: ObjectiveParts) -> float:
+    return float(math.fsum(parts.penalties))
+
+
+def _evaluate(model: Any, params: Parameters) -> tuple[float, Parameters]:
+    """Φ and ∇Φ with floating-point warnings silenced (divergence is detected from the values)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return model.value_and_gradient(params)
+
+
+def _objective_parts(model: Any, params: Parameters) -> ObjectiveParts:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return model.objective(params)
+
+
+_BLAS_SETTERS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+def _loaded_openblas_controls() -> list[tuple[Callable, Callable]]:
+    """(set, get) thread-count functions of every OpenBLAS loaded in this process (Linux only)."""
+    import ctypes
+
+    paths = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                name = fields[-1] if len(fields) >= 6 else ""
+                if "openblas" in name.lower() and (name.endswith(".so") or ".so." in name):
+                    paths.add(name)
+    except OSError:
+        return []
+    controls = []
+    for path in sorted(paths):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for setter_name, getter_name in _BLAS_SETTERS:
+            setter = getattr(library, setter_name, None)
+            getter = getattr(library, getter_name, None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                controls.append((setter, getter))
+                break
+    return controls
+
+
+class _BlasThreads:
+    """Context manager limiting BLAS threads (threadpoolctl if installed, else OpenBLAS via ctypes).
+
+    The objectives here are small matrices evaluated thousands of times; OpenBLAS worker
+    threads then cost far more than they save (scipy's L-BFGS-B was measured 10–25× slower with
+    two threads on a busy two-core machine). ``count=None`` leaves the libraries untouched.
+    """
+
+    def __init__(self, count: int | None) -> None:
+        self.count = count
+        self.restore: list[Callable[[], None]] = []
+
+    def __enter__(self) -> "_BlasThreads":
+        if self.count is None:
+            return self
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            threadpool_limits = None
+        if threadpool_limits is not None:
+            limiter = threadpool_limits(limits=self.count, user_api="blas")
+            self.restore.append(limiter.restore_original_limits)
+            return self
+        for setter, getter in _loaded_openblas_controls():
+            try:
+                previous = int(getter())
+                setter(self.count)
+            except Exception:  # pragma: no cover - a foreign OpenBLAS build; leave it alone
+                continue
+            self.restore.append(lambda setter=setter, previous=previous: setter(previous))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for undo in reversed(self.restore):
+            undo()
+        self.restore.clear()
+
+
+class _Progress:
+    """A tqdm bar updated in blocks (cheap per iteration); a no-op when disabled."""
+
+    def __init__(self, total: int, enabled: bool | None, description: str) -> None:
+        self.bar = None
+        self.count = 0
+        self.step = max(1, total // 500)
+        if enabled is False or (enabled is None and total < 10_000):
+            return
+        from tqdm.auto import tqdm
+
+        # enabled=None (auto): shown for long runs, and tqdm hides it when stderr is no terminal.
+        self.bar = tqdm(
+            total=total, desc=description, disable=None if enabled is None else False, leave=False
+        )
+
+    def update(self, iteration: int, loss: float | None = None) -> None:
+        if self.bar is None or iteration - self.count < self.step:
+            return
+        self.bar.update(iteration - self.count)
+        self.count = iteration
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.6g}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class _RunState:
+    """Mutable bookkeeping shared by the method implementations."""
+
+    start: float
+    record_at: set
+    history: History = field(default_factory=History)
+    evaluations: int = 0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+# --------------------------------------------------------------------------------------------
+# numpy gradient descent
+# --------------------------------------------------------------------------------------------
+
+
+def _run_gd(model, initial, *, lr, tolerance, max_iterations, state, progress):
+    params = model.project(initial)
+    value, gradient = _evaluate(model, params)
+    state.evaluations += 1
+    iteration = 0
+    reason, message = "max_iterations", ""
+    while True:
+        norm = stationarity_norm(model, params, gradient)
+        finite = math.isfinite(value) and math.isfinite(norm)
+        if iteration in state.record_at or not finite:
+            parts = _objective_parts(model, params)
+            state.history.append(
+                iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
+            )
+        if not finite:
+            reason, message = "diverged", f"non-finite objective at the initial point (Φ = {value})"
+            break
+        if norm <= tolerance:
+            reason, message = "gradient_tolerance", f"stationarity {norm:.3e} <= {tolerance:.3e}"
+            break
+        if iteration >= max_iterations:
+            reason, message = "max_iterations", f"{max_iterations} iterations"
+            break
+        candidate = model.project(params.axpy(-lr, gradient))
+        new_value, new_gradient = _evaluate(model, candidate)
+        state.evaluations += 1
+        new_norm = stationarity_norm(model, candidate, new_gradient)
+        if not (math.isfinite(new_value) and math.isfinite(new_norm)):
+            state.history.append(
+                iteration + 1, new_value, math.nan, math.nan, new_norm, state.elapsed()
+            )
+            reason = "diverged"
+            message = f"non-finite objective at iteration {iteration + 1}; returning iteration {iteration}"
+            break
+        params, value, gradient = candidate, new_value, new_gradient
+        iteration += 1
+        progress.update(iteration, value)
+    return params, iteration, reason, message
+
+
+# --------------------------------------------------------------------------------------------
+# scipy L-BFGS-B
+# --------------------------------------------------------------------------------------------
+
+
+def _run_scipy_lbfgs(
+    model, initial, *, tolerance, max_iterations, memory, ftol, polish_iterations, state, progress
+):
+    start_params = model.project(initial)
+    x0 = start_params.flatten()
+    bounds = None
+    if _is_constrained(model):
+        lower = start_params.map(lambda block: np.full(np.shape(block), -np.inf))
+        lower = Parameters(
+            features=np.zeros_like(start_params.features), weights=lower.weights, bias=lower.bias
+        ).flatten()
+        bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
+
+    cache: dict[str, Any] = {"x": None}
+
+    def evaluate(x):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            value, gradient = model.value_and_gradient_vector(x)
+        state.evaluations += 1
+        cache.update(x=np.array(x, copy=True), value=value, gradient=gradient)
+        if not math.isfinite(value) or not np.all(np.isfinite(gradient)):
+            return math.inf, np.zeros_like(x)  # the line search backs off from such points
+        return value, gradient
+
+    def at(x):
+        if cache["x"] is None or not np.array_equal(cache["x"], x):
+            evaluate(x)
+        return cache["value"], cache["gradient"]
+
+    counter = {"iterations": 0, "stopped": False}
+
+    def record(iteration, x, value, gradient):
+        params = model.unflatten(x)
+        norm = stationarity_norm(model, params, model.unflatten(gradient))
+        if iteration in state.record_at:
+            parts = _objective_parts(model, params)
+            state.history.append(
+                iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
+            )
+        return norm
+
+    def callback(intermediate_result):
+        counter["iterations"] += 1
+        x = intermediate_result.x
+        value, gradient = at(x)
+        norm = record(counter["iterations"], x, value, gradient)
+        progress.update(counter["iterations"], value)
+        if norm <= tolerance:
+            counter["stopped"] = True
+            raise StopIteration
+
+    value, gradient = at(x0)
+    if math.isfinite(value) and record(0, x0, value, gradient) <= tolerance:
+        return start_params, 0, "gradient_tolerance", "initial point is stationary"
+    if not math.isfinite(value):
+        return (
+            start_params,
+            0,
+            "diverged",
+            f"non-finite objective at the initial point (Φ = {value})",
+        )
+    result = optimize.minimize(
+        evaluate,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        callback=callback,
+        options={
+            "maxiter": max_iterations,
+            "maxfun": max(15_000, 20 * max_iterations),
+            "maxcor": memory,
+            "ftol": ftol,
+            "gtol": 0.0,  # stationarity is checked in the callback on the Euclidean norm
+            "maxls": 50,
+        },
+    )
+    iterations = counter["iterations"]
+    message = str(result.message)
+    if not math.isfinite(float(result.fun)):
+        return model.unflatten(result.x), iterations, "diverged", message
+    if counter["stopped"]:
+        reason = "gradient_tolerance"
+    elif iterations >= max_iterations:
+        reason = "max_iterations"
+    elif "FUNCTION EVALUATIONS" in message.upper():
+        reason = "max_evaluations"
+    elif result.status == 0:
+        reason = "no_progress"
+    else:
+        reason = "line_search_failed"
+    x = np.array(result.x, copy=True)
+    budget = min(polish_iterations, max_iterations - iterations)
+    if reason in ("no_progress", "line_search_failed") and budget > 0 and _is_smooth(model):
+        value, gradient = at(x)
+        start_norm = record(iterations, x, value, gradient)
+        x, steps, norm = _barzilai_borwein_polish(
+            lambda point: at(point), x, value, gradient, tolerance, budget
+        )
+        iterations += steps  # the final point is recorded by solve()
+        message += f"; Barzilai-Borwein polish: stationarity {start_norm:.2e} -> {norm:.2e}"
+        if norm <= tolerance:
+            reason = "gradient_tolerance"
+    return model.unflatten(x), iterations, reason, message
+
+
+def _barzilai_borwein_polish(
+    value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    value: float,
+    gradient: np.ndarray,
+    tolerance: float,
+    iterations: int,
+) -> tuple[np.ndarray, int, float]:
+    """Gradient steps with Barzilai-Borwein step sizes after L-BFGS has stalled.
+
+    Near a minimum, Φ changes by O(‖∇Φ‖²), which falls below the float64 resolution of Φ long
+    before ‖∇Φ‖ reaches rounding level; L-BFGS then stops because its line search compares values
+    of Φ. The iteration x_{k+1} = x_k − α_k∇Φ(x_k), α_k = ⟨s, y⟩/⟨y, y⟩ (BB2, s = x_k − x_{k−1},
+    y = ∇Φ(x_k) − ∇Φ(x_{k−1})) uses gradients only. It is not monotone, so the iterate with the
+    smallest gradient norm is returned, among those whose Φ does not exceed the starting value by
+    more than 8 ulps (the polish never trades objective for stationarity).
+
+    Returns
+    -------
+    (x, steps, norm) : the chosen point, the number of steps taken, its gradient norm.
+    """
+    ceiling = value + 8.0 * np.spacing(abs(value))
+    best_x, best_norm = x, float(np.linalg.norm(gradient))
+    step = 1e-3  # a small probe; the BB rule then sets the scale from the observed curvature
+    steps = 0
+    for steps in range(1, iterations + 1):
+        candidate = x - step * gradient
+        new_value, new_gradient = value_and_gradient(candidate)
+        if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
+            break
+        difference, change = candidate - x, new_gradient - gradient
+        curvature = float(change @ change)
+        if curvature > 0.0:
+            step = abs(float(difference @ change)) / curvature
+        x, gradient = candidate, new_gradient
+        norm = float(np.linalg.norm(gradient))
+        if norm < best_norm and new_value <= ceiling:
+            best_x, best_norm = x, norm
+        if best_norm <= tolerance or step == 0.0:
+            break
+    return np.array(best_x, copy=True), steps, best_norm
+
+
+# --------------------------------------------------------------------------------------------
+# torch methods
+# --------------------------------------------------------------------------------------------
+
+
+def _torch_dtype(dtype: Any):
+    import torch
+
+    if dtype in (None, "float64", torch.float64, np.float64):
+        return torch.float64
+    if dtype in ("float32", torch.float32, np.float32):
+        return torch.float32
+    raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+
+
+def _torch_value_parts_gradient(model, leaves):
+    import torch
+
+    with torch.enable_grad():
+        total, fit, penalties = model.torch_objective(leaves, return_parts=True)
+        grads = torch.autograd.grad(total, list(leaves.blocks()))
+    penalty = sum(penalties) if penalties else total.new_zeros(())
+    return total.detach(), fit.detach(), penalty.detach(), grads
+
+
+def _torch_stationarity(model, leaves, grads) -> float:
+    import torch
+
+    squared = (
+        leaves.features.new_zeros(()) if leaves.features is not None else grads[0].new_zeros(())
+    )
+    for name, block, grad in zip(leaves.block_names(), leaves.blocks(), grads):
+        if name == "H1" and _is_constrained(model):
+            squared = squared + (torch.minimum(block.detach(), grad) ** 2).sum()
+        else:
+            squared = squared + (grad**2).sum()
+    return float(squared.sqrt())
+
+
+def _run_torch_gd(
+    model, initial, *, lr, tolerance, max_iterations, device, dtype, check_every, state, progress
+):
+    import torch
+
+    leaves = model.project(initial).to_torch(device=device, dtype=dtype, requires_grad=True)
+    blocks = list(leaves.blocks())
+    features_index = 0 if "H1" in leaves.block_names() else None
+    constrained = _is_constrained(model)
+    previous = [block.detach().clone() for block in blocks]
+    iteration, last_checked = 0, 0
+    reason, message = "max_iterations", ""
+    while True:
+        total, fit, penalty, grads = _torch_value_parts_gradient(model, leaves)
+        state.evaluations += 1
+        check = (
+            iteration % check_every == 0
+            or iteration >= max_iterations
+            or iteration in state.record_at
+        )
+        if check:
+            value = float(total)
+            norm = _torch_stationarity(model, leaves, grads)
+            finite = math.isfinite(value) and math.isfinite(norm)
+            if iteration in state.record_at or not finite:
+                state.history.append(
+                    iteration, value, float(fit), float(penalty), norm, state.elapsed()
+                )
+            if not finite:
+                reason = "diverged"
+                if iteration == 0:
+                    message = f"non-finite objective at the initial point (Φ = {value})"
+                    break
+                # Step back to the last iterate known to be finite (at most check_every steps back).
+                with torch.no_grad():
+                    for block, saved in zip(blocks, previous):
+                        block.copy_(saved)
+                iteration = last_checked
+                message = f"non-finite objective detected; returning iteration {iteration}"
+                break
+            if norm <= tolerance:
+                reason, message = (
+                    "gradient_tolerance",
+                    f"stationarity {norm:.3e} <= {tolerance:.3e}",
+                )
+                break
+            if iteration >= max_iterations:
+                reason, message = "max_iterations", f"{max_iterations} iterations"
+                break
+            last_checked = iteration
+            for saved, block in zip(previous, blocks):
+                saved.copy_(block.detach())
+            progress.update(iteration, value)
+        with torch.no_grad():
+            for block, grad in zip(blocks, grads):
+                block.sub_(lr * grad)
+            if constrained and features_index is not None:
+                blocks[features_index].clamp_(min=0.0)
+        iteration += 1
+    return leaves.to_numpy(), iteration, reason, message
+
+
+def _run_torch_lbfgs(
+    model,
+    initial,
+    *,
+    tolerance,
+    max_iterations,
+    memory,
+    device,
+    dtype,
+    inner_iterations,
+    state,
+    progress,
+):
+    import torch
+
+    if _is_constrained(model):
+        raise ValueError(
+            "method 'torch_lbfgs' does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds), "
+            "'gd' or 'torch_gd'"
+        )
+    leaves = initial.to_torch(device=device, dtype=dtype, requires_grad=True)
+    blocks = list(leaves.blocks())
+    optimizer = torch.optim.LBFGS(
+        blocks,
+        lr=1.0,
+        max_iter=inner_iterations,
+        max_eval=inner_iterations * 5 // 4 + 10,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        history_size=memory,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        optimizer.zero_grad(set_to_none=False)
+        with torch.enable_grad():
+            total = model.torch_objective(leaves)
+            total.backward()
+        state.evaluations += 1
+        return total
+
+    saved = [block.detach().clone() for block in blocks]
+    iteration, last_recorded = 0, -1
+    reason, message = "max_iterations", ""
+    while True:
+        total, fit, penalty, grads = _torch_value_parts_gradient(model, leaves)
+        value = float(total)
+        norm = _torch_stationarity(model, leaves, grads)
+        finite = math.isfinite(value) and math.isfinite(norm)
+        # Outer steps advance by up to ``inner_iterations``: record when a log-spaced point was passed.
+        if (
+            not finite
+            or any(last_recorded < point <= iteration for point in state.record_at)
+            or iteration == 0
+        ):
+            state.history.append(
+                iteration, value, float(fit), float(penalty), norm, state.elapsed()
+            )
+            last_recorded = iteration
+        if not finite:
+            with torch.no_grad():
+                for block, old in zip(blocks, saved):
+                    block.copy_(old)
+            reason, message = "diverged", "non-finite objective; returning the last finite iterate"
+            break
+        if norm <= tolerance:
+            reason, message = "gradient_tolerance", f"stationarity {norm:.3e} <= {tolerance:.3e}"
+            break
+        if iteration >= max_iterations:
+            reason, message = "max_iterations", f"{max_iterations} iterations"
+            break
+        changed = (
+            any(not torch.equal(block.detach(), old) for block, old in zip(blocks, saved))
+            or iteration == 0
+        )
+        if not changed:
+            reason, message = "no_progress", "L-BFGS made no change to the iterate"
+            break
+        for old, block in zip(saved, blocks):
+            old.copy_(block.detach())
+        optimizer.param_groups[0]["max_iter"] = min(inner_iterations, max_iterations - iteration)
+        before = optimizer.state[blocks[0]].get("n_iter", 0)
+        optimizer.step(closure)
+        after = optimizer.state[blocks[0]].get("n_iter", 0)
+        iteration += max(after - before, 1)
+        progress.update(iteration, value)
+    return leaves.to_numpy(), iteration, reason, message
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------
+
+
+def solve(
+    model: Any,
+    method: str = "lbfgs",
+    *,
+    initial: Parameters | None = None,
+    seed: Any = None,
+    init_scale: float = 1.0,
+    lr: float = 0.5,
+    tolerance: float = 1e-10,
+    max_iterations: int = 10_000,
+    lbfgs_memory: int = 20,
+    ftol: float = 0.0,
+    polish_iterations: int = 200,
+    device: Any = "auto",
+    dtype: Any = "float64",
+    check_every: int | None = None,
+    inner_iterations: int = 20,
+    history_points: int = 100,
+    predicted: Any = "auto",
+    progress: bool | None = None,
+    blas_threads: int | None = 1,
+) -> Solution:
+    """Minimize Φ(θ) of ``model`` (THEORY.md §1.2, §2) and return a :class:`Solution`.
+
+    Parameters
+    ----------
+    model : UFM, DeepLinearUFM, DeepUFM or LinearHead
+        The objective (:mod:`ufm.models`).
+    method : {"gd", "lbfgs", "torch_gd", "torch_lbfgs"}
+        ``"gd"``: θ_{k+1} = P(θ_k − η∇Φ(θ_k)) with fixed η = ``lr`` and P the projection
+        H₁ ← max(H₁, 0) for ``nonneg_H1`` (identity otherwise), exactly the papers' full-batch GD
+        (weights: W ← (1 − ηλ)W − η∇_W(fit)). ``"lbfgs"``: scipy L-BFGS-B on the flattened vector
+        (bounds H₁ ≥ 0 for ``nonneg_H1``). ``"torch_gd"``/``"torch_lbfgs"``: the same through
+        torch autograd on ``device``.
+    initial : Parameters, optional
+        Starting point; by default ``model.random_parameters(seed, init_scale)`` (THEORY.md E-B1
+        initialization).
+    seed : int or numpy.random.Generator, optional
+        Randomness of the initialization.
+    init_scale : float
+        Scale of the random initialization (> 0).
+    lr : float
+        Step η > 0 of the GD methods.
+    tolerance : float
+        Stop when the stationarity measure (:func:`stationarity_norm`) is ≤ ``tolerance`` (≥ 0).
+    max_iterations : int
+        Iteration budget (≥ 1): GD steps or L-BFGS iterations.
+    lbfgs_memory : int
+        Number of stored L-BFGS correction pairs (≥ 1).
+    ftol : float
+        scipy L-BFGS-B stops when the relative decrease of Φ is ≤ ftol (default 0: only when Φ
+        stops changing).
+    polish_iterations : int
+        ``lbfgs`` on smooth objectives (UFM, deep linear UFM, linear head; not the ReLU DUFM,
+        whose kinks make a small gradient a poor sign of stationarity, nor bound constraints):
+        once L-BFGS stalls (Φ no longer decreases in float64), up to this many gradient steps
+        with Barzilai-Borwein step sizes drive the gradient norm further down
+        (``_barzilai_borwein_polish``); they count as iterations. 0 disables.
+    device : str or torch.device
+        Torch methods only: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
+    dtype : {"float64", "float32"}
+        Torch methods only; numpy methods always use float64.
+    check_every : int, optional
+        ``torch_gd``: test stopping rules every this many steps (each test synchronizes with the
+        device); default 1 on CPU and 50 on CUDA.
+    inner_iterations : int
+        ``torch_lbfgs``: L-BFGS iterations per ``optimizer.step`` call between stopping tests.
+    history_points : int
+        About this many log-spaced iterations are recorded in ``history`` (0: first and last).
+    predicted : "auto", float or None
+        Reference optimum for ``gap_to_predicted``: ``"auto"`` uses :func:`predicted_reference`,
+        a number is used as given (kind ``"user_reference"``), None disables it.
+    progress : bool or None
+        tqdm progress bar: True always, False never, None for runs of ≥ 10 000 iterations when
+        stderr is a terminal.
+    blas_threads : int or None
+        BLAS threads of numpy/scipy during the run (default 1: these small matrices are much
+        faster single-threaded); None leaves the libraries' setting unchanged.
+
+    Returns
+    -------
+    Solution
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``, ``lr`` ≤ 0, ``tolerance`` < 0, ``max_iterations`` < 1, other
+        invalid settings, or ``torch_lbfgs`` with ``nonneg_H1``.
+    TypeError
+        If ``model`` is not a :mod:`ufm.models` model or ``initial`` not a ``Parameters``.
+    """
+    _check_model(model)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    lr = check_positive_scalar(lr, "lr", allow_zero=False)
+    tolerance = check_positive_scalar(tolerance, "tolerance")
+    max_iterations = _check_positive_int(max_iterations, "max_iterations")
+    lbfgs_memory = _check_positive_int(lbfgs_memory, "lbfgs_memory")
+    inner_iterations = _check_positive_int(inner_iterations, "inner_iterations")
+    ftol = check_positive_scalar(ftol, "ftol")
+    init_scale = check_positive_scalar(init_scale, "init_scale", allow_zero=False)
+    if (
+        isinstance(history_points, bool)
+        or not isinstance(history_points, (int, np.integer))
+        or history_points < 0
+    ):
+        raise ValueError(f"history_points must be an integer >= 0, got {history_points!r}")
+    if check_every is not None:
+        check_every = _check_positive_int(check_every, "check_every")
+    if blas_threads is not None:
+        blas_threads = _check_positive_int(blas_threads, "blas_threads")
+    if isinstance(polish_iterations, bool) or not isinstance(polish_iterations, (int, np.integer)):
+        raise TypeError(f"polish_iterations must be an integer, got {polish_iterations!r}")
+    if polish_iterations < 0:
+        raise ValueError(f"polish_iterations must be >= 0, got {polish_iterations}")
+
+    if initial is None:
+        initial = model.random_parameters(seed, init_scale)
+    elif not isinstance(initial, Parameters):
+        raise TypeError(f"initial must be a ufm.models.Parameters, got {type(initial).__name__}")
+    else:
+        model.check_parameters(initial)
+    initial = initial.to_numpy() if initial.is_torch else initial.copy()
+
+    if isinstance(predicted, str):
+        if predicted != "auto":
+            raise ValueError(f"predicted must be 'auto', a number or None, got {predicted!r}")
+        predicted_loss, predicted_kind = predicted_reference(model)
+    elif predicted is None:
+        predicted_loss, predicted_kind = None, None
+    else:
+        predicted_loss, predicted_kind = float(predicted), "user_reference"
+
+    state = _RunState(
+        start=time.perf_counter(),
+        record_at=set(log_spaced_iterations(max_iterations, history_points).tolist()),
+    )
+    bar = _Progress(max_iterations, progress, f"{type(model).__name__} {method}")
+    threads = _BlasThreads(blas_threads)
+    device_name, dtype_name = "cpu", "float64"
+    settings: dict[str, Any] = {
+        "tolerance": tolerance,
+        "max_iterations": max_iterations,
+        "init_scale": init_scale,
+    }
+    with threads:
+        try:
+            if method == "gd":
+                settings["lr"] = lr
+                final, iterations, reason, message = _run_gd(
+                    model,
+                    initial,
+                    lr=lr,
+                    tolerance=tolerance,
+                    max_iterations=max_iterations,
+                    state=state,
+                    progress=bar,
+                )
+            elif method == "lbfgs":
+                settings.update(
+                    lbfgs_memory=lbfgs_memory, ftol=ftol, polish_iterations=polish_iterations
+                )
+                final, iterations, reason, message = _run_scipy_lbfgs(
+                    model,
+                    initial,
+                    tolerance=tolerance,
+                    max_iterations=max_iterations,
+                    memory=lbfgs_memory,
+                    ftol=ftol,
+                    polish_iterations=polish_iterations,
+                    state=state,
+                    progress=bar,
+                )
+            else:
+                torch_device = resolve_device(device)
+                torch_dtype = _torch_dtype(dtype)
+                device_name, dtype_name = str(torch_device), str(torch_dtype).replace("torch.", "")
+                if method == "torch_gd":
+                    every = check_every or (50 if torch_device.type == "cuda" else 1)
+                    settings.update(lr=lr, check_every=every)
+                    final, iterations, reason, message = _run_torch_gd(
+                        model,
+                        initial,
+                        lr=lr,
+                        tolerance=tolerance,
+                        max_iterations=max_iterations,
+                        device=torch_device,
+                        dtype=torch_dtype,
+                        check_every=every,
+                        state=state,
+                        progress=bar,
+                    )
+                else:
+                    settings.update(lbfgs_memory=lbfgs_memory, inner_iterations=inner_iterations)
+                    final, iterations, reason, message = _run_torch_lbfgs(
+                        model,
+                        initial,
+                        tolerance=tolerance,
+                        max_iterations=max_iterations,
+                        memory=lbfgs_memory,
+                        device=torch_device,
+                        dtype=torch_dtype,
+                        inner_iterations=inner_iterations,
+                        state=state,
+                        progress=bar,
+                    )
+        finally:
+            bar.close()
+
+    # Final report in float64 numpy, whatever the method's arithmetic.
+    parts = _objective_parts(model, final)
+    value, gradient = _evaluate(model, final)
+    norm = stationarity_norm(model, final, gradient)
+    history = state.history
+    if not history.iteration or history.iteration[-1] < iterations:
+        history.append(
+            iterations, parts.total, parts.fit, _parts_penalty(parts), norm, state.elapsed()
+        )
+    gap = None
+    if predicted_loss is not None and math.isfinite(parts.total):
+        gap = parts.total - predicted_loss
+    return Solution(
+        method=method,
+        parameters=final,
+        loss=float(parts.total),
+        fit=float(parts.fit),
+        penalties=tuple(float(p) for p in parts.penalties),
+        block_names=tuple(final.block_names()),
+        iterations=int(iterations),
+        evaluations=int(state.evaluations),
+        time_seconds=state.elapsed(),
+        stop_reason=reason,
+        message=message,
+        gradient_norm=float(norm),
+        tolerance=tolerance,
+        history=history,
+        predicted_loss=predicted_loss,
+        predicted_kind=predicted_kind,
+        gap_to_predicted=gap,
+        seed=(
+            int(seed)
+            if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+            else None
+        ),
+        device=device_name,
+        dtype=dtype_name,
+        settings=settings,
+    )
+
+
+def solve_with_restarts(
+    model: Any,
+    seeds: Iterable[int] | int,
+    method: str = "lbfgs",
+    *,
+    keep_solutions: bool = True,
+    executor: Any = None,
+    progress: bool | None = None,
+    **options: Any,
+) -> RestartsResult:
+    """Run :func:`solve` from the random initialization of every seed; best run and spread.
+
+    Parameters
+    ----------
+    model : UFM, DeepLinearUFM, DeepUFM or LinearHead
+        The objective.
+    seeds : iterable of int, or int
+        Seeds of ``model.random_parameters``; an int s means seeds 0..s−1.
+    method : str
+        As in :func:`solve`.
+    keep_solutions : bool
+        Keep every :class:`Solution` (with parameters) in the result.
+    executor : concurrent.futures.Executor, optional
+        Run the seeds through ``executor.map`` (e.g. a process pool); sequential by default.
+    progress : bool or None
+        Progress bar over seeds (None: shown for ≥ 10 seeds on a terminal). Per-run bars are off.
+    **options
+        Passed to :func:`solve` (``lr``, ``tolerance``, ``max_iterations``, ...); not
+        ``initial`` or ``seed``.
+
+    Returns
+    -------
+    RestartsResult
+    """
+    _check_model(model)
+    if "initial" in options or "seed" in options:
+        raise ValueError(
+            "solve_with_restarts draws its own initial points: pass seeds, not initial/seed"
+        )
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seeds = range(_check_positive_int(seeds, "seeds"))
+    seed_list = [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("seeds must hold at least one seed")
+    options.setdefault("progress", False)
+    runner = _SeedRunner(model, method, options)
+    if executor is None:
+        solutions = []
+        bar = _Progress(
+            len(seed_list),
+            progress if progress is not None else (None if len(seed_list) >= 10 else False),
+            "restarts",
+        )
+        bar.step = 1
+        for index, seed in enumerate(seed_list):
+            solutions.append(runner(seed))
+            bar.update(index + 1, solutions[-1].loss)
+        bar.close()
+    else:
+        solutions = list(executor.map(runner, seed_list))
+    losses = np.array([s.loss for s in solutions], dtype=np.float64)
+    reasons = tuple(s.stop_reason for s in solutions)
+    candidates = [i for i, s in enumerate(solutions) if not s.diverged and math.isfinite(s.loss)]
+    if not candidates:
+        candidates = list(range(len(solutions)))
+    best = min(candidates, key=lambda i: losses[i])
+    return RestartsResult(
+        best=solutions[best],
+        seeds=tuple(seed_list),
+        losses=losses,
+        gradient_norms=np.array([s.gradient_norm for s in solutions], dtype=np.float64),
+        stop_reasons=reasons,
+        predicted_loss=solutions[0].predicted_loss,
+        predicted_kind=solutions[0].predicted_kind,
+        solutions=tuple(solutions) if keep_solutions else None,
+    )
+
+
+@dataclass(frozen=True)
+class _SeedRunner:
+    """Picklable callable seed → Solution (for process pools)."""
+
+    model: Any
+    method: str
+    options: dict
+
+    def __call__(self, seed: int) -> Solution:
+        return solve(self.model, self.method, seed=seed, **self.options)
