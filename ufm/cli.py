@@ -130,6 +130,244 @@ def build_parser() -> argparse.ArgumentParser:
 _REGISTRARS: list = []
 
 
+# --------------------------------------------------------------------------------------------
+# solve
+# --------------------------------------------------------------------------------------------
+
+
+def build_model(model: str, arguments: argparse.Namespace):
+    """The :mod:`ufm.models` objective the arguments of ``predict``/``solve`` describe."""
+    from . import models
+
+    if model == "ufm":
+        width = arguments.d if arguments.d is not None else arguments.K
+        return models.UFM(arguments.K, arguments.n, width, arguments.lam_w, arguments.lam_h,
+                          bias=arguments.bias)
+    width = arguments.width if arguments.width is not None else max(2 * arguments.K, 10)
+    widths = (width,) * arguments.L
+    cls = models.DeepUFM if model == "dufm" else models.DeepLinearUFM
+    return cls(arguments.K, arguments.n, widths, arguments.lam_h, _layer_lambdas(arguments))
+
+
+def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[str, Any]:
+    """Solve the model and set the found optimum beside the predicted one (a JSON-ready dict)."""
+    import numpy as np
+
+    from . import reports, solvers
+
+    model = build_model(model_name, arguments)
+    prediction = predicted_optimum(model_name, arguments)
+    options = dict(method=arguments.method, lr=arguments.lr, tolerance=arguments.tolerance,
+                   max_iterations=arguments.max_iterations, progress=arguments.progress)
+    if arguments.restarts > 1:
+        seeds = [arguments.seed + index for index in range(arguments.restarts)]
+        restarts = solvers.solve_with_restarts(model, seeds, **options)
+        solution = restarts.best
+        spread = restarts.to_dict().get("spread")
+    else:
+        solution = solvers.solve(model, seed=arguments.seed, **options)
+        spread = None
+    parameters = solution.parameters
+    forward = model.forward(parameters)
+    bias = getattr(model, "bias", False)
+    found_q = reports.output_scale(forward.output, model.targets, bias=bool(bias))
+    num_kept = arguments.K - 1 if bias else arguments.K
+    singular_values = [
+        np.linalg.svd(np.asarray(weight), compute_uv=False)[:num_kept].tolist()
+        for weight in parameters.weights
+    ]
+    report = reports.model_layer_report(model, parameters)
+    return {
+        "model": prediction.model,
+        "predicted": prediction.to_dict(),
+        "found": {
+            "loss": solution.loss,
+            "fit": solution.fit,
+            "q": found_q,
+            "singular_values": singular_values,
+            "gradient_norm": solution.gradient_norm,
+            "iterations": solution.iterations,
+            "stop_reason": solution.stop_reason,
+            "time_seconds": solution.time_seconds,
+            "restart_spread": spread,
+        },
+        "gap_to_predicted": solution.loss - prediction.optimal_loss,
+        "predicted_kind": solution.predicted_kind,
+        "layers": report.to_dicts(),
+        "totals": report.totals,
+        "_report": report,
+    }
+
+
+def _format_comparison(result: dict[str, Any]) -> str:
+    predicted, found = result["predicted"], result["found"]
+    lines = [
+        f"{result['model']}: predicted ({result['predicted_kind']}) against found",
+        f"  {'':<18}{'predicted':>24}{'found':>24}",
+        f"  {'loss':<18}{predicted['optimal_loss']:>24.10g}{found['loss']:>24.10g}",
+        f"  {'q (output = qY)':<18}{predicted['q_star']:>24.8g}{found['q']:>24.8g}",
+    ]
+    for index, (want, got) in enumerate(zip(predicted["singular_values"], found["singular_values"]), 1):
+        want_text = ", ".join(f"{v:.5g}" for v in want) or "0"
+        got_text = ", ".join(f"{v:.5g}" for v in got)
+        lines.append(f"  {f's(W_{index})':<18}{want_text:>24}{got_text:>24}")
+    lines.append(
+        f"  gap found − predicted: {result['gap_to_predicted']:.3e}; ‖∇Φ‖ = "
+        f"{found['gradient_norm']:.2e}; {found['iterations']} iterations, stop: "
+        f"{found['stop_reason']}, {found['time_seconds']:.2f} s"
+    )
+    if result["model"] == "dufm":
+        lines.append("  (W_1's individual singular values are free across the optimal β family, "
+                     "THEORY.md §4.4; only ‖W_1‖_F² is fixed)")
+    lines.append("")
+    lines.append("per-layer metrics of the found point (THEORY.md §3):")
+    columns = ["NC1.tr_unc", "NC2.orth", "NC3.span", "NC3.dual", "BAL.diag", "NEG", "RANK"]
+    lines.append(result["_report"].format_table(columns=columns))
+    return "\n".join(lines)
+
+
+def command_solve(arguments: argparse.Namespace) -> int:
+    result = solve_and_compare(arguments.model, arguments)
+    report = result.pop("_report")
+    if arguments.json:
+        print(json.dumps(result, indent=2, default=_json_default))
+    else:
+        result["_report"] = report
+        print(_format_comparison(result))
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _register_solve(commands) -> None:
+    solve = commands.add_parser("solve", help="solve a model and compare with its predicted optimum")
+    models_parser = solve.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name, model in (("ufm", "ufm"), ("deep-linear", "deep_linear"), ("dufm", "dufm")):
+        sub = models_parser.add_parser(name, help=f"solve the {name} model")
+        _add_model_arguments(sub, "ufm" if name == "ufm" else "deep")
+        sub.add_argument("--method", default="lbfgs",
+                         choices=["lbfgs", "gd", "torch_gd", "torch_lbfgs"])
+        sub.add_argument("--lr", type=float, default=0.5, help="GD step size η (default 0.5)")
+        sub.add_argument("--max-iterations", type=int, default=20000)
+        sub.add_argument("--tolerance", type=float, default=1e-10, help="gradient-norm stop")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--restarts", type=int, default=1, help="random starts; the best is shown")
+        sub.add_argument("--progress", action="store_true", help="show a progress bar")
+        sub.set_defaults(handler=command_solve, model=model)
+
+
+_REGISTRARS.append(_register_solve)
+
+
+# --------------------------------------------------------------------------------------------
+# metrics
+# --------------------------------------------------------------------------------------------
+
+
+def load_array(path: str, what: str):
+    """Load a ``.npy`` file, with errors that name the file and the problem."""
+    import numpy as np
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CommandError(f"{what} file {path!r} does not exist") from None
+    except (ValueError, OSError) as error:
+        raise CommandError(f"{what} file {path!r} is not a readable .npy array: {error}") from None
+    if not isinstance(array, np.ndarray):
+        raise CommandError(f"{what} file {path!r} holds several arrays; save one array with np.save")
+    return array
+
+
+def command_metrics(arguments: argparse.Namespace) -> int:
+    from . import metrics
+
+    features = load_array(arguments.features, "--features")
+    labels = load_array(arguments.labels, "--labels")
+    if features.ndim != 2:
+        raise CommandError(f"--features file {arguments.features!r}: expected a 2-D array, "
+                           f"got shape {features.shape}")
+    if arguments.rows:
+        features = features.T
+    if labels.ndim != 1 or labels.shape[0] != features.shape[1]:
+        hint = "" if arguments.rows else " (pass --rows if the file holds one sample per row)"
+        raise CommandError(
+            f"--labels file {arguments.labels!r}: expected shape ({features.shape[1]},) to match "
+            f"the {features.shape[1]} samples of --features {features.shape}{hint}, "
+            f"got {labels.shape}"
+        )
+    weights = load_array(arguments.weights, "--weights") if arguments.weights else None
+    bias = load_array(arguments.bias, "--bias") if arguments.bias else None
+    if bias is not None and weights is None:
+        raise CommandError("--bias needs --weights (the classifier it belongs to)")
+    try:
+        values = metrics.all_metrics(features, labels, weights, bias,
+                                     rank_rtol=arguments.rank_rtol, undefined="none")
+    except (ValueError, TypeError) as error:
+        raise CommandError(f"{arguments.features!r}: {error}") from None
+    if arguments.json:
+        print(json.dumps(values, indent=2, default=_json_default))
+    else:
+        width = max(len(key) for key in values)
+        print(f"collapse metrics of {arguments.features} (d = {features.shape[0]}, "
+              f"N = {features.shape[1]}), THEORY.md §3")
+        for key, value in values.items():
+            shown = "–" if value is None else (f"{value:.6g}" if isinstance(value, float) else value)
+            print(f"  {key:<{width}}  {shown}")
+    return 0
+
+
+def _register_metrics(commands) -> None:
+    sub = commands.add_parser("metrics", help="collapse metrics of saved features (.npy)")
+    sub.add_argument("--features", required=True, help=".npy file, shape (d, N) (or (N, d) with --rows)")
+    sub.add_argument("--labels", required=True, help=".npy file of integer labels, shape (N,)")
+    sub.add_argument("--weights", help=".npy file of the last layer W, shape (K, d)")
+    sub.add_argument("--bias", help=".npy file of the bias b, shape (K,)")
+    sub.add_argument("--rows", action="store_true", help="the features file holds one sample per row")
+    sub.add_argument("--rank-rtol", type=float, default=None, help="relative tolerance of RANK/KAPPA")
+    sub.add_argument("--json", action="store_true", help="print JSON keyed by metric ID")
+    sub.set_defaults(handler=command_metrics)
+
+
+_REGISTRARS.append(_register_metrics)
+
+
+# --------------------------------------------------------------------------------------------
+# metrics-demo
+# --------------------------------------------------------------------------------------------
+
+
+def command_metrics_demo(arguments: argparse.Namespace) -> int:
+    from . import demo
+
+    result = demo.run_metrics_demo(arguments.out, seed=arguments.seed, quiet=arguments.quiet)
+    for path in result.paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _register_metrics_demo(commands) -> None:
+    sub = commands.add_parser(
+        "metrics-demo",
+        help="a noisy collapsed 3-layer configuration: per-layer table and metrics against noise",
+    )
+    sub.add_argument("--out", default="outputs", help="output folder (default outputs/)")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--quiet", action="store_true", help="do not print the table")
+    sub.set_defaults(handler=command_metrics_demo)
+
+
+_REGISTRARS.append(_register_metrics_demo)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for a user error)."""
     parser = build_parser()
