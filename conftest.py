@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
-
+# Two shared cores: one BLAS/OpenMP thread per process, set before numpy or torch load their
+# thread pools (OpenBLAS and torch threads otherwise oversubscribe the cores many times over).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 try:  # torch is a dependency, but keep collection working if it is broken
     import torch

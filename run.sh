@@ -51,6 +51,8 @@ case "$cmd" in
         ;;
     test)
         setup
+        # One BLAS/OpenMP thread per test process on the two shared cores.
+        export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
         "$VENV/bin/python" -m pytest -q "$@"
         ;;
     setup)

