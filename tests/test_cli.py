@@ -161,3 +161,16 @@ def test_solve_dufm_reaches_prediction(capsys):
     assert data["found"]["loss"] >= data["predicted"]["optimal_loss"] - 1e-15
     assert data["found"]["loss"] == pytest.approx(data["predicted"]["optimal_loss"], rel=1e-6)
     assert len(data["layers"]) >= 3 and data["predicted_kind"] == "global_optimum"
+
+
+def test_solve_save_writes_solution_and_plot(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "solve", "ufm", "--K", "3", "--n", "4", "--d", "5",
+                           "--lam-h", "2e-2", "--lam-w", "1e-2", "--save", str(tmp_path))
+    assert code == 0 and "wrote" in out
+    data = json.loads((tmp_path / "solution.json").read_text())
+    # THEORY.md §4.6: UFM (3, 4, 5, 0.01, 0.02) without bias → 0.0812528137 (10 digits printed)
+    assert data["predicted"]["optimal_loss"] == pytest.approx(0.0812528137, abs=5e-11)
+    assert data["solution"]["loss"] == pytest.approx(data["found"]["loss"], rel=0)
+    assert len(data["solution"]["history"]["total"]) >= 2
+    assert (tmp_path / "loss_history.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporary file

@@ -196,6 +196,7 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
         "layers": report.to_dicts(),
         "totals": report.totals,
         "_report": report,
+        "_solution": solution,
     }
 
 
@@ -226,14 +227,41 @@ def _format_comparison(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def save_solve_result(result: dict[str, Any], solution: Any, directory: str) -> list[str]:
+    """Write ``solution.json`` (the Solution and the comparison) and ``loss_history.png``."""
+    import os
+    from pathlib import Path
+
+    from . import reports
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = dict(result)
+    data["solution"] = solution.to_dict()
+    json_path = folder / "solution.json"
+    temporary = folder / "solution.json.tmp"
+    temporary.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(temporary, json_path)
+    png_path = reports.plot_solution_history(
+        solution, result["predicted"]["optimal_loss"], folder / "loss_history.png",
+        title=f"{result['model']}: {solution.method}, predicted optimum "
+              f"({result['predicted_kind']}) against found",
+    )
+    return [str(json_path), str(png_path)]
+
+
 def command_solve(arguments: argparse.Namespace) -> int:
     result = solve_and_compare(arguments.model, arguments)
     report = result.pop("_report")
+    solution = result.pop("_solution")
+    written = save_solve_result(result, solution, arguments.save) if arguments.save else []
     if arguments.json:
         print(json.dumps(result, indent=2, default=_json_default))
     else:
         result["_report"] = report
         print(_format_comparison(result))
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr if arguments.json else sys.stdout)
     return 0
 
 
@@ -261,6 +289,8 @@ def _register_solve(commands) -> None:
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--restarts", type=int, default=1, help="random starts; the best is shown")
         sub.add_argument("--progress", action="store_true", help="show a progress bar")
+        sub.add_argument("--save", metavar="DIR", default=None,
+                         help="write solution.json and loss_history.png into DIR")
         sub.set_defaults(handler=command_solve, model=model)
 
 

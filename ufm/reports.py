@@ -69,3 +69,67 @@ def output_scale(output: Any, targets: Any, *, bias: bool = False) -> float:
         return inner / float(np.sum(targets * targets))
     num_classes, num_samples = targets.shape
     return (inner / num_samples - 1.0 / num_classes) / (1.0 - 1.0 / num_classes)
+
+
+def plot_solution_history(solution: Any, predicted_loss: float | None, path: Any, *, title: str = "") -> Any:
+    """Plot a solver's history: Φ and its gap to the predicted optimum, and ‖∇Φ‖, per iteration.
+
+    Parameters
+    ----------
+    solution : ufm.solvers.Solution
+        Its ``history`` (log-spaced records of Φ, the fit and penalty terms and ‖∇Φ‖) is plotted.
+    predicted_loss : float, optional
+        The predicted optimum (THEORY.md §4), drawn as a line; the gap Φ − Φ* is drawn on a log
+        axis (its absolute value, marked where the run is below the prediction).
+    path : str or path-like
+        Where the PNG goes (written to a temporary name, then renamed).
+    """
+    import os
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = solution.history
+    iterations = np.maximum(np.asarray(history.iteration, dtype=float), 1.0)
+    total = np.asarray(history.total, dtype=float)
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    axes[0].plot(iterations, total, label="Φ found")
+    axes[0].plot(iterations, history.fit, "--", label="fit (1/(2N))‖F − Y‖²")
+    axes[0].plot(iterations, history.penalty, ":", label="penalty Σ(λ/2)‖θ‖²")
+    if predicted_loss is not None:
+        axes[0].axhline(predicted_loss, color="black", lw=1, label=f"predicted {predicted_loss:.6g}")
+    axes[0].set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("iteration")
+    axes[0].set_title("objective and its parts")
+    axes[0].legend(fontsize=8)
+    if predicted_loss is not None:
+        gap = total - predicted_loss
+        axes[1].plot(iterations, np.abs(gap) + 1e-300, label="|Φ − Φ*|")
+        below = gap < 0
+        if np.any(below):
+            axes[1].plot(iterations[below], np.abs(gap[below]), "rv", ms=4, label="below Φ*")
+        axes[1].set_yscale("log")
+        axes[1].legend(fontsize=8)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("iteration")
+    axes[1].set_title("gap to the predicted optimum")
+    axes[2].plot(iterations, history.gradient_norm)
+    axes[2].set_xscale("log")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("iteration")
+    axes[2].set_title("‖∇Φ‖ (stationarity)")
+    for axis in axes:
+        axis.grid(True, which="both", alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp.png")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
