@@ -1,0 +1,103 @@
+"""Command line of :mod:`figures`.
+
+::
+
+    python -m figures --list
+    python -m figures NAME [NAME ...] [--quick] [--out DIR]
+    python -m figures all [--quick] [--out DIR]
+
+Each figure is timed and its files are printed. Exit status: 0 when every figure was made,
+1 when one of them failed (the others are still made), 2 for a usage error such as an unknown
+figure name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Sequence
+
+from .registry import FIGURES, UnknownFigureError, figure_info, figure_names, make_figure
+
+DEFAULT_OUT = os.path.join("outputs", "figures")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m figures``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m figures",
+        description="Make the figures of ufm-sandbox (PNG and the data behind it, CSV and JSON).",
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="figure names (see --list), or 'all'",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the CPU-minutes version (fewer seeds and steps) that CI runs",
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output folder (default {DEFAULT_OUT})",
+    )
+    parser.add_argument("--list", action="store_true", help="list the figures and exit")
+    return parser
+
+
+def _resolve_names(names: Sequence[str]) -> list[str]:
+    if "all" in names:
+        return figure_names()
+    resolved: list[str] = []
+    for name in names:
+        figure_info(name)  # raises UnknownFigureError
+        if name not in resolved:
+            resolved.append(name)
+    return resolved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    if arguments.list:
+        width = max(len(info.name) for info in FIGURES)
+        for info in FIGURES:
+            print(f"{info.name:<{width}}  {info.experiment:<5}  {info.summary}")
+        return 0
+    if not arguments.names:
+        parser.print_usage(sys.stderr)
+        print("python -m figures: error: give figure names, 'all', or --list", file=sys.stderr)
+        return 2
+    try:
+        names = _resolve_names(arguments.names)
+    except UnknownFigureError as error:
+        parser.print_usage(sys.stderr)
+        print(f"python -m figures: error: {error}", file=sys.stderr)
+        return 2
+    failures = 0
+    total = 0.0
+    mode = "quick" if arguments.quick else "full"
+    for name in names:
+        print(f"[figures] {name} ({mode}) ...", flush=True)
+        try:
+            result = make_figure(name, arguments.out, quick=arguments.quick)
+        except Exception:  # one failing figure must not stop the others
+            failures += 1
+            traceback.print_exc()
+            print(f"[figures] {name} FAILED", file=sys.stderr, flush=True)
+            continue
+        total += result.seconds
+        print(f"[figures] {name}: {result.seconds:.1f} s", flush=True)
+        for path in result.paths:
+            print(f"    {path}")
+    if len(names) > 1:
+        print(f"[figures] {len(names) - failures}/{len(names)} figures in {total:.1f} s")
+    return 1 if failures else 0

@@ -1,0 +1,152 @@
+"""The list of figures, in order, and how to make one by name.
+
+Figure modules are imported lazily, so that ``python -m figures --list`` and the name checks
+do not import torch or the solvers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+__all__ = [
+    "FIGURES",
+    "FigureInfo",
+    "FigureResult",
+    "UnknownFigureError",
+    "figure_names",
+    "figure_info",
+    "load_make",
+    "make_figure",
+]
+
+
+class UnknownFigureError(KeyError):
+    """A figure name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class FigureInfo:
+    """One registered figure.
+
+    Attributes
+    ----------
+    name : str
+        The figure's name, also the stem of its files (``NAME.png``, ``NAME.csv``, ``NAME.json``).
+    module : str
+        The module that holds its ``make(out_dir, quick)``.
+    experiment : str
+        The experiment ID of THEORY.md §6.
+    summary : str
+        One line: what the figure shows.
+    """
+
+    name: str
+    module: str
+    experiment: str
+    summary: str
+
+
+#: Every figure, in the order ``all`` makes them.
+FIGURES: tuple[FigureInfo, ...] = (
+    FigureInfo(
+        "sukenik2024_ratio",
+        "figures.sukenik2024_ratio",
+        "E-C4",
+        "low-rank SRG point against DNC: c_r/K and L_SRG/L_DNC against r for L = 3, 4, 5",
+    ),
+    FigureInfo(
+        "sukenik2023_threshold",
+        "figures.sukenik2023_threshold",
+        "E-B3",
+        "L_DNC and q* against λ for K = 2, L = 2..5, the threshold λ_crit, GD end points",
+    ),
+    FigureInfo(
+        "sukenik2023_dufm_gd",
+        "figures.sukenik2023_dufm_gd",
+        "E-B1",
+        "DUFM gradient descent against the predicted DNC optimum (loss, singular values, DNC metrics)",
+    ),
+    FigureInfo(
+        "sukenik2024_lowrank_gd",
+        "figures.sukenik2024_lowrank_gd",
+        "E-C2",
+        "4-DUFM, K = 10: gradient descent goes below L_DNC, to low-rank solutions",
+    ),
+    FigureInfo(
+        "jacot2025_fig1",
+        "figures.jacot2025_fig1",
+        "E-A1",
+        "ReLU MLP + linear head on MNIST digits: per-layer NC1, NC2, balancedness, negativity",
+    ),
+)
+
+
+def figure_names() -> list[str]:
+    """Names of every figure, in registry order."""
+    return [info.name for info in FIGURES]
+
+
+def figure_info(name: str) -> FigureInfo:
+    """The :class:`FigureInfo` of ``name``.
+
+    Raises
+    ------
+    UnknownFigureError
+        If ``name`` is not registered; the message lists the known names.
+    """
+    for info in FIGURES:
+        if info.name == name:
+            return info
+    raise UnknownFigureError(
+        f"unknown figure {name!r}; known figures: {', '.join(figure_names())} (or 'all')"
+    )
+
+
+def load_make(name: str) -> Callable[..., list[Path]]:
+    """The ``make(out_dir, quick)`` function of figure ``name`` (imports its module)."""
+    return importlib.import_module(figure_info(name).module).make
+
+
+@dataclass(frozen=True)
+class FigureResult:
+    """Outcome of :func:`make_figure`.
+
+    Attributes
+    ----------
+    name : str
+    paths : list of Path
+        The files written (PNG first).
+    seconds : float
+        Wall-clock time of ``make``.
+    """
+
+    name: str
+    paths: list[Path]
+    seconds: float
+
+
+def make_figure(name: str, out_dir: str | Path, quick: bool = False) -> FigureResult:
+    """Make one figure into ``out_dir`` (created if missing) and time it.
+
+    Parameters
+    ----------
+    name : str
+        A registered figure name.
+    out_dir : str or Path
+        Output folder.
+    quick : bool
+        The CPU-minutes version.
+    """
+    make = load_make(name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    paths = [Path(path) for path in make(out, quick=quick)]
+    return FigureResult(name=name, paths=paths, seconds=time.perf_counter() - start)

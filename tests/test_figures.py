@@ -1,0 +1,249 @@
+"""Tests of the figures package: the command line, and that every figure plots what the library
+computes.
+
+Each ``make`` writes a PNG and its data (CSV, JSON) into ``tmp_path``; the numbers in the data
+files are compared with direct calls to the library functions the figure names. The two
+closed-form figures run in their ``quick`` version; the figures that train (gradient descent on
+a DUFM, an MLP on MNIST digits) run with their settings shrunk through ``monkeypatch`` so that
+the whole file stays well under a minute, while every plotting path is exercised.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from figures import cli, registry
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def check_files(paths, tmp_path: Path, name: str) -> tuple[list[dict], dict]:
+    """The three files exist in tmp_path, the PNG is a real non-empty image; returns CSV and JSON."""
+    paths = [Path(path) for path in paths]
+    expected = {tmp_path / f"{name}.png", tmp_path / f"{name}.csv", tmp_path / f"{name}.json"}
+    assert set(paths) == expected
+    png = tmp_path / f"{name}.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert png.stat().st_size > 20_000
+    rows = read_csv(tmp_path / f"{name}.csv")
+    assert rows
+    data = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
+    assert data["figure"] == name
+    return rows, data
+
+
+# ------------------------------------------------------------------------------------------
+# command line and registry
+# ------------------------------------------------------------------------------------------
+
+
+def test_list_prints_every_figure(capsys):
+    assert cli.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in registry.figure_names():
+        assert name in out
+    assert registry.figure_names()[0] == "sukenik2024_ratio"
+
+
+def test_module_entry_point_lists_figures():
+    result = subprocess.run(
+        [sys.executable, "-m", "figures", "--list"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sukenik2023_dufm_gd" in result.stdout
+
+
+def test_unknown_figure_is_a_clear_error(capsys, tmp_path):
+    assert cli.main(["no_such_figure", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown figure 'no_such_figure'" in err
+    assert "sukenik2024_ratio" in err  # the message lists the known names
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_figure_exits_nonzero_from_the_shell(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "figures", "nope", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "unknown figure" in result.stderr
+
+
+def test_no_figure_name_is_a_usage_error(capsys):
+    assert cli.main([]) == 2
+    assert "--list" in capsys.readouterr().err
+
+
+def test_every_registered_module_has_make():
+    for info in registry.FIGURES:
+        assert callable(registry.load_make(info.name))
+        assert info.experiment.startswith("E-")
+    with pytest.raises(registry.UnknownFigureError, match="known figures"):
+        registry.figure_info("nope")
+
+
+def test_cli_makes_a_figure_and_prints_its_time(capsys, tmp_path):
+    assert cli.main(["sukenik2024_ratio", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "sukenik2024_ratio:" in out and " s" in out
+    assert (tmp_path / "sukenik2024_ratio.png").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# closed-form figures (quick versions)
+# ------------------------------------------------------------------------------------------
+
+
+def test_ratio_figure_plots_the_library_ratios(tmp_path):
+    from figures import sukenik2024_ratio as figure
+    from ufm.optima import predict_srg, srg_ratio
+
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    config = figure.settings(True)
+    assert len(rows) == len(config["lams"]) * len(config["depths"]) * len(config["vertices"])
+    for row in rows:
+        r, depth, lam = int(row["num_vertices"]), int(row["num_layers"]), float(row["lam"])
+        assert float(row["coefficient_ratio_basic"]) == srg_ratio(r, depth)
+        basic = predict_srg(r, depth, 1, lam, lam, shift=-1.0)
+        assert float(row["loss_ratio_basic"]) == basic.loss_ratio
+        assert float(row["dnc_loss"]) == basic.dnc_loss
+    # the improved family, for a few rows (its shift search is the slow part)
+    for row in rows[:: max(1, len(rows) // 5)]:
+        r, depth, lam = int(row["num_vertices"]), int(row["num_layers"]), float(row["lam"])
+        improved = predict_srg(r, depth, 1, lam, lam, shift=None)
+        assert float(row["coefficient_ratio_improved"]) == improved.coefficient_ratio
+        assert float(row["loss_ratio_improved"]) == improved.loss_ratio
+    assert data["rows"][0]["coefficient_ratio_basic"] == float(rows[0]["coefficient_ratio_basic"])
+
+
+def test_threshold_figure_plots_the_library_optimum(tmp_path):
+    from figures import sukenik2023_threshold as figure
+    from ufm.models import DeepUFM
+    from ufm.optima import dnc_critical_lambda, predict_dufm
+    from ufm.solvers import solve
+
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    predicted = [row for row in rows if row["series"] == "prediction"]
+    descent = [row for row in rows if row["series"] == "gd"]
+    assert predicted and descent
+    for row in predicted[::7]:
+        depth, lam = int(row["num_layers"]), float(row["lam"])
+        optimum = predict_dufm(figure.NUM_CLASSES, depth, figure.PER_CLASS, lam, lam)
+        assert float(row["optimal_loss"]) == optimum.optimal_loss
+        assert float(row["q_star"]) == optimum.q_star
+        assert float(row["critical_lam"]) == dnc_critical_lambda(figure.NUM_CLASSES, depth, figure.PER_CLASS)
+    for row in descent:  # K = 2: L_DNC is the global minimum, GD cannot go below it
+        assert float(row["loss"]) >= float(row["optimal_loss"]) - 1e-9
+    config = figure.settings(True)
+    row = descent[0]
+    depth, lam = int(row["num_layers"]), float(row["lam"])
+    model = DeepUFM(num_classes=2, per_class=figure.PER_CLASS, widths=(config["gd_width"],) * depth,
+                    lam_h=lam, lam_w=lam)
+    solution = solve(model, "gd", seed=int(row["seed"]), lr=config["gd_lr"],
+                     max_iterations=config["gd_steps"], tolerance=1e-10, history_points=0, progress=False)
+    assert float(row["loss"]) == solution.loss
+    assert set(data["critical_lam"]) == {str(depth) for depth in figure.DEPTHS}
+
+
+# ------------------------------------------------------------------------------------------
+# figures that train, with shrunk settings
+# ------------------------------------------------------------------------------------------
+
+
+def test_dufm_gd_figure_plots_the_solver_and_the_prediction(tmp_path, monkeypatch):
+    from figures import sukenik2023_dufm_gd as figure
+    from ufm.models import DeepUFM
+    from ufm.optima import predict_dufm
+    from ufm.solvers import solve
+
+    small = {"num_classes": 2, "num_layers": 3, "per_class": 2, "lam": 0.004, "lr": 0.5, "width": 8,
+             "seeds": [0, 1], "steps": 300, "checkpoints": 6}
+    monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    optimum = predict_dufm(2, 3, 2, 0.004, 0.004)
+    assert data["prediction"]["optimal_loss"] == optimum.optimal_loss
+    model = DeepUFM(num_classes=2, per_class=2, widths=(8,) * 3, lam_h=0.004, lam_w=0.004)
+    solution = solve(model, "gd", seed=1, lr=0.5, max_iterations=300, tolerance=0.0, history_points=0,
+                     predicted=None, progress=False)
+    final = [row for row in rows if row["series"] == "loss" and row["seed"] == "1" and row["iteration"] == "300"]
+    assert len(final) == 1
+    # GD run in segments between checkpoints ends where one uninterrupted run ends
+    assert math.isclose(float(final[0]["value"]), solution.loss, rel_tol=1e-12)
+    assert float(final[0]["gap"]) == float(final[0]["value"]) - optimum.optimal_loss
+    values = [row for row in rows if row["series"] == "singular_value" and row["seed"] == "1"]
+    for row in values:
+        layer, index = int(row["layer"]), int(row["index"])
+        expected = np.linalg.svd(solution.parameters.weights[layer - 1], compute_uv=False)[index - 1]
+        assert math.isclose(float(row["value"]), expected, rel_tol=1e-9, abs_tol=1e-12)
+        if index <= 2:
+            assert float(row["predicted"]) == optimum.singular_values[layer - 1][index - 1]
+
+
+def test_lowrank_gd_figure_plots_the_solver_and_the_references(tmp_path, monkeypatch):
+    from figures import sukenik2024_lowrank_gd as figure
+    from ufm.metrics import numerical_rank
+    from ufm.models import DeepUFM
+    from ufm.optima import predict_dufm, predict_srg
+    from ufm.solvers import solve
+
+    small = {"num_classes": 10, "num_layers": 4, "per_class": 1, "lam": 0.004, "width": 12, "lr": 0.5,
+             "rank_rtol": 1e-2, "srg_vertices": 5, "seeds": [0, 1], "steps": 200, "checkpoints": 5}
+    monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    references = data["references"]
+    assert references["dnc_loss"] == predict_dufm(10, 4, 1, 0.004, 0.004).optimal_loss
+    assert references["srg_loss_basic"] == predict_srg(5, 4, 1, 0.004, 0.004, shift=-1.0).optimal_loss
+    assert references["srg_loss_improved"] == predict_srg(5, 4, 1, 0.004, 0.004, shift=None).optimal_loss
+    model = DeepUFM(num_classes=10, per_class=1, widths=(12,) * 4, lam_h=0.004, lam_w=0.004)
+    solution = solve(model, "gd", seed=0, lr=0.5, max_iterations=200, tolerance=0.0, history_points=0,
+                     predicted=None, progress=False)
+    last = [row for row in rows if row["series"] == "trajectory" and row["seed"] == "0"][-1]
+    assert int(last["iteration"]) == 200
+    assert math.isclose(float(last["loss"]), solution.loss, rel_tol=1e-12)
+    ranks = {int(row["layer"]): int(row["rank"]) for row in rows
+             if row["series"] == "final_rank" and row["seed"] == "0" and row["matrix"] == "W"}
+    assert ranks == {
+        layer: numerical_rank(weight, 1e-2) for layer, weight in enumerate(solution.parameters.weights, start=1)
+    }
+
+
+def test_jacot_figure_plots_the_training_history(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    from figures import jacot2025_fig1 as figure
+    from fullnet.training import train
+
+    small = {"per_class": 4, "nonlinear_widths": [16, 12], "linear_depth": 2, "linear_width": 12,
+             "learning_rate": 0.05, "weight_decay": 0.01, "epochs": 12, "log_points": 4, "seeds": [0, 1],
+             "threads": 1, "device": "cpu"}
+    monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    result = train(figure.run_config(small, 1), output_dir=tmp_path / "again", progress=False)
+    final = result.final
+    assert data["runs"][1]["final_objective"] == final.terms.objective
+    for layer in final.layers:
+        for metric in ("NC1.tr_unc", "NC2.kappa", "BAL.op"):
+            value = layer.metrics.get(metric)
+            if value is None:
+                continue
+            match = [row for row in rows if row["seed"] == "1" and row["epoch"] == str(final.epoch)
+                     and row["layer"] == str(layer.layer) and row["metric"] == metric]
+            assert len(match) == 1
+            if math.isfinite(value):
+                assert float(match[0]["value"]) == value
+            else:  # NC2.kappa is +inf while the class means are rank deficient; files hold ""
+                assert match[0]["value"] == ""
