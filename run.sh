@@ -47,7 +47,13 @@ shift || true
 case "$cmd" in
     main)
         setup
-        "$VENV/bin/python" -m ufm metrics-demo --out outputs "$@"
+        export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        echo "== 1/3 collapse metrics of a noisy DNC point (outputs/metrics_demo)"
+        "$VENV/bin/python" -m ufm metrics-demo --out outputs/metrics_demo
+        echo "== 2/3 theorem catalogue (outputs/proofs_checks)"
+        "$VENV/bin/python" -m proofs_checks --out outputs/proofs_checks
+        echo "== 3/3 quick figures (outputs/figures)"
+        "$VENV/bin/python" -m figures all --quick --out outputs/figures "$@"
         ;;
     test)
         setup
