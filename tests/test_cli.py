@@ -174,3 +174,17 @@ def test_solve_save_writes_solution_and_plot(capsys, tmp_path):
     assert len(data["solution"]["history"]["total"]) >= 2
     assert (tmp_path / "loss_history.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporary file
+
+
+def test_metrics_json_is_strict_when_kappa_is_infinite(capsys, tmp_path):
+    # Two classes with identical means: rank M = 1 < K = 2, so NC2.kappa = +inf (THEORY.md §3),
+    # written as the string "inf" so that strict JSON parsers accept the output.
+    features = np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 0.1, 0.0, 0.1]])
+    labels = np.array([0, 0, 1, 1])
+    np.save(tmp_path / "F.npy", features)
+    np.save(tmp_path / "y.npy", labels)
+    code, out, _ = run_cli(capsys, "metrics", "--features", str(tmp_path / "F.npy"), "--labels",
+                           str(tmp_path / "y.npy"), "--json")
+    assert code == 0
+    data = json.loads(out, parse_constant=lambda name: pytest.fail(f"non-strict JSON {name}"))
+    assert data["NC2.kappa"] == "inf"

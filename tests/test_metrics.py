@@ -494,10 +494,16 @@ def test_nc1_pinv_keeps_directions_spread_over_decades():
     noise = 1e-6 * rng.standard_normal((3, k * n))
     features = means[:, labels] + noise
     stats = m.class_statistics(features, labels)
-    sigma_b = stats.between_covariance
-    expected = np.trace(stats.within_covariance @ np.linalg.pinv(sigma_b, rcond=1e-14)) / k
-    assert m.nc1_pseudo_inverse(stats) == pytest.approx(expected, rel=1e-6)
-    # a cutoff above the smallest singular value drops that direction and lowers the value
+    # Independent value: M̄ (3×4) has full row rank, M̄ᵀ = QR gives Σ_B^{-1} = K·R^{-1}R^{-ᵀ}, so
+    # (1/K)tr(Σ_W Σ_B^{-1}) = tr(R^{-ᵀ}Σ_W R^{-1}). Both routes work on M̄ (κ ≈ 1e5), not on Σ_B
+    # (κ ≈ 1e10): errors ~u·κ ≈ 2e-11 each, hence rel 1e-9. A d×d pinv of Σ_B would be accurate
+    # to ~u·1e10 ≈ 2e-6 only.
+    _, upper = np.linalg.qr(stats.centered_means.T)
+    inverse = np.linalg.inv(upper)
+    expected = np.trace(inverse.T @ stats.within_covariance @ inverse)
+    assert m.nc1_pseudo_inverse(stats) == pytest.approx(expected, rel=1e-9)
+    # a cutoff above the smallest singular value drops that direction, which carries most of the
+    # value (weight 1/s² = 1e10)
     assert m.nc1_pseudo_inverse(stats, rtol=1e-4) < 0.5 * expected
 
 

@@ -215,7 +215,7 @@ def test_update_with_bad_batch_leaves_accumulator_unchanged():
     accumulator = ClassStatisticsAccumulator(2).update(features[:, :20], labels[:20])
     bad = features[:, 20:].copy()
     bad[1, 3] = np.nan
-    with pytest.raises(ValueError, match=r"features holds NaN or Inf entries \(1 in columns 0\.\.9"):
+    with pytest.raises(ValueError, match=r"NaN or Inf entries \(1 in columns 0\.\.9\)"):
         accumulator.update(bad, labels[20:])
     with pytest.raises(ValueError, match="overflow"):
         accumulator.update(np.full((3, 2), 1e200), np.array([0, 1]))

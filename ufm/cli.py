@@ -240,7 +240,7 @@ def save_solve_result(result: dict[str, Any], solution: Any, directory: str) -> 
     data["solution"] = solution.to_dict()
     json_path = folder / "solution.json"
     temporary = folder / "solution.json.tmp"
-    temporary.write_text(json.dumps(data, indent=2, default=_json_default))
+    temporary.write_text(json.dumps(strict_json(data), indent=2, allow_nan=False))
     os.replace(temporary, json_path)
     png_path = reports.plot_solution_history(
         solution, result["predicted"]["optimal_loss"], folder / "loss_history.png",
@@ -256,7 +256,7 @@ def command_solve(arguments: argparse.Namespace) -> int:
     solution = result.pop("_solution")
     written = save_solve_result(result, solution, arguments.save) if arguments.save else []
     if arguments.json:
-        print(json.dumps(result, indent=2, default=_json_default))
+        print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     else:
         result["_report"] = report
         print(_format_comparison(result))
@@ -265,14 +265,22 @@ def command_solve(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _json_default(value: Any) -> Any:
+def strict_json(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON parsers accept: ±inf and NaN become "inf", "-inf",
+    "nan" (NC2.kappa is +inf when rank M < K), numpy scalars and tuples become Python ones."""
+    import math
+
     import numpy as np
 
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    if isinstance(value, dict):
+        return {str(key): strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
 
 
 def _register_solve(commands) -> None:
@@ -344,7 +352,7 @@ def command_metrics(arguments: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         raise CommandError(f"{arguments.features!r}: {error}") from None
     if arguments.json:
-        print(json.dumps(values, indent=2, default=_json_default))
+        print(json.dumps(strict_json(values), indent=2, allow_nan=False))
     else:
         width = max(len(key) for key in values)
         print(f"collapse metrics of {arguments.features} (d = {features.shape[0]}, "
