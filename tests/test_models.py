@@ -438,3 +438,72 @@ def test_models_are_frozen_hashable_and_normalized():
     head = LinearHead(features, [0, 1], (3,), 0.1)
     features[0, 0] = 5.0  # the model keeps its own copy
     assert head.features[0, 0] == 1.0 and not head.features.flags.writeable
+
+
+# ------------------------------------------------------------------------------------------
+# Unchecked fast paths: the same results, bit for bit, as the validating paths
+# ------------------------------------------------------------------------------------------
+
+
+def _assert_same_blocks(first, second):
+    assert first.block_names() == second.block_names()
+    for a, b in zip(first.blocks(), second.blocks()):
+        assert type(a) is np.ndarray and a.dtype == np.float64
+        np.testing.assert_array_equal(a, b, strict=True)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_unchecked_gradient_is_bit_identical_to_validated_path(name):
+    model = MODELS[name]()
+    params = _random_point(model, 3)
+    value, gradient = model.value_and_gradient(params)
+    fast_value, fast_gradient = model._value_and_gradient_numpy(params)
+    assert fast_value == value == model.objective(params).total
+    _assert_same_blocks(fast_gradient, gradient)
+    rebuilt = Parameters(gradient.features, gradient.weights, gradient.bias)
+    _assert_same_blocks(rebuilt, fast_gradient)
+    vector_value, vector_gradient = model.value_and_gradient_vector(params.flatten())
+    assert vector_value == value
+    np.testing.assert_array_equal(vector_gradient, gradient.flatten(), strict=True)
+    # The input is left untouched by the in-place updates of the fused backward pass.
+    _assert_same_blocks(params, _random_point(model, 3))
+
+
+def test_unchecked_constructor_matches_validating_constructor():
+    rng = np.random.default_rng(0)
+    features, weights, bias = rng.normal(size=(3, 4)), (rng.normal(size=(2, 3)),), np.ones(2)
+    fast = Parameters._unchecked(features, weights, bias)
+    slow = Parameters(features=features, weights=weights, bias=bias)
+    _assert_same_blocks(fast, slow)
+    assert fast.features is features and fast.weights is weights  # no copy, no conversion
+    with pytest.raises(Exception):
+        fast.features = None  # still frozen
+
+
+def test_arithmetic_fast_path_equals_validated_rebuild():
+    model = MODELS["ufm_bias"]()
+    p, q = _random_point(model, 0), _random_point(model, 1)
+    alpha = -0.37
+    checks = {
+        "add": (p + q, [a + b for a, b in zip(p.blocks(), q.blocks())]),
+        "sub": (p - q, [a - b for a, b in zip(p.blocks(), q.blocks())]),
+        "neg": (-p, [-a for a in p.blocks()]),
+        "mul": (2.5 * p, [a * 2.5 for a in p.blocks()]),
+        "div": (p / 4.0, [a / 4.0 for a in p.blocks()]),
+        "axpy": (p.axpy(alpha, q), [a + alpha * b for a, b in zip(p.blocks(), q.blocks())]),
+        "copy": (p.copy(), list(p.blocks())),
+        "zeros": (p.zeros_like(), [np.zeros_like(a) for a in p.blocks()]),
+    }
+    for name, (result, blocks) in checks.items():
+        _assert_same_blocks(result, p._rebuild(blocks))
+    assert p.inner(q) == pytest.approx(float(np.dot(p.flatten(), q.flatten())), rel=1e-14)
+    assert p.norm() == math.sqrt(p.inner(p))
+    # Torch blocks keep the validating path; a numpy-torch mixture is still refused.
+    tensors = p.to_torch()
+    assert (tensors + tensors).is_torch and (2.0 * tensors).is_torch
+    with pytest.raises(TypeError, match="only numpy arrays or only torch"):
+        Parameters(np.ones((2, 2)), (torch.ones(2, 2, dtype=torch.float64),))
+    with pytest.raises(ValueError, match="different structure"):
+        p + Parameters(p.features, p.weights)
+    with pytest.raises(ValueError, match="different structure"):
+        p.inner(Parameters(p.features[:, :1], p.weights, p.bias))

@@ -499,3 +499,57 @@ def test_lbfgs_polish_reaches_rounding_level_stationarity():
     assert polished.loss <= plain.loss + 8 * np.spacing(plain.loss)
     with pytest.raises(ValueError, match="polish_iterations"):
         S.solve(model, "lbfgs", polish_iterations=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Unchecked inner loops: bit-identical to the validated public operations
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        UFM(3, 2, 4, 0.01, 0.02, bias=True),
+        DeepUFM(3, 2, (5, 4, 6), 0.004, [0.003, 0.004, 0.005]),
+        DeepUFM(2, 3, (4, 4), 0.01, 0.01, nonneg_H1=True),
+    ],
+    ids=["ufm_bias", "dufm", "dufm_nonneg"],
+)
+def test_gradient_descent_is_bit_identical_to_validated_steps(model):
+    start = model.random_parameters(4)
+    seen = []
+    solution = S.solve(
+        model,
+        "gd",
+        initial=start,
+        lr=0.3,
+        tolerance=0.0,
+        max_iterations=200,
+        callback=lambda iteration, loss: seen.append((iteration, loss)),
+    )
+    params = model.project(start)
+    value, gradient = model.value_and_gradient(params)
+    losses = []
+    for _ in range(200):
+        params = model.project(params.axpy(-0.3, gradient))
+        value, gradient = model.value_and_gradient(params)
+        losses.append(value)
+    for a, b in zip(solution.parameters.blocks(), params.blocks()):
+        np.testing.assert_array_equal(a, b, strict=True)
+    assert solution.loss == value
+    assert solution.gradient_norm == S.stationarity_norm(model, params, gradient)
+    assert [i for i, _ in seen] == list(range(1, 201))
+    assert [loss for _, loss in seen] == losses
+
+
+def test_lbfgs_callback_sees_every_iteration():
+    model = DeepUFM(2, 1, (4, 4), 0.004, 0.004)
+    seen = []
+    solution = S.solve(
+        model, "lbfgs", seed=0, max_iterations=40, tolerance=0.0, callback=lambda *a: seen.append(a)
+    )
+    assert [i for i, _ in seen] == list(range(1, solution.iterations + 1))
+    assert all(math.isfinite(loss) for _, loss in seen)
+    assert seen[-1][1] == pytest.approx(solution.loss, rel=1e-14)
+    with pytest.raises(TypeError, match="callback"):
+        S.solve(model, "gd", callback=3)

@@ -163,26 +163,84 @@ class Parameters:
         """True if the blocks are torch tensors."""
         return any(is_torch_tensor(block) for block in self.blocks())
 
-    def _rebuild(self, blocks: Sequence[Any]) -> "Parameters":
-        """A Parameters with this structure and the given blocks (in :meth:`blocks` order)."""
+    @classmethod
+    def _unchecked(cls, features: Any, weights: tuple, bias: Any = None) -> "Parameters":
+        """A Parameters holding the given blocks as they are, without validation or conversion.
+
+        For internal hot paths (gradient steps, objective evaluations) whose blocks are known to
+        be valid: float64 numpy arrays (or torch tensors of one kind), ``weights`` a tuple. The
+        result equals ``Parameters(features, weights, bias)`` block for block, which is the
+        validating constructor for every other use.
+        """
+        params = object.__new__(cls)
+        object.__setattr__(params, "features", features)
+        object.__setattr__(params, "weights", weights)
+        object.__setattr__(params, "bias", bias)
+        return params
+
+    def _is_float64_numpy(self) -> bool:
+        """True if every block is a float64 numpy array (what the validating constructor makes
+        of array-likes), i.e. numpy arithmetic on the blocks yields valid blocks again."""
+        for block in self.blocks():
+            if type(block) is not np.ndarray or block.dtype != np.float64:
+                return False
+        return True
+
+    def _rebuild(self, blocks: Sequence[Any], *, checked: bool = True) -> "Parameters":
+        """A Parameters with this structure and the given blocks (in :meth:`blocks` order).
+
+        ``checked=False`` skips validation; only for blocks known to be valid (see
+        :meth:`_unchecked`).
+        """
         blocks = list(blocks)
         features = blocks.pop(0) if self.features is not None else None
         bias = blocks.pop() if self.bias is not None else None
+        if not checked:
+            return Parameters._unchecked(features, tuple(blocks), bias)
         return Parameters(features=features, weights=tuple(blocks), bias=bias)
 
     def map(self, function: Callable[[Any], Any]) -> "Parameters":
         """Apply ``function`` to every block and return the new Parameters."""
         return self._rebuild([function(block) for block in self.blocks()])
 
-    def _zip_map(self, other: "Parameters", function: Callable[[Any, Any], Any]) -> "Parameters":
-        if not isinstance(other, Parameters):
-            return NotImplemented
-        if self.shapes != other.shapes or self.block_names() != other.block_names():
+    def _map_arithmetic(self, function: Callable[[Any], Any]) -> "Parameters":
+        """:meth:`map` for a numpy ufunc expression of one block: float64 arrays in, float64
+        arrays out, so that validation is skipped for float64 numpy blocks."""
+        checked = not self._is_float64_numpy()
+        return self._rebuild([function(block) for block in self.blocks()], checked=checked)
+
+    def _same_structure(self, other: "Parameters") -> bool:
+        """True if ``other`` has the same blocks (names) of the same shapes."""
+        if (
+            (self.features is None) != (other.features is None)
+            or (self.bias is None) != (other.bias is None)
+            or len(self.weights) != len(other.weights)
+        ):
+            return False
+        return all(
+            tuple(a.shape) == tuple(b.shape) for a, b in zip(self.blocks(), other.blocks())
+        )
+
+    def _check_same_structure(self, other: "Parameters") -> None:
+        if not self._same_structure(other):
             raise ValueError(
                 f"Parameters of different structure: {self.block_names()} {self.shapes} vs "
                 f"{other.block_names()} {other.shapes}"
             )
-        return self._rebuild([function(a, b) for a, b in zip(self.blocks(), other.blocks())])
+
+    def _zip_map(self, other: "Parameters", function: Callable[[Any, Any], Any]) -> "Parameters":
+        """Apply ``function`` to matching blocks of ``self`` and ``other`` (same structure).
+
+        Validation of the result is skipped when both hold float64 numpy blocks: the functions
+        used here (sums, differences, scaled sums) then return float64 arrays.
+        """
+        if not isinstance(other, Parameters):
+            return NotImplemented
+        self._check_same_structure(other)
+        checked = not (self._is_float64_numpy() and other._is_float64_numpy())
+        return self._rebuild(
+            [function(a, b) for a, b in zip(self.blocks(), other.blocks())], checked=checked
+        )
 
     # -- arithmetic -----------------------------------------------------------------------
 
@@ -193,19 +251,21 @@ class Parameters:
         return self._zip_map(other, lambda a, b: a - b)
 
     def __neg__(self) -> "Parameters":
-        return self.map(lambda a: -a)
+        return self._map_arithmetic(lambda a: -a)
 
     def __mul__(self, scalar: Any) -> "Parameters":
         if not isinstance(scalar, numbers.Real):
             return NotImplemented
-        return self.map(lambda a: a * float(scalar))
+        scalar = float(scalar)
+        return self._map_arithmetic(lambda a: a * scalar)
 
     __rmul__ = __mul__
 
     def __truediv__(self, scalar: Any) -> "Parameters":
         if not isinstance(scalar, numbers.Real):
             return NotImplemented
-        return self.map(lambda a: a / float(scalar))
+        scalar = float(scalar)
+        return self._map_arithmetic(lambda a: a / scalar)
 
     def axpy(self, alpha: float, other: "Parameters") -> "Parameters":
         """Return self + alpha·other (e.g. a gradient step ``p.axpy(-eta, grad)``)."""
@@ -213,7 +273,18 @@ class Parameters:
         return self._zip_map(other, lambda a, b: a + alpha * b)
 
     def inner(self, other: "Parameters") -> float:
-        """Σ_j ⟨θ_j, φ_j⟩_F over all blocks, as a Python float."""
+        """Σ_j ⟨θ_j, φ_j⟩_F over all blocks, as a Python float.
+
+        Each block's product is summed in float64 (numpy ``vdot`` for numpy blocks), and the
+        block sums are added in block order.
+        """
+        if not isinstance(other, Parameters):
+            raise TypeError(f"other must be a Parameters, got {type(other).__name__}")
+        self._check_same_structure(other)
+        if self._is_float64_numpy() and other._is_float64_numpy():
+            return float(
+                sum(float(np.vdot(a, b)) for a, b in zip(self.blocks(), other.blocks()))
+            )
         products = self._zip_map(other, lambda a, b: (a * b).sum())
         return float(sum(float(to_numpy(p)) for p in products.blocks()))
 
@@ -223,12 +294,16 @@ class Parameters:
 
     def copy(self) -> "Parameters":
         """A deep copy (numpy ``copy`` or torch ``clone``)."""
+        if self._is_float64_numpy():
+            return self._map_arithmetic(lambda a: np.array(a, copy=True))
         return self.map(
             lambda a: a.detach().clone() if is_torch_tensor(a) else np.array(a, copy=True)
         )
 
     def zeros_like(self) -> "Parameters":
         """Parameters of the same structure with every entry 0."""
+        if self._is_float64_numpy():
+            return self._map_arithmetic(np.zeros_like)
         return self.map(lambda a: a.new_zeros(a.shape) if is_torch_tensor(a) else np.zeros_like(a))
 
     # -- vector form ----------------------------------------------------------------------
@@ -416,6 +491,11 @@ def _relu_numpy(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0)
 
 
+def _squared_norm(block: np.ndarray) -> float:
+    """‖block‖_F² of a float64 numpy array (one BLAS dot product of the flattened array)."""
+    return float(np.vdot(block, block))
+
+
 # --------------------------------------------------------------------------------------------
 # Shared implementation of a chain F = W_L a_{L−1}(W_{L−1} ⋯ a_1(W_1 H_1)) (+ b1ᵀ)
 # --------------------------------------------------------------------------------------------
@@ -578,26 +658,50 @@ class _ChainObjective:
 
     # -- numpy path -----------------------------------------------------------------------
 
-    def _features_numpy(self, params: Parameters) -> np.ndarray:
-        if self._has_free_features:
-            return np.asarray(to_numpy(params.features), dtype=np.float64)
-        return self._fixed_features
+    @cached_property
+    def _numpy_plan(self) -> tuple:
+        """Constants of the numpy path, computed once per model: (ReLU flags, λ_1..λ_L, λ_H,
+        λ per block, has free features, has bias, N)."""
+        return (
+            tuple(self._relu_after),
+            tuple(self._lam_weights),
+            float(self._lam_features),
+            tuple(self.penalty_weights),
+            bool(self._has_free_features),
+            bool(self._has_bias),
+            self.num_samples,
+        )
 
-    def _forward_arrays(self, params: Parameters):
-        """Numpy forward pass: (pre-activations, post-activations, output)."""
+    def _checked_numpy(self, params: Parameters) -> Parameters:
+        """``params`` validated against this model and as float64 numpy blocks."""
         self.check_parameters(params)
         if params.is_torch:
             params = params.to_numpy()
-        h = self._features_numpy(params)
+        return params
+
+    def _forward_numpy(self, params: Parameters):
+        """Forward pass without validation: (pre-activations, post-activations, output).
+
+        ``params`` must be float64 numpy Parameters of this model's shapes.
+        """
+        relu_after, _, _, _, free_features, has_bias, _ = self._numpy_plan
+        h = params.features if free_features else self._fixed_features
         pre, post = [h], [h]
-        for l, weight in enumerate(params.weights[:-1]):
-            z = weight @ h
-            h = _relu_numpy(z) if self._relu_after[l] else z
+        weights = params.weights
+        for l in range(len(weights) - 1):
+            z = weights[l] @ h
+            h = _relu_numpy(z) if relu_after[l] else z
             pre.append(z)
             post.append(h)
-        output = params.weights[-1] @ h
-        if self._has_bias:
+        output = weights[-1] @ h
+        if has_bias:
             output = output + params.bias[:, None]
+        return pre, post, output
+
+    def _forward_arrays(self, params: Parameters):
+        """Numpy forward pass: (params as numpy, pre-activations, post-activations, output)."""
+        params = self._checked_numpy(params)
+        pre, post, output = self._forward_numpy(params)
         return params, pre, post, output
 
     def forward(self, params: Parameters) -> LayerFeatures:
@@ -617,13 +721,16 @@ class _ChainObjective:
             num_classes=self.num_classes,
         )
 
-    def _parts_from(self, params: Parameters, output: np.ndarray) -> ObjectiveParts:
-        residual = output - self.targets
-        fit = float(np.sum(np.square(residual))) / (2.0 * self.num_samples)
-        penalties = tuple(
-            0.5 * lam * float(np.sum(np.square(block))) if lam != 0.0 else 0.0
-            for lam, block in zip(self.penalty_weights, params.blocks())
+    def _penalties_numpy(self, params: Parameters) -> tuple[float, ...]:
+        """(λ_j/2)‖θ_j‖_F² per block (0 where λ_j = 0)."""
+        return tuple(
+            0.5 * lam * _squared_norm(block) if lam != 0.0 else 0.0
+            for lam, block in zip(self._numpy_plan[3], params.blocks())
         )
+
+    def _parts_from(self, params: Parameters, output: np.ndarray) -> ObjectiveParts:
+        fit = _squared_norm(output - self.targets) / (2.0 * self.num_samples)
+        penalties = self._penalties_numpy(params)
         return ObjectiveParts(
             fit=fit,
             penalties=penalties,
@@ -653,41 +760,71 @@ class _ChainObjective:
         Returns
         -------
         value : float
-            Φ(θ).
+            Φ(θ), equal to ``objective(params).total``.
         gradient : Parameters
             ∇Φ(θ) with the structure of ``params``.
         """
-        params, pre, post, output = self._forward_arrays(params)
-        parts = self._parts_from(params, output)
-        residual = (output - self.targets) / self.num_samples
-        lams = self._lam_weights
+        return self._value_and_gradient_numpy(self._checked_numpy(params))
+
+    def _value_and_gradient_numpy(self, params: Parameters) -> tuple[float, Parameters]:
+        """:meth:`value_and_gradient` without validation, for solvers' inner loops.
+
+        ``params`` must be float64 numpy Parameters of this model's shapes (as checked once by
+        :meth:`check_parameters`); the result is the same, bit for bit.
+        """
+        relu_after, lams, lam_features, _, free_features, has_bias, count = self._numpy_plan
+        pre, post, output = self._forward_numpy(params)
+        residual = output - self.targets
+        fit = _squared_norm(residual) / (2.0 * count)
+        value = fit + math.fsum(self._penalties_numpy(params))
+        residual /= count  # R = (F − Y)/N
         weights = params.weights
-        grad_weights: list = [None] * self.num_layers
+        grad_weights: list = [None] * len(weights)
         upstream = residual
-        for l in range(self.num_layers - 1, -1, -1):
-            grad_weights[l] = upstream @ post[l].T
+        for l in range(len(weights) - 1, -1, -1):
+            grad = upstream @ post[l].T
             if lams[l] != 0.0:
-                grad_weights[l] = grad_weights[l] + lams[l] * weights[l]
+                grad += lams[l] * weights[l]
+            grad_weights[l] = grad
             if l > 0:
-                upstream = weights[l].T @ upstream
-                if self._relu_after[l - 1]:
-                    upstream = upstream * (pre[l] > 0.0)
+                upstream = weights[l].T @ upstream  # a new array: R itself is never modified
+                if relu_after[l - 1]:
+                    upstream *= pre[l] > 0.0
         grad_features = None
-        if self._has_free_features:
-            grad_features = weights[0].T @ upstream + self._lam_features * params.features
-        grad_bias = residual.sum(axis=1) if self._has_bias else None
-        gradient = Parameters(features=grad_features, weights=tuple(grad_weights), bias=grad_bias)
-        return parts.total, gradient
+        if free_features:
+            grad_features = weights[0].T @ upstream
+            grad_features += lam_features * params.features
+        grad_bias = residual.sum(axis=1) if has_bias else None
+        gradient = Parameters._unchecked(grad_features, tuple(grad_weights), grad_bias)
+        return value, gradient
 
     def gradient(self, params: Parameters) -> Parameters:
         """Exact gradient ∇Φ(θ) (see :meth:`value_and_gradient`)."""
         return self.value_and_gradient(params)[1]
 
+    def _unflatten_views(self, vector: np.ndarray) -> Parameters:
+        """Parameters whose blocks are reshaped views of a float64 vector of the right size
+        (no copy, no validation), for evaluations inside solvers."""
+        blocks, start = [], 0
+        for shape in self.parameter_shapes:
+            count = math.prod(shape)
+            blocks.append(vector[start : start + count].reshape(shape))
+            start += count
+        features = blocks.pop(0) if self._has_free_features else None
+        bias = blocks.pop() if self._has_bias else None
+        return Parameters._unchecked(features, tuple(blocks), bias)
+
     def value_and_gradient_vector(self, vector: Any) -> tuple[float, np.ndarray]:
         """Φ and ∇Φ on flat float64 vectors (``Parameters.flatten`` layout), e.g. for
         ``scipy.optimize.minimize(..., jac=True)``."""
-        value, gradient = self.value_and_gradient(self.unflatten(vector))
-        return value, gradient.flatten()
+        vector = np.asarray(to_numpy(vector), dtype=np.float64)
+        if vector.ndim != 1 or vector.size != self.num_parameters:
+            raise ValueError(
+                f"vector must be 1-D with {self.num_parameters} entries for shapes "
+                f"{self.parameter_shapes}, got shape {vector.shape}"
+            )
+        value, gradient = self._value_and_gradient_numpy(self._unflatten_views(vector))
+        return value, np.concatenate([block.ravel() for block in gradient.blocks()])
 
     # -- torch path -----------------------------------------------------------------------
 
@@ -965,9 +1102,12 @@ class DeepUFM(_DeepFreeFeatures):
         features = params.features
         if is_torch_tensor(features):
             features = features.clamp_min(0.0)
-        else:
-            features = np.maximum(features, 0.0)
-        return Parameters(features=features, weights=params.weights, bias=params.bias)
+            return Parameters(features=features, weights=params.weights, bias=params.bias)
+        if params._is_float64_numpy():
+            return Parameters._unchecked(np.maximum(features, 0.0), params.weights, params.bias)
+        return Parameters(
+            features=np.maximum(features, 0.0), weights=params.weights, bias=params.bias
+        )
 
 
 @dataclass(frozen=True, eq=False)

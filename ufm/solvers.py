@@ -392,10 +392,40 @@ def stationarity_norm(model: Any, params: Parameters, gradient: Parameters) -> f
     squared = 0.0
     for name, block, grad in zip(gradient.block_names(), params.blocks(), gradient.blocks()):
         if name == "H1":
-            squared += float(np.sum(np.minimum(np.asarray(block), np.asarray(grad)) ** 2))
+            residual = np.minimum(np.asarray(block), np.asarray(grad))
+            squared += float(np.vdot(residual, residual))
         else:
-            squared += float(np.sum(np.asarray(grad) ** 2))
+            grad = np.asarray(grad)
+            squared += float(np.vdot(grad, grad))
     return math.sqrt(squared)
+
+
+def _stationarity_numpy(constrained: bool, params: Parameters, gradient: Parameters) -> float:
+    """:func:`stationarity_norm` for float64 numpy Parameters of a checked model (the same
+    value, bit for bit), without the generic block bookkeeping."""
+    squared = 0.0
+    if constrained:
+        residual = np.minimum(params.features, gradient.features)
+        squared += float(np.vdot(residual, residual))
+        blocks = gradient.weights
+    else:
+        if gradient.features is not None:
+            squared += float(np.vdot(gradient.features, gradient.features))
+        blocks = gradient.weights
+    for grad in blocks:
+        squared += float(np.vdot(grad, grad))
+    if gradient.bias is not None:
+        squared += float(np.vdot(gradient.bias, gradient.bias))
+    return math.sqrt(squared)
+
+
+def _gradient_step(params: Parameters, alpha: float, gradient: Parameters) -> Parameters:
+    """``params.axpy(alpha, gradient)`` for float64 numpy Parameters of one structure (the same
+    blocks, bit for bit), without the structure checks of the public method."""
+    features = None if params.features is None else params.features + alpha * gradient.features
+    weights = tuple(w + alpha * g for w, g in zip(params.weights, gradient.weights))
+    bias = None if params.bias is None else params.bias + alpha * gradient.bias
+    return Parameters._unchecked(features, weights, bias)
 
 
 def predicted_reference(model: Any) -> tuple[float | None, str | None]:
@@ -442,6 +472,12 @@ def _evaluate(model: Any, params: Parameters) -> tuple[float, Parameters]:
     """Φ and ∇Φ with floating-point warnings silenced (divergence is detected from the values)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         return model.value_and_gradient(params)
+
+
+def _evaluate_unchecked(model: Any, params: Parameters) -> tuple[float, Parameters]:
+    """:func:`_evaluate` for float64 numpy Parameters already checked against ``model``."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return model._value_and_gradient_numpy(params)
 
 
 def _objective_parts(model: Any, params: Parameters) -> ObjectiveParts:
@@ -573,16 +609,21 @@ class _RunState:
 # --------------------------------------------------------------------------------------------
 
 
-def _run_gd(model, initial, *, lr, tolerance, max_iterations, state, progress):
+def _run_gd(model, initial, *, lr, tolerance, max_iterations, state, progress, callback=None):
+    # ``initial`` is a checked float64 numpy copy (solve); every iterate below keeps its
+    # structure, so the inner loop uses the unchecked evaluation and step.
+    constrained = _is_constrained(model)
     params = model.project(initial)
-    value, gradient = _evaluate(model, params)
+    value, gradient = _evaluate_unchecked(model, params)
     state.evaluations += 1
     iteration = 0
     reason, message = "max_iterations", ""
+    alpha = -float(lr)
+    record_at = state.record_at
     while True:
-        norm = stationarity_norm(model, params, gradient)
+        norm = _stationarity_numpy(constrained, params, gradient)
         finite = math.isfinite(value) and math.isfinite(norm)
-        if iteration in state.record_at or not finite:
+        if iteration in record_at or not finite:
             parts = _objective_parts(model, params)
             state.history.append(
                 iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
@@ -590,16 +631,20 @@ def _run_gd(model, initial, *, lr, tolerance, max_iterations, state, progress):
         if not finite:
             reason, message = "diverged", f"non-finite objective at the initial point (Φ = {value})"
             break
+        if callback is not None and iteration > 0:
+            callback(iteration, value)
         if norm <= tolerance:
             reason, message = "gradient_tolerance", f"stationarity {norm:.3e} <= {tolerance:.3e}"
             break
         if iteration >= max_iterations:
             reason, message = "max_iterations", f"{max_iterations} iterations"
             break
-        candidate = model.project(params.axpy(-lr, gradient))
-        new_value, new_gradient = _evaluate(model, candidate)
+        candidate = _gradient_step(params, alpha, gradient)
+        if constrained:
+            candidate = model.project(candidate)
+        new_value, new_gradient = _evaluate_unchecked(model, candidate)
         state.evaluations += 1
-        new_norm = stationarity_norm(model, candidate, new_gradient)
+        new_norm = _stationarity_numpy(constrained, candidate, new_gradient)
         if not (math.isfinite(new_value) and math.isfinite(new_norm)):
             state.history.append(
                 iteration + 1, new_value, math.nan, math.nan, new_norm, state.elapsed()
@@ -619,8 +664,19 @@ def _run_gd(model, initial, *, lr, tolerance, max_iterations, state, progress):
 
 
 def _run_scipy_lbfgs(
-    model, initial, *, tolerance, max_iterations, memory, ftol, polish_iterations, state, progress
+    model,
+    initial,
+    *,
+    tolerance,
+    max_iterations,
+    memory,
+    ftol,
+    polish_iterations,
+    state,
+    progress,
+    callback=None,
 ):
+    constrained = _is_constrained(model)
     start_params = model.project(initial)
     x0 = start_params.flatten()
     bounds = None
@@ -650,21 +706,24 @@ def _run_scipy_lbfgs(
     counter = {"iterations": 0, "stopped": False}
 
     def record(iteration, x, value, gradient):
-        params = model.unflatten(x)
-        norm = stationarity_norm(model, params, model.unflatten(gradient))
+        norm = _stationarity_numpy(
+            constrained, model._unflatten_views(x), model._unflatten_views(gradient)
+        )
         if iteration in state.record_at:
-            parts = _objective_parts(model, params)
+            parts = _objective_parts(model, model.unflatten(x))
             state.history.append(
                 iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
             )
         return norm
 
-    def callback(intermediate_result):
+    def after_iteration(intermediate_result):
         counter["iterations"] += 1
         x = intermediate_result.x
         value, gradient = at(x)
         norm = record(counter["iterations"], x, value, gradient)
         progress.update(counter["iterations"], value)
+        if callback is not None:
+            callback(counter["iterations"], value)
         if norm <= tolerance:
             counter["stopped"] = True
             raise StopIteration
@@ -685,7 +744,7 @@ def _run_scipy_lbfgs(
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        callback=callback,
+        callback=after_iteration,
         options={
             "maxiter": max_iterations,
             "maxfun": max(15_000, 20 * max_iterations),
@@ -807,7 +866,18 @@ def _torch_stationarity(model, leaves, grads) -> float:
 
 
 def _run_torch_gd(
-    model, initial, *, lr, tolerance, max_iterations, device, dtype, check_every, state, progress
+    model,
+    initial,
+    *,
+    lr,
+    tolerance,
+    max_iterations,
+    device,
+    dtype,
+    check_every,
+    state,
+    progress,
+    callback=None,
 ):
     import torch
 
@@ -846,6 +916,8 @@ def _run_torch_gd(
                 iteration = last_checked
                 message = f"non-finite objective detected; returning iteration {iteration}"
                 break
+            if callback is not None and iteration > 0:
+                callback(iteration, value)
             if norm <= tolerance:
                 reason, message = (
                     "gradient_tolerance",
@@ -880,6 +952,7 @@ def _run_torch_lbfgs(
     inner_iterations,
     state,
     progress,
+    callback=None,
 ):
     import torch
 
@@ -933,6 +1006,8 @@ def _run_torch_lbfgs(
                     block.copy_(old)
             reason, message = "diverged", "non-finite objective; returning the last finite iterate"
             break
+        if callback is not None and iteration > 0:
+            callback(iteration, value)
         if norm <= tolerance:
             reason, message = "gradient_tolerance", f"stationarity {norm:.3e} <= {tolerance:.3e}"
             break
@@ -983,6 +1058,7 @@ def solve(
     predicted: Any = "auto",
     progress: bool | None = None,
     blas_threads: int | None = 1,
+    callback: Callable[[int, float], Any] | None = None,
 ) -> Solution:
     """Minimize Φ(θ) of ``model`` (THEORY.md §1.2, §2) and return a :class:`Solution`.
 
@@ -1040,6 +1116,10 @@ def solve(
     blas_threads : int or None
         BLAS threads of numpy/scipy during the run (default 1: these small matrices are much
         faster single-threaded); None leaves the libraries' setting unchanged.
+    callback : callable, optional
+        ``callback(iteration, loss)`` with Φ of the current iterate: after every iteration
+        (``gd``, ``lbfgs``; not the polish steps) or at every stopping test (torch methods).
+        For progress monitoring and time-to-target measurements; its return value is ignored.
 
     Returns
     -------
@@ -1077,6 +1157,8 @@ def solve(
         raise TypeError(f"polish_iterations must be an integer, got {polish_iterations!r}")
     if polish_iterations < 0:
         raise ValueError(f"polish_iterations must be >= 0, got {polish_iterations}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
 
     if initial is None:
         initial = model.random_parameters(seed, init_scale)
@@ -1119,6 +1201,7 @@ def solve(
                     max_iterations=max_iterations,
                     state=state,
                     progress=bar,
+                    callback=callback,
                 )
             elif method == "lbfgs":
                 settings.update(
@@ -1134,6 +1217,7 @@ def solve(
                     polish_iterations=polish_iterations,
                     state=state,
                     progress=bar,
+                    callback=callback,
                 )
             else:
                 torch_device = resolve_device(device)
@@ -1153,6 +1237,7 @@ def solve(
                         check_every=every,
                         state=state,
                         progress=bar,
+                        callback=callback,
                     )
                 else:
                     settings.update(lbfgs_memory=lbfgs_memory, inner_iterations=inner_iterations)
@@ -1167,6 +1252,7 @@ def solve(
                         inner_iterations=inner_iterations,
                         state=state,
                         progress=bar,
+                        callback=callback,
                     )
         finally:
             bar.close()

@@ -1,0 +1,225 @@
+"""Benchmark: time to the low-rank minimum of the 4-DUFM, plain GD against L-BFGS.
+
+Model (THEORY.md §4.6, low-rank case; E-C2): :class:`ufm.models.DeepUFM` with K = 10 classes,
+L = 4 weight matrices, width 30, n = 1 sample per class and λ = 0.004 on every block. Both methods
+start from the same E-B1 initialization of each seed:
+
+- ``gd``: plain full-batch gradient descent with the papers' fixed step η = 0.5;
+- ``lbfgs``: the package's best method on this model, scipy L-BFGS-B on the exact gradient.
+
+Measure. Every iterate's loss is timed through the ``callback`` of :func:`ufm.solvers.solve`
+(seconds since the start of the run). The target of a seed is ``min(final GD loss, final L-BFGS
+loss) + 1e-6`` (absolute); each method's time is the first moment its loss is at or below the
+target. The two methods may end in different local minima: a method that never reaches the target
+is reported with the first moment it came within 1e-6 of its own final loss instead, and the row
+says so (``own final``). The speedup is the ratio of these times, GD over L-BFGS. L_DNC (THEORY.md
+§4.3) is printed for reference only: low-rank points lie below it (§4.5). RANK(M_l) of the class
+means of H_1..H_4 and of H̃_4 use singular values above 1e-3 times the largest.
+
+Run: ``python benchmarks/solvers.py`` (GD 100,000 steps, L-BFGS 10,000 iterations) or
+``python benchmarks/solvers.py --quick`` (20,000 and 3,000); ``--seeds 0 1 2`` for several
+initializations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ufm import optima  # noqa: E402
+from ufm import solvers  # noqa: E402
+from ufm.models import DeepUFM  # noqa: E402
+
+NUM_CLASSES, NUM_LAYERS, WIDTH, PER_CLASS, PENALTY = 10, 4, 30, 1, 0.004
+LEARNING_RATE = 0.5
+WITHIN = 1e-6
+RANK_TOLERANCE = 1e-3
+
+
+@dataclass
+class Trace:
+    """One timed run: the solution and the loss and time of every iterate."""
+
+    solution: solvers.Solution
+    iterations: np.ndarray
+    seconds: np.ndarray
+    losses: np.ndarray
+
+    def first_at_or_below(self, level: float) -> int | None:
+        """Index of the first iterate with loss ≤ ``level`` (None if there is none)."""
+        hits = np.flatnonzero(self.losses <= level)
+        return int(hits[0]) if hits.size else None
+
+
+def build_model() -> DeepUFM:
+    """The 4-DUFM of THEORY.md §4.6 (K = 10, width 30, n = 1, λ = 0.004 on every block)."""
+    return DeepUFM(NUM_CLASSES, PER_CLASS, (WIDTH,) * NUM_LAYERS, PENALTY, PENALTY)
+
+
+def timed_run(model: DeepUFM, initial, method: str, max_iterations: int) -> Trace:
+    """Run ``method`` from ``initial`` and time every iterate through the solver's callback."""
+    iterations, seconds, losses = [0], [0.0], [model.objective(initial).total]
+    clock = time.perf_counter
+
+    def observe(iteration: int, loss: float) -> None:
+        seconds.append(clock() - start)
+        iterations.append(iteration)
+        losses.append(loss)
+
+    options = {"lr": LEARNING_RATE} if method == "gd" else {}
+    start = clock()
+    solution = solvers.solve(
+        model,
+        method,
+        initial=initial,
+        tolerance=1e-9,
+        max_iterations=max_iterations,
+        predicted=None,
+        history_points=0,
+        callback=observe,
+        **options,
+    )
+    return Trace(solution, np.array(iterations), np.array(seconds), np.array(losses))
+
+
+def class_mean_ranks(model: DeepUFM, params) -> tuple[list[int], int]:
+    """RANK of the class means of H_1..H_L and of H̃_L (relative tolerance RANK_TOLERANCE)."""
+    layers = model.forward(params)
+    targets = model.targets
+    counts = targets.sum(axis=1)
+
+    def rank(features: np.ndarray) -> int:
+        singular = np.linalg.svd(features @ targets.T / counts, compute_uv=False)
+        return int(np.sum(singular > RANK_TOLERANCE * singular[0])) if singular[0] > 0 else 0
+
+    return [rank(h) for h in layers.post_activations], rank(layers.pre_activations[-1])
+
+
+def seconds_per_iteration(trace: Trace) -> float:
+    return trace.solution.time_seconds / max(trace.solution.iterations, 1)
+
+
+def benchmark_seed(model: DeepUFM, seed: int, budgets: dict[str, int]) -> dict:
+    """Both methods from the initialization of ``seed``; the rows of the table and the speedup."""
+    initial = model.random_parameters(seed)
+    traces = {method: timed_run(model, initial, method, budgets[method]) for method in budgets}
+    best = min(trace.solution.loss for trace in traces.values())
+    target = best + WITHIN
+    rows, times = [], {}
+    for method, trace in traces.items():
+        index = trace.first_at_or_below(target)
+        reached = index is not None
+        if not reached:
+            index = trace.first_at_or_below(trace.solution.loss + WITHIN)
+        times[method] = trace.seconds[index]
+        ranks, last_pre = class_mean_ranks(model, trace.solution.parameters)
+        rows.append(
+            {
+                "seed": seed,
+                "method": method,
+                "reached": reached,
+                "iterations": int(trace.iterations[index]),
+                "seconds": float(trace.seconds[index]),
+                "total_iterations": trace.solution.iterations,
+                "total_seconds": trace.solution.time_seconds,
+                "step_microseconds": 1e6 * seconds_per_iteration(trace),
+                "loss": trace.solution.loss,
+                "stop_reason": trace.solution.stop_reason,
+                "ranks": ranks,
+                "last_pre_rank": last_pre,
+            }
+        )
+    # Secondary measure: L-BFGS's time to GD's own final loss (+ 1e-6), if it gets there.
+    gd_level = traces["gd"].solution.loss + WITHIN
+    gd_index = traces["gd"].first_at_or_below(gd_level)
+    lbfgs_index = traces["lbfgs"].first_at_or_below(gd_level)
+    to_gd_level = None
+    if lbfgs_index is not None:
+        to_gd_level = (
+            int(traces["lbfgs"].iterations[lbfgs_index]),
+            float(traces["lbfgs"].seconds[lbfgs_index]),
+            float(traces["gd"].seconds[gd_index]),
+        )
+    return {
+        "seed": seed,
+        "target": target,
+        "rows": rows,
+        "to_gd_level": to_gd_level,
+        "speedup": times["gd"] / times["lbfgs"] if times["lbfgs"] > 0 else float("inf"),
+    }
+
+
+def markdown(results: list[dict], reference: float, budgets: dict[str, int]) -> str:
+    """The Markdown table of every seed and method, and the speedups."""
+    lines = [
+        "| seed | method | reaches | iterations | seconds | µs/iteration | run: iterations "
+        "/ seconds / stop | final loss | loss / L_DNC | RANK M_1..M_4 | RANK M̃_4 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for row in result["rows"]:
+            reaches = "best + 1e-6" if row["reached"] else "own final + 1e-6 (never the best)"
+            lines.append(
+                f"| {row['seed']} | {row['method']} | {reaches} | {row['iterations']} | "
+                f"{row['seconds']:.3f} | {row['step_microseconds']:.0f} | "
+                f"{row['total_iterations']} / {row['total_seconds']:.2f} / {row['stop_reason']} | "
+                f"{row['loss']:.6f} | {row['loss'] / reference:.4f} | "
+                f"({', '.join(map(str, row['ranks']))}) | {row['last_pre_rank']} |"
+            )
+    lines.append("")
+    lines.append(
+        f"L_DNC = {reference:.8f} (reference only). Budgets: GD {budgets['gd']} steps (η = "
+        f"{LEARNING_RATE}), L-BFGS {budgets['lbfgs']} iterations; stationarity tolerance 1e-9."
+    )
+    for result in results:
+        lines.append(
+            f"Seed {result['seed']}: target {result['target']:.8f}; speedup of L-BFGS over GD "
+            f"{result['speedup']:.1f}×."
+        )
+        if result["to_gd_level"] is not None:
+            iterations, seconds, gd_seconds = result["to_gd_level"]
+            lines.append(
+                f"  L-BFGS reaches GD's final loss + 1e-6 after {iterations} iterations, "
+                f"{seconds:.3f} s (GD: {gd_seconds:.3f} s; ratio {gd_seconds / seconds:.1f}×)."
+            )
+        else:
+            lines.append("  L-BFGS never reaches GD's final loss + 1e-6.")
+    speedups = [result["speedup"] for result in results]
+    lines.append(
+        f"Speedup over seeds: min {min(speedups):.1f}×, median {np.median(speedups):.1f}×, "
+        f"max {max(speedups):.1f}× (goal ≥ 20×)."
+    )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{platform.processor() or platform.machine()}, {cores} CPU cores, BLAS 1 thread"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="GD 20,000 steps, L-BFGS 3,000")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="initialization seeds")
+    arguments = parser.parse_args(argv)
+    budgets = {"gd": 20_000, "lbfgs": 3_000} if arguments.quick else {"gd": 100_000, "lbfgs": 10_000}
+    model = build_model()
+    reference = optima.predict(model).optimal_loss
+    results = [benchmark_seed(model, seed, budgets) for seed in arguments.seeds]
+    print(f"4-DUFM K = {NUM_CLASSES}, L = {NUM_LAYERS}, width {WIDTH}, n = {PER_CLASS}, "
+          f"λ = {PENALTY} on every block; {machine()}\n")
+    print(markdown(results, reference, budgets))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
