@@ -1,24 +1,26 @@
-"""Benchmark: time to the low-rank minimum of the 4-DUFM, plain GD against L-BFGS.
+"""Benchmark: time to the low-rank minimum of the 4-DUFM, plain GD against quasi-Newton methods.
 
 Model (THEORY.md §4.6, low-rank case; E-C2): :class:`ufm.models.DeepUFM` with K = 10 classes,
-L = 4 weight matrices, width 30, n = 1 sample per class and λ = 0.004 on every block. Both methods
-start from the same E-B1 initialization of each seed:
+L = 4 weight matrices, width 30, n = 1 sample per class and λ = 0.004 on every block. Every method
+starts from the same E-B1 initialization of each seed:
 
 - ``gd``: plain full-batch gradient descent with the papers' fixed step η = 0.5;
-- ``lbfgs``: the package's best method on this model, scipy L-BFGS-B on the exact gradient.
+- ``lbfgs``: scipy L-BFGS-B on the exact gradient;
+- ``numpy_lbfgs``: L-BFGS in numpy (compact form, Armijo backtracking), after ``--warmup`` steps of
+  the GD above (default 0).
 
 Measure. Every iterate's loss is timed through the ``callback`` of :func:`ufm.solvers.solve`
-(seconds since the start of the run). The target of a seed is ``min(final GD loss, final L-BFGS
-loss) + 1e-6`` (absolute); each method's time is the first moment its loss is at or below the
-target. The two methods may end in different local minima: a method that never reaches the target
-is reported with the first moment it came within 1e-6 of its own final loss instead, and the row
-says so (``own final``). The speedup is the ratio of these times, GD over L-BFGS. L_DNC (THEORY.md
+(seconds since the start of the run). The target of a seed is the least final loss of all methods
++ 1e-6 (absolute); each method's time is the first moment its loss is at or below the target. The
+methods may end in different local minima: a method that never reaches the target is reported with
+the first moment it came within 1e-6 of its own final loss instead, and the row says so (``own
+final``). The speedup of a method is the ratio of these times, GD over the method. L_DNC (THEORY.md
 §4.3) is printed for reference only: low-rank points lie below it (§4.5). RANK(M_l) of the class
 means of H_1..H_4 and of H̃_4 use singular values above 1e-3 times the largest.
 
-Run: ``python benchmarks/solvers.py`` (GD 100,000 steps, L-BFGS 10,000 iterations) or
+Run: ``python benchmarks/solvers.py`` (GD 100,000 steps, L-BFGS 10,000 iterations each) or
 ``python benchmarks/solvers.py --quick`` (20,000 and 3,000); ``--seeds 0 1 2`` for several
-initializations.
+initializations; ``--methods gd numpy_lbfgs`` to skip one.
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ def build_model() -> DeepUFM:
     return DeepUFM(NUM_CLASSES, PER_CLASS, (WIDTH,) * NUM_LAYERS, PENALTY, PENALTY)
 
 
-def timed_run(model: DeepUFM, initial, method: str, max_iterations: int) -> Trace:
+def timed_run(
+    model: DeepUFM, initial, method: str, max_iterations: int, warmup_steps: int = 0
+) -> Trace:
     """Run ``method`` from ``initial`` and time every iterate through the solver's callback."""
     iterations, seconds, losses = [0], [0.0], [model.objective(initial).total]
     clock = time.perf_counter
@@ -75,7 +79,9 @@ def timed_run(model: DeepUFM, initial, method: str, max_iterations: int) -> Trac
         iterations.append(iteration)
         losses.append(loss)
 
-    options = {"lr": LEARNING_RATE} if method == "gd" else {}
+    options = {"lr": LEARNING_RATE} if method in ("gd", "numpy_lbfgs") else {}
+    if method == "numpy_lbfgs":
+        options["warmup_steps"] = warmup_steps
     start = clock()
     solution = solvers.solve(
         model,
@@ -108,10 +114,13 @@ def seconds_per_iteration(trace: Trace) -> float:
     return trace.solution.time_seconds / max(trace.solution.iterations, 1)
 
 
-def benchmark_seed(model: DeepUFM, seed: int, budgets: dict[str, int]) -> dict:
-    """Both methods from the initialization of ``seed``; the rows of the table and the speedup."""
+def benchmark_seed(model: DeepUFM, seed: int, budgets: dict[str, int], warmup_steps: int = 0) -> dict:
+    """Every method from the initialization of ``seed``; the rows of the table and the speedups."""
     initial = model.random_parameters(seed)
-    traces = {method: timed_run(model, initial, method, budgets[method]) for method in budgets}
+    traces = {
+        method: timed_run(model, initial, method, budgets[method], warmup_steps)
+        for method in budgets
+    }
     best = min(trace.solution.loss for trace in traces.values())
     target = best + WITHIN
     rows, times = [], {}
@@ -138,27 +147,32 @@ def benchmark_seed(model: DeepUFM, seed: int, budgets: dict[str, int]) -> dict:
                 "last_pre_rank": last_pre,
             }
         )
-    # Secondary measure: L-BFGS's time to GD's own final loss (+ 1e-6), if it gets there.
+    # Secondary measure: each method's time to GD's own final loss (+ 1e-6), if it gets there.
     gd_level = traces["gd"].solution.loss + WITHIN
-    gd_index = traces["gd"].first_at_or_below(gd_level)
-    lbfgs_index = traces["lbfgs"].first_at_or_below(gd_level)
-    to_gd_level = None
-    if lbfgs_index is not None:
-        to_gd_level = (
-            int(traces["lbfgs"].iterations[lbfgs_index]),
-            float(traces["lbfgs"].seconds[lbfgs_index]),
-            float(traces["gd"].seconds[gd_index]),
-        )
+    gd_seconds = float(traces["gd"].seconds[traces["gd"].first_at_or_below(gd_level)])
+    to_gd_level, speedups = {}, {}
+    for method, trace in traces.items():
+        if method == "gd":
+            continue
+        index = trace.first_at_or_below(gd_level)
+        to_gd_level[method] = None
+        if index is not None:
+            to_gd_level[method] = (
+                int(trace.iterations[index]), float(trace.seconds[index]), gd_seconds
+            )
+        speedups[method] = times["gd"] / times[method] if times[method] > 0 else float("inf")
     return {
         "seed": seed,
         "target": target,
         "rows": rows,
         "to_gd_level": to_gd_level,
-        "speedup": times["gd"] / times["lbfgs"] if times["lbfgs"] > 0 else float("inf"),
+        "speedups": speedups,
     }
 
 
-def markdown(results: list[dict], reference: float, budgets: dict[str, int]) -> str:
+def markdown(
+    results: list[dict], reference: float, budgets: dict[str, int], warmup_steps: int = 0
+) -> str:
     """The Markdown table of every seed and method, and the speedups."""
     lines = [
         "| seed | method | reaches | iterations | seconds | µs/iteration | run: iterations "
@@ -176,28 +190,37 @@ def markdown(results: list[dict], reference: float, budgets: dict[str, int]) -> 
                 f"({', '.join(map(str, row['ranks']))}) | {row['last_pre_rank']} |"
             )
     lines.append("")
+    quasi_newton = [method for method in budgets if method != "gd"]
     lines.append(
         f"L_DNC = {reference:.8f} (reference only). Budgets: GD {budgets['gd']} steps (η = "
-        f"{LEARNING_RATE}), L-BFGS {budgets['lbfgs']} iterations; stationarity tolerance 1e-9."
+        f"{LEARNING_RATE}); "
+        + ", ".join(f"{method} {budgets[method]} iterations" for method in quasi_newton)
+        + f"; numpy_lbfgs GD warm-up {warmup_steps} steps; stationarity tolerance 1e-9."
     )
     for result in results:
-        lines.append(
-            f"Seed {result['seed']}: target {result['target']:.8f}; speedup of L-BFGS over GD "
-            f"{result['speedup']:.1f}×."
+        missed = {row["method"] for row in result["rows"] if not row["reached"]}
+        speedups = ", ".join(
+            f"{method} {value:.1f}×" + (" (never reaches the target: loses)" if method in missed else "")
+            for method, value in result["speedups"].items()
         )
-        if result["to_gd_level"] is not None:
-            iterations, seconds, gd_seconds = result["to_gd_level"]
+        lines.append(
+            f"Seed {result['seed']}: target {result['target']:.8f}; speedup over GD: {speedups}."
+        )
+        for method, reached in result["to_gd_level"].items():
+            if reached is None:
+                lines.append(f"  {method} never reaches GD's final loss + 1e-6.")
+                continue
+            iterations, seconds, gd_seconds = reached
             lines.append(
-                f"  L-BFGS reaches GD's final loss + 1e-6 after {iterations} iterations, "
+                f"  {method} reaches GD's final loss + 1e-6 after {iterations} iterations, "
                 f"{seconds:.3f} s (GD: {gd_seconds:.3f} s; ratio {gd_seconds / seconds:.1f}×)."
             )
-        else:
-            lines.append("  L-BFGS never reaches GD's final loss + 1e-6.")
-    speedups = [result["speedup"] for result in results]
-    lines.append(
-        f"Speedup over seeds: min {min(speedups):.1f}×, median {np.median(speedups):.1f}×, "
-        f"max {max(speedups):.1f}× (goal ≥ 20×)."
-    )
+    for method in quasi_newton:
+        values = [result["speedups"][method] for result in results]
+        lines.append(
+            f"Speedup of {method} over seeds: min {min(values):.1f}×, median "
+            f"{np.median(values):.1f}×, max {max(values):.1f}× (goal ≥ 20×)."
+        )
     return "\n".join(lines)
 
 
@@ -210,14 +233,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="GD 20,000 steps, L-BFGS 3,000")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="initialization seeds")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["gd", "lbfgs", "numpy_lbfgs"],
+        choices=["gd", "lbfgs", "numpy_lbfgs"],
+        help="methods to time (gd is always included)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="GD steps before numpy_lbfgs's L-BFGS phase"
+    )
     arguments = parser.parse_args(argv)
-    budgets = {"gd": 20_000, "lbfgs": 3_000} if arguments.quick else {"gd": 100_000, "lbfgs": 10_000}
+    gd_budget, qn_budget = (20_000, 3_000) if arguments.quick else (100_000, 10_000)
+    budgets = {"gd": gd_budget}
+    budgets.update({m: qn_budget for m in arguments.methods if m != "gd"})
     model = build_model()
     reference = optima.predict(model).optimal_loss
-    results = [benchmark_seed(model, seed, budgets) for seed in arguments.seeds]
+    results = [benchmark_seed(model, seed, budgets, arguments.warmup) for seed in arguments.seeds]
     print(f"4-DUFM K = {NUM_CLASSES}, L = {NUM_LAYERS}, width {WIDTH}, n = {PER_CLASS}, "
           f"λ = {PENALTY} on every block; {machine()}\n")
-    print(markdown(results, reference, budgets))
+    print(markdown(results, reference, budgets, arguments.warmup))
     return 0
 
 

@@ -553,3 +553,116 @@ def test_lbfgs_callback_sees_every_iteration():
     assert seen[-1][1] == pytest.approx(solution.loss, rel=1e-14)
     with pytest.raises(TypeError, match="callback"):
         S.solve(model, "gd", callback=3)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy L-BFGS (compact form, optional GD warm-up)
+# --------------------------------------------------------------------------------------------
+
+
+def test_numpy_lbfgs_compact_form_is_the_bfgs_inverse_of_the_last_pairs():
+    # H from the BFGS recursion over the last m pairs, started at γI (Nocedal & Wright (7.19)).
+    rng = np.random.default_rng(0)
+    size, memory = 40, 5
+    matrix = rng.normal(size=(size, size))
+    matrix = matrix @ matrix.T + np.eye(size)
+    store = S._LbfgsMemory(size, memory)
+    pairs = []
+    for _ in range(8):  # more pairs than memory: the ring buffer drops the oldest
+        s = rng.normal(size=size)
+        store.add(s, matrix @ s)
+        pairs.append((s, matrix @ s))
+    s, y = pairs[-1]
+    inverse = (s @ y) / (y @ y) * np.eye(size)
+    for s, y in pairs[-memory:]:
+        rho = 1.0 / (s @ y)
+        v = np.eye(size) - rho * np.outer(y, s)
+        inverse = v.T @ inverse @ v + rho * np.outer(s, s)
+    gradient = rng.normal(size=size)
+    np.testing.assert_allclose(store.direction(gradient), -inverse @ gradient, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no_bias", "bias"])
+def test_numpy_lbfgs_reaches_ufm_reference_values(bias):
+    (K, n, d, lambda_W, lambda_H), value_no_bias, value_bias = UFM_REFERENCES[0]
+    model = UFM(K, n, d, lambda_W, lambda_H, bias=bias)
+    solution = S.solve(model, "numpy_lbfgs", seed=0, tolerance=1e-10, max_iterations=2000)
+    reference = value_bias if bias else value_no_bias
+    assert solution.converged
+    assert relative_error(solution.loss, reference) <= RELATIVE
+    assert solution.gap_to_predicted >= -BELOW
+
+
+def test_numpy_lbfgs_k2_global_optimum_and_dnc_references():
+    model = DeepUFM(2, 1, (4, 4, 4), 0.004, 0.004)
+    result = S.solve_with_restarts(
+        model, range(6), "numpy_lbfgs", tolerance=1e-10, max_iterations=2000
+    )
+    assert result.predicted_kind == "global_optimum"
+    assert np.all(result.gaps >= -BELOW), result.gaps  # (B): never below the optimum
+    assert relative_error(result.best.loss, result.predicted_loss) <= RELATIVE
+    for instance, reference in [DNC_FROM_RANDOM[0], DNC_FROM_RANDOM[5]]:
+        K, L, n, lam = instance
+        model = DeepUFM(K, n, (2 * K,) * L, lam, lam)
+        result = S.solve_with_restarts(
+            model, [0, 1, 2, 3], "numpy_lbfgs", tolerance=1e-10, max_iterations=2000
+        )
+        assert relative_error(result.best.loss, reference) <= RELATIVE
+        if K == 2:
+            assert np.all(result.gaps >= -BELOW), result.gaps
+
+
+def test_numpy_lbfgs_finds_a_point_below_l_dnc():
+    # THEORY.md §4.6: the 4-DUFM (K = 10, width 30) has low-rank points below L_DNC = 0.099180.
+    model = DeepUFM(10, 1, (30,) * 4, 0.004, 0.004)
+    solution = S.solve(model, "numpy_lbfgs", seed=0, tolerance=1e-9, max_iterations=1500)
+    assert solution.predicted_kind == "dnc_reference"
+    assert solution.loss < 0.099180
+    assert solution.loss == model.objective(solution.parameters).total
+
+
+def test_numpy_lbfgs_result_fields_determinism_and_warm_up():
+    model = DeepUFM(3, 2, (5, 4, 6), 0.004, [0.003, 0.004, 0.005])
+    seen = []
+    solution = S.solve(
+        model,
+        "numpy_lbfgs",
+        seed=7,
+        warmup_steps=30,
+        lr=0.3,
+        tolerance=0.0,
+        max_iterations=200,
+        callback=lambda iteration, loss: seen.append((iteration, loss)),
+    )
+    again = S.solve(
+        model, "numpy_lbfgs", seed=7, warmup_steps=30, lr=0.3, tolerance=0.0, max_iterations=200
+    )
+    for a, b in zip(solution.parameters.blocks(), again.parameters.blocks()):
+        np.testing.assert_array_equal(a, b)  # deterministic per seed
+    assert solution.method == "numpy_lbfgs" and solution.seed == 7
+    assert solution.stop_reason in S.STOP_REASONS and solution.iterations <= 200
+    assert solution.evaluations >= solution.iterations + 1
+    assert solution.settings["warmup_steps"] == 30 and solution.settings["lr"] == 0.3
+    assert solution.loss == model.objective(solution.parameters).total
+    assert solution.history.iteration[0] == 0
+    assert solution.history.iteration[-1] == solution.iterations
+    assert [i for i, _ in seen] == list(range(1, solution.iterations + 1))
+    assert all(b <= a for (_, a), (_, b) in zip(seen[30:], seen[31:]))  # L-BFGS is monotone
+    json.dumps(solution.to_dict(), allow_nan=False)
+    # The warm-up is the papers' GD, bit for bit.
+    warm = S.solve(
+        model, "numpy_lbfgs", seed=7, warmup_steps=30, lr=0.3, tolerance=0.0, max_iterations=30
+    )
+    gd = S.solve(model, "gd", seed=7, lr=0.3, tolerance=0.0, max_iterations=30)
+    for a, b in zip(warm.parameters.blocks(), gd.parameters.blocks()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_lbfgs_rejects_bounds_and_bad_warm_up():
+    model = DeepUFM(2, 1, (4, 4), 0.004, 0.004, nonneg_H1=True)
+    with pytest.raises(ValueError, match="numpy_lbfgs"):
+        S.solve(model, "numpy_lbfgs", seed=0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        S.solve(UFM(2, 2, 3, 0.01, 0.01), "numpy_lbfgs", warmup_steps=-1)
+    with pytest.raises(TypeError, match="warmup_steps"):
+        S.solve(UFM(2, 2, 3, 0.01, 0.01), "numpy_lbfgs", warmup_steps=1.5)

@@ -11,6 +11,11 @@ model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHea
   (bounds H₁ ≥ 0 for ``nonneg_H1``); on smooth objectives (no ReLU, no bound) followed, once it
   stalls at the float64 resolution of Φ, by gradient steps with Barzilai-Borwein step sizes that
   lower ‖∇Φ‖ further. float64 numpy.
+- ``"numpy_lbfgs"``: L-BFGS written in numpy on the flattened vector (two-loop recursion, Armijo
+  backtracking on the model's fused value-and-gradient), optionally after ``warmup_steps`` steps
+  of the fixed-step GD above (to start the quasi-Newton phase in the basin GD enters). No scipy
+  driver per call: about one evaluation plus a few vector operations per iteration. Without
+  bounds (not for ``nonneg_H1``); the Barzilai-Borwein polish of ``"lbfgs"`` on smooth models.
 - ``"torch_gd"``, ``"torch_lbfgs"``: the same two methods through the model's torch objective and
   autograd, on ``device`` ("auto": CUDA when available, else CPU), float64 by default; for large
   widths. ``torch_lbfgs`` uses ``torch.optim.LBFGS`` with a strong-Wolfe line search.
@@ -54,7 +59,7 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`solve`.
-METHODS = ("gd", "lbfgs", "torch_gd", "torch_lbfgs")
+METHODS = ("gd", "lbfgs", "numpy_lbfgs", "torch_gd", "torch_lbfgs")
 
 #: Every stop reason a :class:`Solution` can report.
 STOP_REASONS = (
@@ -827,6 +832,214 @@ def _barzilai_borwein_polish(
 
 
 # --------------------------------------------------------------------------------------------
+# numpy L-BFGS (two-loop recursion on the flattened vector)
+# --------------------------------------------------------------------------------------------
+
+
+class _FlatObjective:
+    """Φ and ∇Φ of a checked model on flat float64 vectors (``Parameters.flatten`` layout),
+    through the model's fused unchecked evaluation; non-finite values are reported as such."""
+
+    def __init__(self, model: Any, state: _RunState) -> None:
+        self.model = model
+        self.state = state
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = _evaluate_unchecked(self.model, self.model._unflatten_views(x))
+        self.state.evaluations += 1
+        return value, np.concatenate([block.ravel() for block in gradient.blocks()])
+
+
+class _LbfgsMemory:
+    """The last ``memory`` L-BFGS pairs (s_i, y_i) and the product −H∇Φ in compact form.
+
+    H = γI + [S γY] M [S γY]ᵀ with M from R = triu(SᵀY), D = diag(SᵀY), γ = ⟨s, y⟩/⟨y, y⟩ of
+    the newest pair (Byrd, Nocedal & Schnabel 1994, eq. 3.2): the same matrix as the two-loop
+    recursion (Nocedal & Wright, Alg. 7.4), computed with two matrix-vector products of the
+    stored pairs and a few k×k operations instead of 4k vector operations. The Gram products
+    SᵀY and YᵀY are updated by two matrix-vector products per new pair.
+    """
+
+    def __init__(self, size: int, memory: int) -> None:
+        self.memory = memory
+        self.pairs = np.zeros((2 * memory, size))  # rows: s by slot, then y by slot
+        self.sy = np.zeros((memory, memory))  # sy[i, j] = ⟨s_i, y_j⟩ by slot
+        self.yy = np.zeros((memory, memory))  # yy[i, j] = ⟨y_i, y_j⟩ by slot
+        self.order: list[int] = []  # slots in use, oldest first
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def clear(self) -> None:
+        self.order.clear()
+
+    def add(self, s: np.ndarray, y: np.ndarray) -> None:
+        """Store a pair (the oldest is dropped when full); the caller checks ⟨s, y⟩ > 0."""
+        memory, order = self.memory, self.order
+        # The slots in use are 0..len−1 until the buffer is full, then the oldest is reused.
+        slot = order.pop(0) if len(order) == memory else len(order)
+        self.pairs[slot] = s
+        self.pairs[memory + slot] = y
+        with_s = self.pairs @ s  # ⟨s_i, s⟩, ⟨y_i, s⟩
+        with_y = self.pairs @ y  # ⟨s_i, y⟩, ⟨y_i, y⟩
+        self.sy[slot, :] = with_s[memory:]
+        self.sy[:, slot] = with_y[:memory]
+        self.yy[slot, :] = with_y[memory:]
+        self.yy[:, slot] = with_y[memory:]
+        order.append(slot)
+
+    def direction(self, gradient: np.ndarray) -> np.ndarray:
+        """−H·gradient (at least one pair stored)."""
+        memory = self.memory
+        slots = np.array(self.order)
+        products = self.pairs @ gradient  # stale slots are computed and ignored
+        a, b = products[slots], products[memory + slots]
+        sy = self.sy[np.ix_(slots, slots)]
+        yy = self.yy[np.ix_(slots, slots)]
+        newest = slots[-1]
+        gamma = self.sy[newest, newest] / self.yy[newest, newest]
+        upper = np.triu(sy)
+        r = np.linalg.solve(upper, a)
+        u = np.linalg.solve(upper.T, np.diag(sy) * r + gamma * (yy @ r) - gamma * b)
+        coefficients = np.zeros(2 * memory)
+        coefficients[slots] = u
+        coefficients[memory + slots] = -gamma * r
+        return -(gamma * gradient + coefficients @ self.pairs)
+
+
+def _run_numpy_lbfgs(
+    model,
+    initial,
+    *,
+    tolerance,
+    max_iterations,
+    memory,
+    warmup_steps,
+    lr,
+    polish_iterations,
+    state,
+    progress,
+    callback=None,
+):
+    """L-BFGS in numpy: optional fixed-step GD warm-up, then two-loop L-BFGS with Armijo
+    backtracking. Returns (parameters, iterations, stop reason, message)."""
+    if _is_constrained(model):
+        raise ValueError(
+            "method 'numpy_lbfgs' does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds) "
+            "or 'gd'"
+        )
+    objective = _FlatObjective(model, state)
+    x = initial.flatten()
+    value, gradient = objective(x)
+    record_at = state.record_at
+    iteration = 0
+
+    def record(point, value, gradient):
+        norm = math.sqrt(float(gradient @ gradient))
+        if iteration in record_at or not math.isfinite(norm):
+            parts = _objective_parts(model, model._unflatten_views(point))
+            state.history.append(
+                iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
+            )
+        return norm
+
+    norm = record(x, value, gradient)
+    if not (math.isfinite(value) and math.isfinite(norm)):
+        message = f"non-finite objective at the initial point (Φ = {value})"
+        return model.unflatten(x), 0, "diverged", message
+
+    def finish_iteration(new_value):
+        progress.update(iteration, new_value)
+        if callback is not None:
+            callback(iteration, new_value)
+
+    # Phase 1: the papers' fixed-step gradient descent.
+    warmup = min(warmup_steps, max_iterations)
+    while iteration < warmup and norm > tolerance:
+        candidate = x - lr * gradient
+        new_value, new_gradient = objective(candidate)
+        if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
+            return (
+                model.unflatten(x),
+                iteration,
+                "diverged",
+                f"non-finite objective in GD warm-up step {iteration + 1}; returning iteration "
+                f"{iteration}",
+            )
+        x, value, gradient = candidate, new_value, new_gradient
+        iteration += 1
+        norm = record(x, value, gradient)
+        finish_iteration(value)
+    if norm <= tolerance:
+        message = f"stationarity {norm:.3e} <= {tolerance:.3e} (GD warm-up)"
+        return model.unflatten(x), iteration, "gradient_tolerance", message
+
+    # Phase 2: L-BFGS.
+    pairs = _LbfgsMemory(x.size, memory)
+    stalled = 0
+    reason, message = "max_iterations", f"{max_iterations} iterations"
+    while True:
+        if norm <= tolerance:
+            reason, message = "gradient_tolerance", f"stationarity {norm:.3e} <= {tolerance:.3e}"
+            break
+        if iteration >= max_iterations:
+            break
+        if len(pairs):
+            direction = pairs.direction(gradient)
+        else:
+            direction = -gradient * min(1.0, 1.0 / norm)  # first step of length ≤ 1, as scipy
+        slope = float(gradient @ direction)
+        if not slope < 0.0:  # not a descent direction: forget the curvature pairs
+            pairs.clear()
+            direction = -gradient * min(1.0, 1.0 / norm)
+            slope = float(gradient @ direction)
+        # Armijo backtracking (c₁ = 1e-4), step halved at each rejection.
+        step, accepted = 1.0, False
+        for _ in range(60):
+            candidate = x + step * direction
+            new_value, new_gradient = objective(candidate)
+            if math.isfinite(new_value) and new_value <= value + 1e-4 * step * slope:
+                accepted = bool(np.all(np.isfinite(new_gradient)))
+                if accepted:
+                    break
+            step *= 0.5
+        if not accepted:
+            if len(pairs):  # retry from steepest descent before giving up
+                pairs.clear()
+                continue
+            reason = "line_search_failed"
+            message = "no step along −∇Φ decreases Φ (rounding floor of Φ reached)"
+            break
+        s = candidate - x
+        if not np.any(s):
+            reason, message = "no_progress", "L-BFGS step does not change the iterate"
+            break
+        y = new_gradient - gradient
+        curvature = float(s @ y)
+        if curvature > 1e-10 * math.sqrt(float(s @ s) * float(y @ y)):
+            pairs.add(s, y)
+        stalled = stalled + 1 if new_value >= value else 0
+        x, value, gradient = candidate, new_value, new_gradient
+        iteration += 1
+        norm = record(x, value, gradient)
+        finish_iteration(value)
+        if stalled >= 10:
+            reason, message = "no_progress", "Φ did not decrease in 10 consecutive iterations"
+            break
+    budget = min(polish_iterations, max_iterations - iteration)
+    if reason in ("no_progress", "line_search_failed") and budget > 0 and _is_smooth(model):
+        start_norm = norm
+        x, polish_steps, norm = _barzilai_borwein_polish(
+            objective, x, value, gradient, tolerance, budget
+        )
+        iteration += polish_steps
+        message += f"; Barzilai-Borwein polish: stationarity {start_norm:.2e} -> {norm:.2e}"
+        if norm <= tolerance:
+            reason = "gradient_tolerance"
+    return model.unflatten(x), iteration, reason, message
+
+
+# --------------------------------------------------------------------------------------------
 # torch methods
 # --------------------------------------------------------------------------------------------
 
@@ -1050,6 +1263,7 @@ def solve(
     lbfgs_memory: int = 20,
     ftol: float = 0.0,
     polish_iterations: int = 200,
+    warmup_steps: int = 0,
     device: Any = "auto",
     dtype: Any = "float64",
     check_every: int | None = None,
@@ -1066,12 +1280,16 @@ def solve(
     ----------
     model : UFM, DeepLinearUFM, DeepUFM or LinearHead
         The objective (:mod:`ufm.models`).
-    method : {"gd", "lbfgs", "torch_gd", "torch_lbfgs"}
+    method : {"gd", "lbfgs", "numpy_lbfgs", "torch_gd", "torch_lbfgs"}
         ``"gd"``: θ_{k+1} = P(θ_k − η∇Φ(θ_k)) with fixed η = ``lr`` and P the projection
         H₁ ← max(H₁, 0) for ``nonneg_H1`` (identity otherwise), exactly the papers' full-batch GD
         (weights: W ← (1 − ηλ)W − η∇_W(fit)). ``"lbfgs"``: scipy L-BFGS-B on the flattened vector
-        (bounds H₁ ≥ 0 for ``nonneg_H1``). ``"torch_gd"``/``"torch_lbfgs"``: the same through
-        torch autograd on ``device``.
+        (bounds H₁ ≥ 0 for ``nonneg_H1``). ``"numpy_lbfgs"``: ``warmup_steps`` GD steps (step
+        ``lr``), then L-BFGS in numpy (two-loop recursion, memory ``lbfgs_memory``, Armijo
+        backtracking from the unit step; stops with ``"no_progress"`` after 10 iterations without
+        a decrease of Φ, ``"line_search_failed"`` when not even a steepest-descent step
+        decreases Φ). ``"torch_gd"``/``"torch_lbfgs"``: the same through torch autograd on
+        ``device``.
     initial : Parameters, optional
         Starting point; by default ``model.random_parameters(seed, init_scale)`` (THEORY.md E-B1
         initialization).
@@ -1086,7 +1304,8 @@ def solve(
     max_iterations : int
         Iteration budget (≥ 1): GD steps or L-BFGS iterations.
     lbfgs_memory : int
-        Number of stored L-BFGS correction pairs (≥ 1).
+        Number of stored L-BFGS correction pairs (≥ 1), for ``lbfgs``, ``numpy_lbfgs`` and
+        ``torch_lbfgs``.
     ftol : float
         scipy L-BFGS-B stops when the relative decrease of Φ is ≤ ftol (default 0: only when Φ
         stops changing).
@@ -1096,6 +1315,9 @@ def solve(
         once L-BFGS stalls (Φ no longer decreases in float64), up to this many gradient steps
         with Barzilai-Borwein step sizes drive the gradient norm further down
         (``_barzilai_borwein_polish``); they count as iterations. 0 disables.
+    warmup_steps : int
+        ``numpy_lbfgs`` only: fixed-step GD steps (step ``lr``) before L-BFGS (≥ 0); they count
+        as iterations and are reported to ``callback``.
     device : str or torch.device
         Torch methods only: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
     dtype : {"float64", "float32"}
@@ -1157,6 +1379,10 @@ def solve(
         raise TypeError(f"polish_iterations must be an integer, got {polish_iterations!r}")
     if polish_iterations < 0:
         raise ValueError(f"polish_iterations must be >= 0, got {polish_iterations}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)):
+        raise TypeError(f"warmup_steps must be an integer, got {warmup_steps!r}")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
@@ -1214,6 +1440,26 @@ def solve(
                     max_iterations=max_iterations,
                     memory=lbfgs_memory,
                     ftol=ftol,
+                    polish_iterations=polish_iterations,
+                    state=state,
+                    progress=bar,
+                    callback=callback,
+                )
+            elif method == "numpy_lbfgs":
+                settings.update(
+                    lbfgs_memory=lbfgs_memory,
+                    warmup_steps=int(warmup_steps),
+                    lr=lr,
+                    polish_iterations=polish_iterations,
+                )
+                final, iterations, reason, message = _run_numpy_lbfgs(
+                    model,
+                    initial,
+                    tolerance=tolerance,
+                    max_iterations=max_iterations,
+                    memory=lbfgs_memory,
+                    warmup_steps=int(warmup_steps),
+                    lr=lr,
                     polish_iterations=polish_iterations,
                     state=state,
                     progress=bar,
