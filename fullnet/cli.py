@@ -1,9 +1,14 @@
-"""Command line of :mod:`fullnet`: ``python -m fullnet train|download|datasets``.
+"""Command line of :mod:`fullnet`: ``python -m fullnet train|compare|download|datasets``.
 
 ``train --config configs/X.toml [--set section.key=value ...] [--resume]`` runs one training and
 writes config.json, checkpoint.pt, history.json, history.csv, final_metrics.json and result.json
 under ``output.directory/name`` (or ``--output-dir``). Ctrl-C saves a checkpoint at the end of the
 current step and exits with status 130; ``--resume`` continues bit-identically.
+
+``compare RUN_DIR [--json]`` builds the ``ufm`` models that match the trained network (the linear
+head on fixed features, and the deep unconstrained-features view when the run penalizes
+features), solves or predicts their optima and prints predicted against measured values
+(:mod:`fullnet.compare`); the result is written atomically to RUN_DIR/compare.json.
 
 ``download mnist|fashion-mnist|cifar10 --data-root DIR`` fetches the official files and verifies
 their checksums. ``datasets`` says where each data set is found.
@@ -39,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print the resolved configuration as JSON and exit")
     train.set_defaults(handler=_train)
 
+    compare = commands.add_parser(
+        "compare", help="predicted optima of the matching ufm models against the trained network"
+    )
+    compare.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
+    compare.add_argument("--json", action="store_true", help="print the result as JSON")
+    compare.add_argument("--no-write", action="store_true", help="do not write RUN_DIR/compare.json")
+    compare.add_argument("--no-certificate", action="store_true",
+                         help="skip the convex (cvxpy) certificate of a two-layer head")
+    compare.add_argument("--tolerance", type=float, default=1e-10,
+                         help="gradient-norm tolerance of the L-BFGS solves of the head")
+    compare.add_argument("--max-iterations", type=int, default=5000,
+                         help="iteration budget of each L-BFGS solve")
+    compare.set_defaults(handler=_compare)
+
     download = commands.add_parser("download", help="fetch official data files (needs network)")
     download.add_argument("name", choices=["mnist", "fashion-mnist", "cifar10"])
     download.add_argument("--data-root", default=None,
@@ -50,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="say where each data set is found")
     datasets.add_argument("--data-root", default=None)
     datasets.set_defaults(handler=_datasets)
+
+    from .sweeps import add_sweep_command  # ``sweep``: λ–width grids into a SQLite store
+
+    add_sweep_command(commands)
     return parser
 
 
@@ -90,6 +113,26 @@ def _train(arguments: argparse.Namespace) -> int:
         "directory": str(directory),
     }
     print(json.dumps(summary))
+    return 0
+
+
+def _compare(arguments: argparse.Namespace) -> int:
+    from .compare import RunDirectoryError, compare_run, write_comparison
+    from .config import ConfigError
+    from .data import DataFileError
+
+    try:
+        comparison = compare_run(
+            arguments.run_dir, tolerance=arguments.tolerance,
+            max_iterations=arguments.max_iterations, certify=not arguments.no_certificate,
+        )
+    except (RunDirectoryError, ConfigError, DataFileError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    path = None if arguments.no_write else write_comparison(comparison, arguments.run_dir)
+    print(comparison.to_json() if arguments.json else comparison.format_table())
+    if path is not None and not arguments.json:
+        print(f"written: {path}")
     return 0
 
 

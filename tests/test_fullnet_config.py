@@ -14,7 +14,11 @@ from fullnet import cli
 from fullnet.config import ConfigError, RunConfig, apply_overrides, load_config
 from fullnet.training import build_model, regularization_from_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+# Run configurations; sweep_*.toml files describe grids of them (tested in test_fullnet_sweeps).
+CONFIGS = sorted(
+    path for path in (Path(__file__).resolve().parents[1] / "configs").glob("*.toml")
+    if not path.name.startswith("sweep_")
+)
 INPUT_SHAPES = {
     "mnist-5k": (1, 28, 28),
     "mnist": (1, 28, 28),
