@@ -18,8 +18,16 @@ training
     checkpoints, bit-identical resume (:func:`fullnet.training.train`).
 observe
     One snapshot of every per-layer metric (:func:`ufm.metrics.layer_report`).
+compare
+    Theory against practice: the ``ufm`` models matching a trained network, their optima and a
+    table of predicted against measured values (``python -m fullnet compare RUN_DIR``).
+sweeps
+    Grids over λ, width, depths and seeds on local processes or a ``dask.distributed`` cluster
+    (``python -m fullnet sweep``), aggregated into (λ, width) grids and λ ∝ 1/width lines.
+store
+    The SQLite results store of sweeps: one row per run and per (run, epoch, layer, metric).
 config
     Run configurations loaded from TOML (``configs/*.toml``) with ``section.key=value`` overrides.
 cli
-    ``python -m fullnet train|download|datasets``.
+    ``python -m fullnet train|compare|sweep|download|datasets``.
 """

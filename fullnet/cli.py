@@ -1,4 +1,4 @@
-"""Command line of :mod:`fullnet`: ``python -m fullnet train|compare|download|datasets``.
+"""Command line of :mod:`fullnet`: ``python -m fullnet train|compare|sweep|download|datasets``.
 
 ``train --config configs/X.toml [--set section.key=value ...] [--resume]`` runs one training and
 writes config.json, checkpoint.pt, history.json, history.csv, final_metrics.json and result.json
@@ -9,6 +9,10 @@ current step and exits with status 130; ``--resume`` continues bit-identically.
 head on fixed features, and the deep unconstrained-features view when the run penalizes
 features), solves or predicts their optima and prints predicted against measured values
 (:mod:`fullnet.compare`); the result is written atomically to RUN_DIR/compare.json.
+
+``sweep --config configs/sweep_X.toml [--scheduler tcp://HOST:PORT] [--workers N] [--store PATH]``
+runs a λ–width grid into a SQLite store, resuming where an interrupted sweep stopped
+(:mod:`fullnet.sweeps`).
 
 ``download mnist|fashion-mnist|cifar10 --data-root DIR`` fetches the official files and verifies
 their checksums. ``datasets`` says where each data set is found.
