@@ -54,6 +54,11 @@ case "$cmd" in
         "$VENV/bin/python" -m proofs_checks --out outputs/proofs_checks
         echo "== 3/3 quick figures (outputs/figures)"
         "$VENV/bin/python" -m figures all --quick --out outputs/figures "$@"
+        # The README's gallery shows these quick figures.
+        mkdir -p docs/gallery
+        cp outputs/figures/*.png outputs/metrics_demo/metrics_demo.png docs/gallery/
+        cp outputs/figures/timings.csv docs/gallery/timings.csv
+        echo "== done: outputs/ (figures, reports) and docs/gallery/ (the README's gallery)"
         ;;
     test)
         setup

@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = 0
     total = 0.0
     mode = "quick" if arguments.quick else "full"
+    timings: list[tuple[str, str, float]] = []
     for name in names:
         print(f"[figures] {name} ({mode}) ...", flush=True)
         try:
@@ -95,9 +96,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[figures] {name} FAILED", file=sys.stderr, flush=True)
             continue
         total += result.seconds
+        timings.append((name, mode, result.seconds))
         print(f"[figures] {name}: {result.seconds:.1f} s", flush=True)
         for path in result.paths:
             print(f"    {path}")
     if len(names) > 1:
         print(f"[figures] {len(names) - failures}/{len(names)} figures in {total:.1f} s")
+    if timings:
+        write_timings(arguments.out, timings)
     return 1 if failures else 0
+
+
+def write_timings(out_dir: str, timings: Sequence[tuple[str, str, float]]) -> str:
+    """Write ``timings.csv`` (figure, mode, seconds, cores) beside the figures, atomically."""
+    import csv
+
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "timings.csv")
+    temporary = path + ".tmp"
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["figure", "mode", "seconds", "cpu_cores"])
+        for name, mode, seconds in timings:
+            writer.writerow([name, mode, f"{seconds:.2f}", os.cpu_count()])
+    os.replace(temporary, path)
+    return path
