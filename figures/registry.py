@@ -83,7 +83,20 @@ FIGURES: tuple[FigureInfo, ...] = (
         "jacot2025_fig1",
         "figures.jacot2025_fig1",
         "E-A1",
-        "ReLU MLP + linear head on MNIST digits: per-layer NC1, NC2, balancedness, negativity",
+        "ReLU MLP + linear head on MNIST digits: per-layer NC1, NC2, balancedness against the J12 "
+        "envelope, negativity, class-mean Gram matrices",
+    ),
+    FigureInfo(
+        "jacot2025_fig2",
+        "figures.jacot2025_fig2",
+        "E-A3",
+        "NC1, NC2 and κ(W_L) against the number of linear layers L2, with the J5 and J11 predictions",
+    ),
+    FigureInfo(
+        "jacot2025_fig3",
+        "figures.jacot2025_fig3",
+        "E-A4",
+        "balancedness and negativity of the ReLU layers against the non-linear depth (wd 0.016/L)",
     ),
 )
 

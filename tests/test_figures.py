@@ -226,24 +226,119 @@ def test_jacot_figure_plots_the_training_history(tmp_path, monkeypatch):
     pytest.importorskip("mlxtend")
     from figures import jacot2025_fig1 as figure
     from fullnet.training import train
+    from ufm.dynamics import balancedness_contraction, balancedness_envelope, step_size_schedule
+    from ufm.metrics import class_statistics
 
-    small = {"per_class": 4, "nonlinear_widths": [16, 12], "linear_depth": 2, "linear_width": 12,
+    small = {"per_class": 4, "nonlinear_widths": [16, 12], "linear_depth": 3, "linear_width": 12,
              "learning_rate": 0.05, "weight_decay": 0.01, "epochs": 12, "log_points": 4, "seeds": [0, 1],
              "threads": 1, "device": "cpu"}
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
     rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
-    result = train(figure.run_config(small, 1), output_dir=tmp_path / "again", progress=False)
+    probe = figure.TrainingProbe(figure.linear_pairs(small))
+    assert probe.pairs == [3, 4]
+    result = train(figure.run_config(small, 0), output_dir=tmp_path / "again", progress=False, on_step=probe)
     final = result.final
-    assert data["runs"][1]["final_objective"] == final.terms.objective
+    assert data["runs"][0]["final_objective"] == final.terms.objective
     for layer in final.layers:
         for metric in ("NC1.tr_unc", "NC2.kappa", "BAL.op"):
             value = layer.metrics.get(metric)
             if value is None:
                 continue
-            match = [row for row in rows if row["seed"] == "1" and row["epoch"] == str(final.epoch)
+            match = [row for row in rows if row["seed"] == "0" and row["epoch"] == str(final.epoch)
                      and row["layer"] == str(layer.layer) and row["metric"] == metric]
             assert len(match) == 1
             if math.isfinite(value):
                 assert float(match[0]["value"]) == value
             else:  # NC2.kappa is +inf while the class means are rank deficient; files hold ""
                 assert match[0]["value"] == ""
+    # the J12 predictions: brackets of the same run, envelope and contraction of ufm.dynamics
+    steps = step_size_schedule(0.05, 12)
+    for pair in probe.pairs:
+        entry = data["envelopes"]["0"][str(pair)]
+        assert entry["bracket_norms"] == probe.brackets[pair]
+        initial = result.history[0].layers[pair - 1].metrics["BAL.op"]
+        assert entry["initial"] == initial
+        envelope = balancedness_envelope(initial, steps, 0.01, probe.brackets[pair])
+        contraction = initial * balancedness_contraction(steps, 0.01)
+        for metric, expected in (("J12.envelope", envelope), ("J12.contraction", contraction)):
+            match = [row for row in rows if row["seed"] == "0" and row["layer"] == str(pair) and row["metric"] == metric]
+            assert [int(row["epoch"]) for row in match] == [snapshot.epoch for snapshot in result.history]
+            assert [float(row["value"]) for row in match] == [expected[int(row["epoch"])] for row in match]
+        assert entry["largest_measured_over_envelope"] <= 1.0 + 1e-5
+    # the class-mean Gram matrices of the features entering the last three layers
+    features, labels, _ = figure.final_features(probe.trainer)
+    columns = [features.inputs] + list(features.post_activations)
+    grams = data["class_mean_grams"]["layers"]
+    assert sorted(grams, key=int) == ["2", "3", "4"]
+    for key, gram in grams.items():
+        means = class_statistics(columns[int(key)].numpy(), labels).means
+        expected = means.T @ means
+        assert np.allclose(gram, expected / np.max(np.abs(expected)), rtol=1e-12, atol=1e-15)
+
+
+def test_jacot_linear_head_figure_plots_the_library_values(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    from figures import jacot2025_fig2 as figure
+    from figures.jacot2025_fig1 import TrainingProbe, final_features, run_config
+    from fullnet.training import train
+    from ufm.conventions import to_paper_convention
+    from ufm.dynamics import linear_head_conditioning
+
+    small = {"paper_learning_rate": 0.001, "log_points": 0, "per_class": 3, "nonlinear_widths": [16, 12],
+             "linear_depths": [1, 3], "linear_width": 12, "learning_rate": 0.05, "paper_weight_decays": [0.004],
+             "epochs": 30, "seeds": [0], "threads": 1, "device": "cpu"}
+    monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    lam = to_paper_convention(0.004, 0.001, reduction="mean", batch_size=30, num_classes=10).lam
+    assert data["hyperparameters"][0]["lam"] == lam == 0.02
+    assert [int(row["linear_depth"]) for row in rows] == [1, 3]
+    one = rows[0]
+    assert one["last_input_nc2"] == one["first_linear_input_nc2"] and one["j11_prediction"] == ""
+    probe = TrainingProbe()
+    result = train(run_config(dict(small, linear_depth=3, weight_decay=lam), 0, figure.NAME),
+                   output_dir=tmp_path / "again", progress=False, on_step=probe)
+    row, final = rows[1], result.final
+    assert float(row["objective"]) == final.terms.objective
+    assert float(row["last_input_nc1"]) == final.layers[4].metrics["NC1.tr_unc"]  # Z_4 enters W_5
+    assert float(row["first_linear_input_nc1"]) == final.layers[2].metrics["NC1.tr_unc"]  # Z_2 enters W_3
+    nc2 = final.layers[4].metrics["NC2.kappa"]
+    assert row["last_input_nc2"] == ("" if not math.isfinite(nc2) else repr(nc2))
+    features, _, targets = final_features(probe.trainer)
+    weights = [weight.detach() for weight in probe.trainer.model.weight_matrices()]
+    head = linear_head_conditioning(weights[2:], features.post_activations[1], targets)
+    assert float(row["kappa_last_layer"]) == head.last_layer
+    assert float(row["kappa_head_product"]) == head.product
+    assert float(row["j5_prediction"]) == head.chain_prediction
+    assert float(row["j11_prediction"]) == head.residual_prediction
+    assert float(row["head_balancedness"]) == max(final.layers[2].metrics["BAL.rel_op"],
+                                                  final.layers[3].metrics["BAL.rel_op"])
+
+
+def test_jacot_depth_figure_plots_the_library_values(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    from figures import jacot2025_fig3 as figure
+    from figures.jacot2025_fig1 import run_config
+    from fullnet.training import train
+    from ufm.conventions import to_paper_convention
+
+    small = {"paper_weight_decay_times_depth": 0.016, "linear_depth": 2, "log_points": 0, "per_class": 3,
+             "first_width": 16, "width": 12, "linear_width": 12, "nonlinear_depths": [2, 3],
+             "paper_learning_rates": [0.001], "learning_rates": [0.05], "epochs": 30, "seeds": [0],
+             "threads": 1, "device": "cpu"}
+    monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    net = data["networks"][1]
+    assert net["nonlinear_widths"] == [16, 12, 12] and net["depth"] == 5
+    converted = to_paper_convention(0.016 / 5, 0.001, reduction="mean", batch_size=30, num_classes=10)
+    assert net["lam"] == converted.lam and net["converted_step_sizes"] == [converted.step_size]
+    assert "ufm.conventions" in data["conversion"]
+    run = dict(small, nonlinear_widths=[16, 12, 12], learning_rate=0.05, weight_decay=converted.lam)
+    result = train(run_config(run, 0, figure.NAME), output_dir=tmp_path / "again", progress=False)
+    for stage, snapshot in (("initial", result.history[0]), ("final", result.final)):
+        chosen = [row for row in rows if row["nonlinear_depth"] == "3" and row["stage"] == stage]
+        assert [int(row["layer"]) for row in chosen] == [1, 2, 3]
+        for row in chosen:
+            layer = int(row["layer"])
+            assert float(row["balancedness"]) == snapshot.layers[layer - 1].metrics["BAL.rel_op"]
+            assert float(row["negativity"]) == snapshot.layers[layer].pre_metrics["NEG"]
+            assert float(row["objective"]) == snapshot.terms.objective
