@@ -2,22 +2,30 @@
 
 Compares, in one run on the same data,
 
-- ``ufm`` in memory: :func:`ufm.metrics.class_statistics` (one float64 pass with the per-class
-  shift, chunked) followed by the NC1–NC3 metrics computed from the statistics;
-- ``ufm`` streamed: :class:`ufm.streaming.ClassStatisticsAccumulator` fed batches of 1,000 samples;
+- ``ufm`` in memory, fast path: ``class_statistics(..., within="projection")``, the route the metric
+  functions take from (features, labels): one float64 pass for means, counts and per-class sums of
+  squares (per-class shift, chunked), a second pass projecting the residuals z − μ_y on the K − 1
+  between-class directions; O(N d K), no d×d matrix. Then the NC1–NC3 metrics from the statistics;
+- ``ufm`` in memory with the d×d scatter: ``class_statistics(..., within="scatter")``, one pass;
+- ``ufm`` streamed in batches of 1,000 samples, two passes
+  (:func:`ufm.streaming.accumulate_two_pass`: ``ClassStatisticsAccumulator(K, scatter=False)``, then
+  :class:`ufm.streaming.WithinProjectionAccumulator`), for data that can be read twice;
+- ``ufm`` streamed in one pass: :class:`ufm.streaming.ClassStatisticsAccumulator` with the d×d
+  scatter (the only route when the data can be read once);
 - the usual two-pass workflow of NC code: class means in a first pass over the batches, then per
   batch and per class Σ_W += (Z_c − μ_c)(Z_c − μ_c)ᵀ in float32 (and, for reference, in float64),
   then NC1 = tr(Σ_W Σ_B^+)/K with a d×d pseudo-inverse, NC2 and NC3 from the means;
 - the same workflow written as the widely copied PyTorch NC code writes it, summing a stack of
   per-sample outer products (timed on ``--literal-samples`` samples and scaled to N, being linear
   in N and far slower);
-- ``ufm`` in memory on a torch CPU tensor (torch ops, float64).
+- ``ufm`` in memory on a torch CPU tensor (torch ops, float64), fast path.
 
 Prints a Markdown table: seconds (best of ``--repeat`` untraced runs, the methods taking turns so
 that they meet the same background load), peak memory allocated by the method beyond the features
 (one extra run under tracemalloc, where numpy registers its buffers; torch's allocator is not
-visible there), and the relative error of NC1.pinv and of S_W against a float64 two-pass
-reference.
+visible there), and the relative errors against a float64 two-pass reference of NC1.pinv, of
+UᵀS_WU (U the between-class directions of the reference means; every method) and of S_W (methods
+that form it).
 
 Run: ``python benchmarks/metrics.py`` (full size) or ``python benchmarks/metrics.py --quick``.
 """
@@ -36,7 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ufm import metrics  # noqa: E402
-from ufm.streaming import ClassStatisticsAccumulator  # noqa: E402
+from ufm.statistics import between_directions  # noqa: E402
+from ufm.streaming import ClassStatisticsAccumulator, accumulate_two_pass  # noqa: E402
 
 
 def make_data(num_samples: int, dimension: int, num_classes: int, seed: int = 0):
@@ -68,17 +77,30 @@ def ufm_metrics(stats, weights) -> dict[str, float]:
     }
 
 
-def ufm_in_memory(features, labels, weights, num_classes, batch):
-    stats = metrics.class_statistics(features, labels, num_classes)
-    return stats.within_scatter, ufm_metrics(stats, weights)
+def ufm_in_memory(features, labels, weights, num_classes, batch, within="projection"):
+    stats = metrics.class_statistics(features, labels, num_classes, within=within)
+    return stats, ufm_metrics(stats, weights)
+
+
+def batches_of(features, labels, batch):
+    """The (features, labels) batches of a data loader, as views."""
+    return [
+        (features[:, start : start + batch], labels[start : start + batch])
+        for start in range(0, features.shape[1], batch)
+    ]
 
 
 def ufm_streamed(features, labels, weights, num_classes, batch):
     accumulator = ClassStatisticsAccumulator(num_classes)
-    for start in range(0, features.shape[1], batch):
-        accumulator.update(features[:, start : start + batch], labels[start : start + batch])
+    for features_batch, labels_batch in batches_of(features, labels, batch):
+        accumulator.update(features_batch, labels_batch)
     stats = accumulator.finalize()
-    return stats.within_scatter, ufm_metrics(stats, weights)
+    return stats, ufm_metrics(stats, weights)
+
+
+def ufm_streamed_two_pass(features, labels, weights, num_classes, batch):
+    stats = accumulate_two_pass(lambda: batches_of(features, labels, batch), num_classes)
+    return stats, ufm_metrics(stats, weights)
 
 
 def two_pass(features, labels, weights, num_classes, batch, dtype, outer_products=False):
@@ -127,6 +149,18 @@ def two_pass(features, labels, weights, num_classes, batch, dtype, outer_product
     return scatter.astype(np.float64), {"NC1.pinv": nc1, "NC2": nc2, "NC3.dual": nc3}
 
 
+def projected_scatter(result, basis):
+    """UᵀS_WU of a method's result (ClassStatistics or a d×d scatter)."""
+    if isinstance(result, np.ndarray):
+        return basis.T @ result @ basis
+    return result.within_scatter_projected(basis)
+
+
+def full_scatter(result):
+    """S_W of a method's result, or None when the method does not form it."""
+    return result if isinstance(result, np.ndarray) else result.within_scatter
+
+
 def reference_scatter(features, labels, num_classes):
     """Float64 two-pass S_W with exact centring (accuracy reference)."""
     data = features.astype(np.float64)
@@ -166,18 +200,28 @@ def main(argv: list[str] | None = None) -> int:
 
     features, labels, weights = make_data(num_samples, dimension, num_classes)
     reference = reference_scatter(features, labels, num_classes)
-    reference_nc1 = metrics.nc1_pseudo_inverse(
-        metrics.class_statistics(features.astype(np.float64), labels, num_classes)
-    )
+    reference_stats = metrics.class_statistics(features.astype(np.float64), labels, num_classes)
+    reference_nc1 = metrics.nc1_pseudo_inverse(reference_stats)
+    reference_basis = between_directions(reference_stats.means)[0]
 
     methods = [
         (
-            "ufm in memory (float64, one pass)",
+            "ufm in memory, fast path (float64, two passes, no d×d)",
             lambda: ufm_in_memory(features, labels, weights, num_classes, batch),
             True,
         ),
         (
-            f"ufm streamed, batches of {batch} (float64, one pass)",
+            "ufm in memory, d×d scatter (float64, one pass)",
+            lambda: ufm_in_memory(features, labels, weights, num_classes, batch, "scatter"),
+            True,
+        ),
+        (
+            f"ufm streamed, batches of {batch}, two passes (float64, no d×d)",
+            lambda: ufm_streamed_two_pass(features, labels, weights, num_classes, batch),
+            True,
+        ),
+        (
+            f"ufm streamed, batches of {batch}, one pass (float64, d×d scatter)",
             lambda: ufm_streamed(features, labels, weights, num_classes, batch),
             True,
         ),
@@ -213,15 +257,18 @@ def main(argv: list[str] | None = None) -> int:
             tensor, tensor_labels = torch.from_numpy(features), torch.from_numpy(labels)
             methods.append(
                 (
-                    "ufm in memory, torch CPU tensor (float64, one pass)",
+                    f"ufm in memory, fast path, torch CPU tensor (float64, "
+                    f"{torch.get_num_threads()} torch threads)",
                     lambda: ufm_in_memory(tensor, tensor_labels, weights, num_classes, batch),
                     False,  # torch's allocator is invisible to tracemalloc
                 )
             )
     subset_reference = reference_scatter(literal_features, literal_labels, num_classes)
-    subset_nc1 = metrics.nc1_pseudo_inverse(
-        metrics.class_statistics(literal_features.astype(np.float64), literal_labels, num_classes)
+    subset_stats = metrics.class_statistics(
+        literal_features.astype(np.float64), literal_labels, num_classes
     )
+    subset_nc1 = metrics.nc1_pseudo_inverse(subset_stats)
+    subset_basis = between_directions(subset_stats.means)[0]
     # Round-robin repeats, so that every method meets the same background load; best time kept.
     best = {name: float("inf") for name, _, _ in methods}
     results = {}
@@ -235,33 +282,51 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, function, trace in methods:
         literal = name.startswith("usual NC code")
-        scatter, values = results[name]
+        result, values = results[name]
         if literal:
-            target, target_nc1 = subset_reference, subset_nc1
+            target, target_nc1, basis = subset_reference, subset_nc1, subset_basis
         else:
-            target, target_nc1 = reference, reference_nc1
+            target, target_nc1, basis = reference, reference_nc1, reference_basis
         seconds = best[name] * (num_samples / subset if literal else 1.0)  # linear in N
         peak = peak_memory(function) if trace else None
-        scatter_error = float(np.linalg.norm(scatter - target) / np.linalg.norm(target))
+        projected_target = basis.T @ target @ basis
+        projected_error = float(
+            np.linalg.norm(projected_scatter(result, basis) - projected_target)
+            / np.linalg.norm(projected_target)
+        )
+        scatter = full_scatter(result)
+        scatter_error = (
+            None
+            if scatter is None
+            else float(np.linalg.norm(scatter - target) / np.linalg.norm(target))
+        )
         nc1_error = abs(values["NC1.pinv"] - target_nc1) / target_nc1
-        rows.append((name, seconds, peak, nc1_error, scatter_error))
+        rows.append((name, seconds, peak, nc1_error, projected_error, scatter_error))
 
     threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "default"))
     print(
         f"N = {num_samples}, d = {dimension}, K = {num_classes}, float32 features (d × N), "
         f"best of {arguments.repeat}, BLAS threads: {threads}, NC1.pinv = {reference_nc1:.6g}\n"
     )
-    print("| method | seconds | peak memory (MiB) | rel. error NC1.pinv | rel. error S_W |")
-    print("|---|---:|---:|---:|---:|")
-    for name, seconds, peak, nc1_error, scatter_error in rows:
-        memory = "–" if peak is None else f"{peak / 2**20:.1f}"
-        print(f"| {name} | {seconds:.3f} | {memory} | {nc1_error:.1e} | {scatter_error:.1e} |")
-    baseline32, baseline64 = rows[2][1], rows[3][1]
     print(
-        f"\nspeed-up of ufm in memory: {baseline32 / rows[0][1]:.2f}× vs float32 baseline, "
-        f"{baseline64 / rows[0][1]:.2f}× vs float64 baseline; streamed: "
-        f"{baseline32 / rows[1][1]:.2f}× / {baseline64 / rows[1][1]:.2f}×"
+        "| method | seconds | peak memory (MiB) | rel. error NC1.pinv | rel. error UᵀS_WU "
+        "| rel. error S_W |"
     )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, seconds, peak, nc1_error, projected_error, scatter_error in rows:
+        memory = "–" if peak is None else f"{peak / 2**20:.1f}"
+        scatter_text = "–" if scatter_error is None else f"{scatter_error:.1e}"
+        print(
+            f"| {name} | {seconds:.3f} | {memory} | {nc1_error:.1e} | {projected_error:.1e} "
+            f"| {scatter_text} |"
+        )
+    by_name = {row[0]: row[1] for row in rows}
+    baseline32 = by_name[f"baseline two-pass, batches of {batch}, float32"]
+    baseline64 = by_name[f"baseline two-pass, batches of {batch}, float64"]
+    print("\nspeed-up vs the float32 / float64 two-pass baselines:")
+    for name, seconds, *_ in rows:
+        if name.startswith("ufm"):
+            print(f"- {name}: {baseline32 / seconds:.2f}× / {baseline64 / seconds:.2f}×")
     print(
         f"features: {features.nbytes / 2**20:.1f} MiB; d² + Kd float64 = "
         f"{(dimension**2 + num_classes * dimension) * 8 / 2**20:.1f} MiB"

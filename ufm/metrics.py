@@ -10,6 +10,12 @@ Conventions
   their :class:`~ufm.statistics.ClassStatistics`. Each of them accepts either ``(features,
   labels)`` or a precomputed ``ClassStatistics`` as first argument (then ``labels`` is omitted), so
   that statistics accumulated in batches (:mod:`ufm.streaming`) are measured without the features.
+- Given ``(features, labels)``, no metric forms the d×d within-class scatter unless it is the
+  cheaper route: the traces, NC2 and NC3 need one O(N d) pass (means, counts, per-class sums of
+  squares), NC1.pinv a second O(N d K) pass for S_W on the K − 1 between-class directions
+  (``class_statistics(..., within="projection")``; ``within="auto"`` takes the d×d scatter only
+  when 2·min(d, K − 1) ≥ d). NEG and the (H₁, W₁) BAL.weighted, which need Gram matrices of the
+  features, form them only when they are needed.
 - Σ_W = S_W/N, Σ_B = (1/K)M̄M̄ᵀ, Σ_B^unc = (1/K)MMᵀ, Σ_T = Σ_W + Σ_B, μ_G = (1/K)M1_K (THEORY.md
   §1.1); with unbalanced classes these are read as stated in :mod:`ufm.statistics`.
 - A zero denominator raises :class:`UndefinedMetricError` (a ``ValueError``) naming the metric,
@@ -35,12 +41,14 @@ from .arrays import (
     to_numpy,
 )
 from .labels import validate_labels
-from .statistics import ClassStatistics
+from .statistics import ClassStatistics, WithinProjection, between_directions, helmert_basis
 from .streaming import (
     ClassStatisticsAccumulator,
+    WithinProjectionAccumulator,
     _nonfinite_error,
     _torch,
     accumulate,
+    accumulate_two_pass,
     check_features_and_labels,
     chunk_columns,
     class_statistics,
@@ -59,7 +67,10 @@ __all__ = [
     "LayerRow",
     "ScalarBalancedness",
     "UndefinedMetricError",
+    "WithinProjection",
+    "WithinProjectionAccumulator",
     "accumulate",
+    "accumulate_two_pass",
     "all_metrics",
     "balancedness",
     "class_statistics",
@@ -127,8 +138,11 @@ class UndefinedMetricError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def _statistics(features: Any, labels: Any, num_classes: int | None) -> ClassStatistics:
-    """``features`` itself if it is a ClassStatistics, else the statistics of (features, labels)."""
+def _statistics(
+    features: Any, labels: Any, num_classes: int | None, within: str = "traces"
+) -> ClassStatistics:
+    """``features`` itself if it is a ClassStatistics, else the statistics of (features, labels)
+    with ``within`` as in :func:`class_statistics` ("traces": one pass, no S_W)."""
     if isinstance(features, ClassStatistics):
         if labels is not None:
             raise TypeError("labels must be omitted when features is a ClassStatistics")
@@ -140,7 +154,7 @@ def _statistics(features: Any, labels: Any, num_classes: int | None) -> ClassSta
         return features
     if labels is None:
         raise TypeError("labels are required when features is a feature matrix (d, N)")
-    return class_statistics(features, labels, num_classes)
+    return class_statistics(features, labels, num_classes, within=within)
 
 
 def _check_rtol(rtol: Any, name: str = "rtol") -> float | None:
@@ -170,14 +184,7 @@ def _rank_from_singular_values(
     return int(np.count_nonzero(values > tolerance * values[0]))
 
 
-def _helmert_basis(num_classes: int) -> np.ndarray:
-    """Q ∈ R^{K×(K−1)} with orthonormal columns orthogonal to 1_K (so P_K = QQᵀ)."""
-    basis = np.zeros((num_classes, num_classes - 1))
-    for j in range(1, num_classes):
-        basis[:j, j - 1] = 1.0
-        basis[j, j - 1] = -float(j)
-        basis[:, j - 1] /= math.sqrt(j * (j + 1))
-    return basis
+_helmert_basis = helmert_basis
 
 
 def _check_weights(weights: Any, stats: ClassStatistics, name: str = "weights") -> np.ndarray:
@@ -201,6 +208,24 @@ def _as_float64_chunk(features: Any, start: int, stop: int) -> Any:
     if is_torch_tensor(features):
         return features[:, start:stop].detach().to(dtype=_torch().float64)
     return np.asarray(features[:, start:stop], dtype=np.float64)
+
+
+def _float64_chunks(matrix: Any, name: str):
+    """(start, float64 chunk) over the columns of a (d, N) matrix, each checked finite."""
+    rows, length = feature_matrix_shape(matrix, name)
+    if not is_torch_tensor(matrix):
+        matrix = np.asarray(matrix)
+    step = chunk_columns(rows)
+    for start in range(0, length, step):
+        chunk = _as_float64_chunk(matrix, start, min(start + step, length))
+        _check_chunk_finite(chunk, name, start)
+        yield start, chunk
+
+
+def _any_nonzero(chunk: Any) -> bool:
+    if is_torch_tensor(chunk):
+        return bool((chunk != 0).any())
+    return bool(np.any(chunk != 0))
 
 
 def _check_chunk_finite(chunk: Any, name: str, start: int = 0) -> None:
@@ -423,6 +448,10 @@ def nc1_pseudo_inverse(
     Q ∈ R^{K×(K−1)} an orthonormal basis of 1_K^⊥, M̄ = (MQ)Qᵀ and MQ = USVᵀ (rank ≤ K − 1 by
     construction), so Σ_B = (1/K)US²Uᵀ, Σ_B^† = K·U_rS_r^{−2}U_rᵀ and
     (1/K)·tr(Σ_W Σ_B^†) = Σ_{i≤r} u_iᵀΣ_Wu_i / s_i² over the r directions above the cutoff.
+    Only UᵀS_WU is needed: from (features, labels) it is computed by a second O(N d K) pass over
+    the residuals z − μ_y projected on U (``class_statistics(..., within="projection")``), not from
+    the d×d scatter; a ClassStatistics gives it through ``within_scatter`` or
+    ``within_projection``.
 
     Parameters
     ----------
@@ -440,10 +469,12 @@ def nc1_pseudo_inverse(
     ------
     UndefinedMetricError
         If all class means are equal (Σ_B = 0).
+    ValueError
+        If a ClassStatistics holds neither ``within_scatter`` nor ``within_projection``.
     """
-    stats = _statistics(features, labels, num_classes)
     tolerance = _check_rtol(rtol)
-    left, values, _ = np.linalg.svd(_reduced_centered_means(stats), full_matrices=False)
+    stats = _statistics(features, labels, num_classes, within="auto")
+    left, values = between_directions(stats.means)
     if values.size == 0 or values[0] == 0:
         raise UndefinedMetricError("NC1.pinv: all class means are equal, so Σ_B = 0")
     if tolerance is None:
@@ -458,7 +489,10 @@ def nc1_pseudo_inverse(
             "NC1.pinv: the centred class means are zero up to rounding of the means, so Σ_B = 0"
         )
     directions = left[:, :rank]
-    projected = np.einsum("ij,ik,kj->j", directions, stats.within_covariance, directions)
+    if stats.within_scatter is not None:
+        projected = np.einsum("ij,ik,kj->j", directions, stats.within_covariance, directions)
+    else:
+        projected = np.diag(stats.within_scatter_projected(directions)) / stats.num_samples
     value = float(np.sum(np.maximum(projected, 0.0) / values[:rank] ** 2))
     return value if normalize_by_K else value * stats.num_classes
 
@@ -530,7 +564,7 @@ def _class_means(stats: ClassStatistics, center: bool) -> np.ndarray:
 def _reduced_centered_means(stats: ClassStatistics) -> np.ndarray:
     """MQ ∈ R^{d×(K−1)}: the nonzero singular values and left vectors of M̄ = (MQ)Qᵀ, without the
     rounding-level K-th singular value that forming M − μ_G1ᵀ leaves."""
-    return stats.means @ _helmert_basis(stats.num_classes)
+    return stats.means @ helmert_basis(stats.num_classes)
 
 
 def nc2_condition_number(
@@ -914,12 +948,25 @@ def fit_error(outputs: Any, labels: Any) -> FitError:
     return FitError(frobenius=math.sqrt(total), data_term=total / (2.0 * num_samples))
 
 
+def _second_moment_if_known(stats: ClassStatistics) -> np.ndarray | None:
+    """ZZᵀ from the statistics when they hold the d×d scatter, else None (computed when needed)."""
+    return None if stats.within_scatter is None else stats.second_moment
+
+
 def _negativity(pre_activations: Any, gram: np.ndarray | None = None) -> float:
     rows, columns = feature_matrix_shape(pre_activations, "pre_activations")
     if is_torch_tensor(pre_activations):
         has_negative = bool((pre_activations < 0).any())
     else:
         has_negative = bool(np.any(np.asarray(pre_activations) < 0))
+    if not has_negative and gram is None:
+        # NEG = 0 unless H = 0; no Gram matrix is needed to tell (NaN/Inf still raise)
+        nonzero = False
+        for _, chunk in _float64_chunks(pre_activations, "pre_activations"):
+            nonzero = nonzero or _any_nonzero(chunk)
+        if not nonzero:
+            raise UndefinedMetricError("NEG: pre_activations is zero, so ‖H‖_op = 0")
+        return 0.0
     if gram is None or rows > columns:
         gram = _gram_smaller_side(pre_activations, "pre_activations")
     denominator = _largest_eigenvalue(gram)
@@ -1281,7 +1328,7 @@ def all_metrics(
         not applicable).
     """
     _check_undefined(undefined)
-    stats = _statistics(features, labels, num_classes)
+    stats = _statistics(features, labels, num_classes, within="auto")
     label_array = validate_labels(labels, stats.num_classes)
     if center is None:
         center = bias is not None
@@ -1340,7 +1387,7 @@ def all_metrics(
     _evaluate(
         results,
         ["NEG"],
-        lambda: _negativity(features, stats.second_moment),
+        lambda: _negativity(features, _second_moment_if_known(stats)),
         undefined,
         None,
     )
@@ -1585,7 +1632,7 @@ def layer_report(
         layer = j + 1
         if pre_activations is not None and pre_activations[j] is not None:
             pre = pre_activations[j]
-            stats = class_statistics(pre, label_array, k)
+            stats = class_statistics(pre, label_array, k, within="auto")
             metrics: dict[str, Any] = {}
             prefix = f"layer {layer} pre: "
             _class_metrics(stats, metrics, undefined, notes, prefix)
@@ -1593,13 +1640,13 @@ def layer_report(
             _evaluate(
                 metrics,
                 ["NEG"],
-                lambda: _negativity(pre, stats.second_moment),
+                lambda: _negativity(pre, _second_moment_if_known(stats)),
                 undefined,
                 notes,
                 prefix,
             )
             rows.append(LayerRow(layer, "pre", widths[j], metrics))
-        stats = class_statistics(features[j], label_array, k)
+        stats = class_statistics(features[j], label_array, k, within="auto")
         if j == 0:
             first_stats = stats
         metrics = {}
@@ -1678,8 +1725,11 @@ def layer_report(
             )
             values.insert(0, feature_lambda * squared_features)
             first = weight_list[0]
+            second_moment = _second_moment_if_known(first_stats)
+            if second_moment is None:
+                second_moment = _gram_rows(features[0], "features[0]")
             totals["BAL.weighted"] = _symmetric_norms(
-                decays[0] * first.T @ first - feature_lambda * first_stats.second_moment
+                decays[0] * first.T @ first - feature_lambda * second_moment
             )[1]
         mean = sum(values) / len(values)
         if mean == 0:
