@@ -179,18 +179,14 @@ def final_features(trainer):
 def class_mean_grams(features, labels, layers: Sequence[int]) -> dict[int, np.ndarray]:
     """MᵀM of the features Z_l (l in ``layers``; Z_0 the input) divided by its largest |entry|.
 
-    M = the class means of :func:`ufm.metrics.class_statistics`; the division only scales the
-    picture (the ratios of entries are those of the Gram matrix).
+    Computed by :func:`ufm.metrics.class_mean_gram`; the division only scales the picture (the
+    ratios of entries are those of the Gram matrix).
     """
-    from ufm.metrics import class_statistics
+    from ufm.metrics import class_mean_gram
 
     columns = [features.inputs] + list(features.post_activations)
-    grams = {}
-    for layer in layers:
-        means = class_statistics(columns[layer].cpu().numpy(), labels).means
-        gram = means.T @ means
-        grams[layer] = gram / np.max(np.abs(gram))
-    return grams
+    return {layer: class_mean_gram(columns[layer].cpu().numpy(), labels, normalize="max")
+            for layer in layers}
 
 
 def compute(quick: bool) -> dict:

@@ -790,3 +790,24 @@ def test_class_statistics_validation():
     with pytest.raises(ValueError):  # read-only arrays
         good.means[0, 0] = 5.0
     assert json.loads(json.dumps(good.to_dict()))["counts"] == [2, 2]
+
+
+def test_class_mean_gram_of_an_orthogonal_frame_and_a_simplex():
+    """MᵀM of a scaled orthogonal frame is c²I_K; centred, the frame's Gram is c²P_K (simplex)."""
+    import numpy as np
+
+    from ufm.metrics import UndefinedMetricError, class_mean_gram
+
+    k, n, c = 3, 4, 2.0
+    labels = np.repeat(np.arange(k), n)
+    features = c * np.eye(5)[:, :k][:, labels]
+    # exact: the means are c·e_c, computed from equal samples (no rounding beyond one ulp)
+    np.testing.assert_allclose(class_mean_gram(features, labels), c**2 * np.eye(k), atol=1e-14)
+    centred = class_mean_gram(features, labels, center=True)
+    np.testing.assert_allclose(centred, c**2 * (np.eye(k) - np.ones((k, k)) / k), atol=1e-14)
+    np.testing.assert_allclose(class_mean_gram(features, labels, normalize="max"), np.eye(k),
+                               atol=1e-15)
+    with pytest.raises(UndefinedMetricError, match="zero"):
+        class_mean_gram(np.zeros((2, 6)), np.repeat([0, 1], 3), normalize="fro")
+    with pytest.raises(ValueError, match="normalize"):
+        class_mean_gram(features, labels, normalize="l1")

@@ -620,6 +620,50 @@ def nc2_condition_number_nonzero(
         raise UndefinedMetricError(f"NC2.kappa_nz: all {which}") from None
 
 
+def class_mean_gram(
+    features: Any,
+    labels: Any = None,
+    *,
+    num_classes: int | None = None,
+    center: bool = False,
+    normalize: str | None = None,
+) -> np.ndarray:
+    """Gram matrix of the class means, MᵀM ∈ R^{K×K} (M̄ᵀM̄ with ``center``), THEORY.md §1.1, §3.
+
+    The matrix that NC2 compares with an orthogonal frame (∝ I_K) or a simplex ETF (∝ P_K), and
+    that (A) Fig. 1 and (C) Fig. 1 show as images.
+
+    Parameters
+    ----------
+    features, labels, num_classes
+        As in :func:`nc1_trace_ratio_uncentered` (or a :class:`ClassStatistics`).
+    center : bool
+        Use the centred means M̄ = MP_K.
+    normalize : {None, "max", "fro"}
+        Divide by the largest |entry| or by the Frobenius norm (for pictures; ratios of entries
+        are unchanged).
+
+    Raises
+    ------
+    UndefinedMetricError
+        If ``normalize`` is set and the Gram matrix is 0.
+    """
+    stats = _statistics(features, labels, num_classes)
+    means = stats.centered_means if center else stats.means
+    gram = means.T @ means
+    if normalize is None:
+        return gram
+    if normalize == "max":
+        scale = float(np.max(np.abs(gram)))
+    elif normalize == "fro":
+        scale = float(np.linalg.norm(gram))
+    else:
+        raise ValueError(f"normalize must be None, 'max' or 'fro', got {normalize!r}")
+    if scale == 0:
+        raise UndefinedMetricError("class_mean_gram: all class means are zero (M = 0)")
+    return gram / scale
+
+
 def nc2_orthogonal_frame_distance(
     features: Any, labels: Any = None, *, num_classes: int | None = None
 ) -> float:
