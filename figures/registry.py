@@ -98,6 +98,26 @@ FIGURES: tuple[FigureInfo, ...] = (
         "E-A4",
         "balancedness and negativity of the ReLU layers against the non-linear depth (wd 0.016/L)",
     ),
+    FigureInfo(
+        "sukenik2024_rank_vs_wd",
+        "figures.sukenik2024_rank_vs_wd",
+        "E-C5",
+        "4-DUFM, K = 10: rank of the class means at the GD end point against λ (log₂ axis)",
+    ),
+    FigureInfo(
+        "lambda_width_sweep",
+        "figures.lambda_width_sweep",
+        "E-A1/E-A3 (λ–width, §6)",
+        "λ–width sweep (fullnet.sweeps): NC1, NC2 of the last layer's input and the loss as heatmaps "
+        "over (λ, p₁) and along λ·p₁ = const",
+    ),
+    FigureInfo(
+        "theory_vs_practice",
+        "figures.theory_vs_practice",
+        "E-A1/E-B4",
+        "trained MLP's last layers against the matching ufm optimum (fullnet.compare): predicted vs "
+        "measured with relative errors",
+    ),
 )
 
 
