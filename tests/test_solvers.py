@@ -666,3 +666,103 @@ def test_numpy_lbfgs_rejects_bounds_and_bad_warm_up():
         S.solve(UFM(2, 2, 3, 0.01, 0.01), "numpy_lbfgs", warmup_steps=-1)
     with pytest.raises(TypeError, match="warmup_steps"):
         S.solve(UFM(2, 2, 3, 0.01, 0.01), "numpy_lbfgs", warmup_steps=1.5)
+
+
+def test_kink_lbfgs_k2_global_optimum_never_below():
+    model = DeepUFM(2, 1, (4, 4, 4), 0.004, 0.004)
+    result = S.solve_with_restarts(
+        model, range(6), "kink_lbfgs", tolerance=1e-10, max_iterations=2000
+    )
+    assert result.predicted_kind == "global_optimum"
+    assert np.all(result.gaps >= -BELOW), result.gaps  # (B): never below the optimum
+    assert relative_error(result.best.loss, result.predicted_loss) <= RELATIVE
+    for solution in result.solutions:
+        assert solution.loss == model.objective(solution.parameters).total
+
+
+def test_kink_lbfgs_revives_a_dead_neuron():
+    # A converged 3-DUFM with one neuron of the last hidden layer switched off (input row and
+    # output column zero): no gradient reaches it, and re-growing it lowers Φ.
+    model = DeepUFM(3, 1, (6, 6, 6), 0.004, 0.004)
+    solution = S.solve(model, "numpy_lbfgs", seed=0, tolerance=1e-9, max_iterations=3000)
+    pre, post, _ = model._forward_numpy(solution.parameters)
+    weights = [w.copy() for w in solution.parameters.weights]
+    neuron = int(np.argmax(np.linalg.norm(weights[2], axis=0)))
+    weights[1][neuron] = 0.0
+    weights[2][:, neuron] = 0.0
+    broken = Parameters(features=solution.parameters.features.copy(), weights=tuple(weights))
+    value, gradient = model.value_and_gradient(broken)
+    assert np.all(gradient.weights[1][neuron] == 0.0)  # GD and L-BFGS cannot move it
+    state = S._RunState(start=0.0, record_at=set())
+    objective = S._FlatObjective(model, state)
+    x, new_value, revived = S._revive_dead_neurons(model, broken.flatten(), value, objective)
+    assert revived >= 1 and new_value < value
+    assert new_value == model.objective(model.unflatten(x)).total
+    assert np.max(model._forward_numpy(model.unflatten(x))[0][2][neuron]) > 0.0
+    # Nothing to revive in a model without ReLU.
+    linear = UFM(2, 2, 3, 0.01, 0.01)
+    point = linear.random_parameters(0).flatten()
+    assert S._revive_dead_neurons(linear, point, 1.0, objective)[2] == 0
+
+
+def test_kink_lbfgs_fields_determinism_and_phases():
+    model = DeepUFM(3, 2, (5, 4, 6), 0.004, [0.003, 0.004, 0.005])
+    options = dict(
+        seed=7, warmup_steps=30, momentum=0.9, momentum_steps=40, lr=0.3, tolerance=0.0,
+        max_iterations=200,
+    )
+    seen = []
+    solution = S.solve(
+        model, "kink_lbfgs", callback=lambda iteration, loss: seen.append((iteration, loss)),
+        **options,
+    )
+    again = S.solve(model, "kink_lbfgs", **options)
+    for a, b in zip(solution.parameters.blocks(), again.parameters.blocks()):
+        np.testing.assert_array_equal(a, b)  # deterministic per seed
+    assert solution.method == "kink_lbfgs" and solution.seed == 7
+    assert solution.stop_reason in S.STOP_REASONS and solution.iterations <= 200
+    assert solution.evaluations >= solution.iterations + 1
+    settings = solution.settings
+    assert settings["warmup_steps"] == 30 and settings["momentum_steps"] == 40
+    assert settings["momentum"] == 0.9 and settings["lr"] == 0.3
+    assert solution.loss == model.objective(solution.parameters).total
+    assert solution.history.iteration[0] == 0
+    assert solution.history.iteration[-1] == solution.iterations
+    assert [i for i, _ in seen] == list(range(1, solution.iterations + 1))
+    assert all(b <= a for (_, a), (_, b) in zip(seen[70:], seen[71:]))  # L-BFGS phase: monotone
+    json.dumps(solution.to_dict(), allow_nan=False)
+    # The warm-up is the papers' GD, bit for bit.
+    warm = S.solve(
+        model, "kink_lbfgs", seed=7, warmup_steps=30, lr=0.3, tolerance=0.0, max_iterations=30
+    )
+    gd = S.solve(model, "gd", seed=7, lr=0.3, tolerance=0.0, max_iterations=30)
+    for a, b in zip(warm.parameters.blocks(), gd.parameters.blocks()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_kink_lbfgs_finds_a_point_below_l_dnc():
+    # THEORY.md §4.6: the 4-DUFM (K = 10, width 30) has low-rank points below L_DNC = 0.099180.
+    model = DeepUFM(10, 1, (30,) * 4, 0.004, 0.004)
+    solution = S.solve(
+        model, "kink_lbfgs", seed=0, momentum=0.95, momentum_steps=800, tolerance=1e-9,
+        max_iterations=1200,
+    )
+    assert solution.predicted_kind == "dnc_reference"
+    assert solution.loss < 0.099180
+    assert solution.loss == model.objective(solution.parameters).total
+
+
+def test_kink_lbfgs_rejects_bounds_and_bad_settings():
+    with pytest.raises(ValueError, match="kink_lbfgs"):
+        S.solve(DeepUFM(2, 1, (4, 4), 0.004, 0.004, nonneg_H1=True), "kink_lbfgs", seed=0)
+    model = UFM(2, 2, 3, 0.01, 0.01)
+    with pytest.raises(ValueError, match="momentum"):
+        S.solve(model, "kink_lbfgs", momentum=1.0)
+    with pytest.raises(ValueError, match="momentum"):
+        S.solve(model, "kink_lbfgs", momentum=-0.1)
+    with pytest.raises(ValueError, match="momentum_steps"):
+        S.solve(model, "kink_lbfgs", momentum_steps=-1)
+    with pytest.raises(TypeError, match="stall_window"):
+        S.solve(model, "kink_lbfgs", stall_window=2.5)
+    with pytest.raises(ValueError, match="stall_window"):
+        S.solve(model, "kink_lbfgs", stall_window=0)

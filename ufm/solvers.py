@@ -16,6 +16,14 @@ model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHea
   of the fixed-step GD above (to start the quasi-Newton phase in the basin GD enters). No scipy
   driver per call: about one evaluation plus a few vector operations per iteration. Without
   bounds (not for ``nonneg_H1``); the Barzilai-Borwein polish of ``"lbfgs"`` on smooth models.
+- ``"kink_lbfgs"``: for the ReLU DUFM. ``warmup_steps`` steps of the fixed-step GD above, then
+  ``momentum_steps`` Nesterov steps (step ``lr``, coefficient ``momentum``, restarted whenever Φ
+  increases), then the numpy L-BFGS above, which at its start and whenever it stalls (Φ lowered
+  by ≤ ``stall_decrease`` relative in ``stall_window`` iterations, or no Armijo step) re-grows
+  dead ReLU neurons: a hidden neuron whose pre-activations are all ≤ 0 receives no gradient, so
+  GD and L-BFGS never move it, yet replacing its input row and output column by the
+  second-order descent pair (u, v) with ‖Gσ(Hᵀu)‖ > √(λ_kλ_{k+1}) lowers Φ (kept only if the
+  true Φ decreases). Stops when stalled with nothing to revive. Without bounds.
 - ``"torch_gd"``, ``"torch_lbfgs"``: the same two methods through the model's torch objective and
   autograd, on ``device`` ("auto": CUDA when available, else CPU), float64 by default; for large
   widths. ``torch_lbfgs`` uses ``torch.optim.LBFGS`` with a strong-Wolfe line search.
@@ -59,7 +67,7 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`solve`.
-METHODS = ("gd", "lbfgs", "numpy_lbfgs", "torch_gd", "torch_lbfgs")
+METHODS = ("gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_gd", "torch_lbfgs")
 
 #: Every stop reason a :class:`Solution` can report.
 STOP_REASONS = (
@@ -1040,6 +1048,277 @@ def _run_numpy_lbfgs(
 
 
 # --------------------------------------------------------------------------------------------
+# Kink-aware L-BFGS for the ReLU DUFM
+# --------------------------------------------------------------------------------------------
+
+
+def _neuron_birth_direction(inputs: np.ndarray, upstream: np.ndarray) -> tuple[float, Any, Any]:
+    """max over unit u of ‖G σ(Hᵀu)‖ (G = ``upstream``, H = ``inputs``) by projected ascent from
+    every input column; returns (value, u, unit v = −Gσ(Hᵀu)/‖·‖). Deterministic."""
+    best = (0.0, None, None)
+    norms = np.linalg.norm(inputs, axis=0)
+    for column in np.flatnonzero(norms > 0.0):
+        u = inputs[:, column] / norms[column]
+        for _ in range(30):
+            pre = inputs.T @ u
+            active = pre > 0.0
+            if not active.any():
+                break
+            ascent = inputs @ ((upstream.T @ (upstream @ np.where(active, pre, 0.0))) * active)
+            size = float(np.linalg.norm(ascent))
+            if size == 0.0:
+                break
+            u = ascent / size
+        out = upstream @ np.maximum(inputs.T @ u, 0.0)
+        value = float(np.linalg.norm(out))
+        if value > best[0]:
+            best = (value, u, -out / value)
+    return best
+
+
+def _revive_dead_neurons(model, x, value, objective, dead_tolerance=1e-9):
+    """Re-grow dead ReLU neurons of a :class:`DeepUFM` where that lowers Φ.
+
+    A hidden neuron i of layer k is dead when its pre-activations Z_k[i, :] are all ≤ 0 (up to
+    ``dead_tolerance`` times max|Z_k|): no gradient reaches its weights, so GD and L-BFGS never
+    move it again. Replacing its input row by αu and its output column by βv changes the fit by
+    −αβ‖Gσ(Hᵀu)‖ + O((αβ)²) (G = ∂fit/∂Z_{k+1}, H the layer's input) and the penalty by
+    (λ_k α² + λ_{k+1} β²)/2 minus the old row's and column's: a descent direction when
+    max_u ‖Gσ(Hᵀu)‖ > √(λ_k λ_{k+1}). The scale is chosen on the true Φ from a geometric grid;
+    the change is kept only if Φ decreases. Returns (x, Φ, number of neurons revived).
+    """
+    if not isinstance(model, DeepUFM) or model.num_layers < 2:
+        return x, value, 0
+    lams = model._numpy_plan[1]
+    shapes = model.parameter_shapes
+    offsets = np.cumsum([0] + [math.prod(shape) for shape in shapes])
+    first_weight = 1 if model._has_free_features else 0
+    revived = 0
+    for layer in range(1, model.num_layers):  # hidden layer k = layer: W_k row, W_{k+1} column
+        tried: set[int] = set()
+        while True:
+            params = model._unflatten_views(x)
+            pre, post, output = model._forward_numpy(params)
+            z = pre[layer]
+            scale = float(np.max(np.abs(z)))
+            dead = [
+                i
+                for i in range(z.shape[0])
+                if i not in tried and float(np.max(z[i])) <= dead_tolerance * scale
+            ]
+            if not dead:
+                break
+            upstream = (output - model.targets) / model.num_samples
+            for k in range(model.num_layers - 1, layer, -1):
+                upstream = (params.weights[k].T @ upstream) * (pre[k] > 0.0)
+            strength, u, v = _neuron_birth_direction(post[layer - 1], upstream)
+            lam_in, lam_out = lams[layer - 1], lams[layer]
+            threshold = math.sqrt(lam_in * lam_out)
+            neuron = dead[0]
+            tried.add(neuron)
+            if u is None or strength <= threshold * (1.0 + 1e-6):
+                break  # the same test holds for every dead neuron of this layer
+            # β/α = √(λ_k/λ_{k+1}) minimizes the penalty of the product αβ.
+            ratio = math.sqrt(lam_in / lam_out) if lam_in > 0.0 and lam_out > 0.0 else 1.0
+            row_shape = shapes[first_weight + layer - 1]
+            column_shape = shapes[first_weight + layer]
+            row_start = offsets[first_weight + layer - 1] + neuron * row_shape[1]
+            column_block = offsets[first_weight + layer]
+            column = column_block + neuron + column_shape[1] * np.arange(column_shape[0])
+            typical = math.sqrt(float(np.mean(np.sum(params.weights[layer - 1] ** 2, axis=1))))
+            best_value, best_x = value, None
+            for step in range(24):
+                alpha = max(typical, 1e-3) * 2.0 ** (1 - step)
+                candidate = x.copy()
+                candidate[row_start : row_start + row_shape[1]] = alpha * u
+                candidate[column] = alpha * ratio * v
+                new_value, _ = objective(candidate)
+                if math.isfinite(new_value) and new_value < best_value:
+                    best_value, best_x = new_value, candidate
+                elif best_x is not None:
+                    break
+            if best_x is None:
+                continue
+            x, value = best_x, best_value
+            revived += 1
+    return x, value, revived
+
+
+def _run_kink_lbfgs(
+    model,
+    initial,
+    *,
+    tolerance,
+    max_iterations,
+    memory,
+    warmup_steps,
+    lr,
+    momentum,
+    momentum_steps,
+    stall_window,
+    stall_decrease,
+    state,
+    progress,
+    callback=None,
+):
+    """Fixed-step GD warm-up, optional Nesterov momentum phase, then L-BFGS that, when it
+    stalls at the ReLU kinks, re-grows dead neurons (:func:`_revive_dead_neurons`) and goes on.
+    Returns (parameters, iterations, stop reason, message)."""
+    if _is_constrained(model):
+        raise ValueError(
+            "method 'kink_lbfgs' does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds) "
+            "or 'gd'"
+        )
+    objective = _FlatObjective(model, state)
+    x = initial.flatten()
+    value, gradient = objective(x)
+    record_at = state.record_at
+    iteration = 0
+
+    def record(point, value, gradient):
+        norm = math.sqrt(float(gradient @ gradient))
+        if iteration in record_at or not math.isfinite(norm):
+            parts = _objective_parts(model, model._unflatten_views(point))
+            state.history.append(
+                iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
+            )
+        return norm
+
+    norm = record(x, value, gradient)
+    if not (math.isfinite(value) and math.isfinite(norm)):
+        message = f"non-finite objective at the initial point (Φ = {value})"
+        return model.unflatten(x), 0, "diverged", message
+
+    def finish_iteration(new_value):
+        progress.update(iteration, new_value)
+        if callback is not None:
+            callback(iteration, new_value)
+
+    def diverged(phase):
+        return (
+            model.unflatten(x),
+            iteration,
+            "diverged",
+            f"non-finite objective in {phase} step {iteration + 1}; returning iteration {iteration}",
+        )
+
+    # Phase 1: the papers' fixed-step gradient descent (the same iterates as method "gd").
+    warmup = min(warmup_steps, max_iterations)
+    while iteration < warmup and norm > tolerance:
+        candidate = x - lr * gradient
+        new_value, new_gradient = objective(candidate)
+        if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
+            return diverged("GD warm-up")
+        x, value, gradient = candidate, new_value, new_gradient
+        iteration += 1
+        norm = record(x, value, gradient)
+        finish_iteration(value)
+
+    # Phase 2: Nesterov momentum (step lr), restarted whenever Φ increases. The iterate is the
+    # extrapolated point, where Φ and ∇Φ are evaluated.
+    last = min(warmup + momentum_steps, max_iterations)
+    base, previous_base = x - lr * gradient, x
+    while iteration < last and norm > tolerance and momentum > 0.0:
+        candidate = base + momentum * (base - previous_base)
+        new_value, new_gradient = objective(candidate)
+        if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
+            return diverged("momentum")
+        previous_base, base = base, candidate - lr * new_gradient
+        if new_value > value:
+            previous_base = base
+        x, value, gradient = candidate, new_value, new_gradient
+        iteration += 1
+        norm = record(x, value, gradient)
+        finish_iteration(value)
+    if norm <= tolerance:
+        message = f"stationarity {norm:.3e} <= {tolerance:.3e} (before L-BFGS)"
+        return model.unflatten(x), iteration, "gradient_tolerance", message
+
+    # Phase 3: L-BFGS with dead-neuron revival at its start and whenever it stalls.
+    revived_total = 0
+    if iteration < max_iterations:
+        x_new, value_new, revived_total = _revive_dead_neurons(model, x, value, objective)
+        if revived_total:
+            x = x_new
+            value, gradient = objective(x)
+            iteration += 1
+            norm = record(x, value, gradient)
+            finish_iteration(value)
+    pairs = _LbfgsMemory(x.size, memory)
+    window = [value]  # Φ of the last stall_window + 1 L-BFGS iterates
+    reason, message = "max_iterations", f"{max_iterations} iterations"
+    while True:
+        if norm <= tolerance:
+            reason, message = "gradient_tolerance", f"stationarity {norm:.3e} <= {tolerance:.3e}"
+            break
+        if iteration >= max_iterations:
+            break
+        stalled = len(window) > stall_window and window[0] - value <= stall_decrease * max(
+            1.0, abs(value)
+        )
+        failed = False
+        if not stalled:
+            if len(pairs):
+                direction = pairs.direction(gradient)
+            else:
+                direction = -gradient * min(1.0, 1.0 / norm)
+            slope = float(gradient @ direction)
+            if not slope < 0.0:
+                pairs.clear()
+                direction = -gradient * min(1.0, 1.0 / norm)
+                slope = float(gradient @ direction)
+            step, accepted = 1.0, False
+            for _ in range(60):
+                candidate = x + step * direction
+                new_value, new_gradient = objective(candidate)
+                if math.isfinite(new_value) and new_value <= value + 1e-4 * step * slope:
+                    accepted = bool(np.all(np.isfinite(new_gradient)))
+                    if accepted:
+                        break
+                step *= 0.5
+            if not accepted and len(pairs):
+                pairs.clear()
+                continue
+            failed = not accepted or not np.any(candidate - x)
+        if stalled or failed:
+            x_new, value_new, revived = _revive_dead_neurons(model, x, value, objective)
+            if revived == 0:
+                if failed:
+                    reason = "line_search_failed"
+                    message = "no step along −∇Φ decreases Φ and no dead neuron can be revived"
+                else:
+                    reason = "no_progress"
+                    message = (
+                        f"Φ decreased by ≤ {stall_decrease:.1e} (relative) in {stall_window} "
+                        "iterations and no dead neuron can be revived"
+                    )
+                break
+            revived_total += revived
+            x, value = x_new, value_new
+            value, gradient = objective(x)
+            pairs.clear()
+            window = [value]
+            iteration += 1
+            norm = record(x, value, gradient)
+            finish_iteration(value)
+            continue
+        s = candidate - x
+        y = new_gradient - gradient
+        curvature = float(s @ y)
+        if curvature > 1e-10 * math.sqrt(float(s @ s) * float(y @ y)):
+            pairs.add(s, y)
+        x, value, gradient = candidate, new_value, new_gradient
+        iteration += 1
+        window.append(value)
+        if len(window) > stall_window + 1:
+            del window[0]
+        norm = record(x, value, gradient)
+        finish_iteration(value)
+    message += f"; {revived_total} dead neurons revived"
+    return model.unflatten(x), iteration, reason, message
+
+
+# --------------------------------------------------------------------------------------------
 # torch methods
 # --------------------------------------------------------------------------------------------
 
@@ -1264,6 +1543,10 @@ def solve(
     ftol: float = 0.0,
     polish_iterations: int = 200,
     warmup_steps: int = 0,
+    momentum: float = 0.0,
+    momentum_steps: int = 0,
+    stall_window: int = 100,
+    stall_decrease: float = 1e-7,
     device: Any = "auto",
     dtype: Any = "float64",
     check_every: int | None = None,
@@ -1280,7 +1563,7 @@ def solve(
     ----------
     model : UFM, DeepLinearUFM, DeepUFM or LinearHead
         The objective (:mod:`ufm.models`).
-    method : {"gd", "lbfgs", "numpy_lbfgs", "torch_gd", "torch_lbfgs"}
+    method : {"gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_gd", "torch_lbfgs"}
         ``"gd"``: θ_{k+1} = P(θ_k − η∇Φ(θ_k)) with fixed η = ``lr`` and P the projection
         H₁ ← max(H₁, 0) for ``nonneg_H1`` (identity otherwise), exactly the papers' full-batch GD
         (weights: W ← (1 − ηλ)W − η∇_W(fit)). ``"lbfgs"``: scipy L-BFGS-B on the flattened vector
@@ -1288,7 +1571,9 @@ def solve(
         ``lr``), then L-BFGS in numpy (two-loop recursion, memory ``lbfgs_memory``, Armijo
         backtracking from the unit step; stops with ``"no_progress"`` after 10 iterations without
         a decrease of Φ, ``"line_search_failed"`` when not even a steepest-descent step
-        decreases Φ). ``"torch_gd"``/``"torch_lbfgs"``: the same through torch autograd on
+        decreases Φ). ``"kink_lbfgs"``: GD warm-up, Nesterov momentum phase, then L-BFGS that
+        re-grows dead ReLU neurons when it stalls (module docstring). ``"torch_gd"``/
+        ``"torch_lbfgs"``: the same through torch autograd on
         ``device``.
     initial : Parameters, optional
         Starting point; by default ``model.random_parameters(seed, init_scale)`` (THEORY.md E-B1
@@ -1316,8 +1601,17 @@ def solve(
         with Barzilai-Borwein step sizes drive the gradient norm further down
         (``_barzilai_borwein_polish``); they count as iterations. 0 disables.
     warmup_steps : int
-        ``numpy_lbfgs`` only: fixed-step GD steps (step ``lr``) before L-BFGS (≥ 0); they count
-        as iterations and are reported to ``callback``.
+        ``numpy_lbfgs`` and ``kink_lbfgs``: fixed-step GD steps (step ``lr``) before L-BFGS
+        (≥ 0); they count as iterations and are reported to ``callback``.
+    momentum : float
+        ``kink_lbfgs`` only: Nesterov coefficient in [0, 1) of its momentum phase (0: no phase).
+    momentum_steps : int
+        ``kink_lbfgs`` only: number of Nesterov steps (step ``lr``) after the GD warm-up (≥ 0);
+        they count as iterations.
+    stall_window, stall_decrease : int, float
+        ``kink_lbfgs`` only: its L-BFGS phase counts as stalled when Φ decreased by at most
+        ``stall_decrease``·max(1, |Φ|) over the last ``stall_window`` iterations; it then tries
+        to revive dead ReLU neurons and stops (``"no_progress"``) if none can be.
     device : str or torch.device
         Torch methods only: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
     dtype : {"float64", "float32"}
@@ -1383,6 +1677,15 @@ def solve(
         raise TypeError(f"warmup_steps must be an integer, got {warmup_steps!r}")
     if warmup_steps < 0:
         raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+    momentum = check_positive_scalar(momentum, "momentum")
+    if momentum >= 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    for name, count in (("momentum_steps", momentum_steps), ("stall_window", stall_window)):
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {count!r}")
+        if count < 0 or (name == "stall_window" and count < 1):
+            raise ValueError(f"{name} must be >= {int(name == 'stall_window')}, got {count}")
+    stall_decrease = check_positive_scalar(stall_decrease, "stall_decrease")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
@@ -1461,6 +1764,32 @@ def solve(
                     warmup_steps=int(warmup_steps),
                     lr=lr,
                     polish_iterations=polish_iterations,
+                    state=state,
+                    progress=bar,
+                    callback=callback,
+                )
+            elif method == "kink_lbfgs":
+                settings.update(
+                    lbfgs_memory=lbfgs_memory,
+                    warmup_steps=int(warmup_steps),
+                    lr=lr,
+                    momentum=momentum,
+                    momentum_steps=int(momentum_steps),
+                    stall_window=int(stall_window),
+                    stall_decrease=stall_decrease,
+                )
+                final, iterations, reason, message = _run_kink_lbfgs(
+                    model,
+                    initial,
+                    tolerance=tolerance,
+                    max_iterations=max_iterations,
+                    memory=lbfgs_memory,
+                    warmup_steps=int(warmup_steps),
+                    lr=lr,
+                    momentum=momentum,
+                    momentum_steps=int(momentum_steps),
+                    stall_window=int(stall_window),
+                    stall_decrease=stall_decrease,
                     state=state,
                     progress=bar,
                     callback=callback,
