@@ -5,6 +5,10 @@
     python -m figures --list
     python -m figures NAME [NAME ...] [--quick] [--out DIR]
     python -m figures all [--quick] [--out DIR]
+    python -m figures explore dufm [--K K --L L --n N --lam LAM --width D] [--out DIR]
+    python -m figures explore store PATH [--metric M --layer L] [--out DIR]
+
+``explore`` writes the plots of ``figures/explorer.ipynb`` as PNG (:mod:`figures.explorer`).
 
 Each figure is timed and its files are printed. Exit status: 0 when every figure was made,
 1 when one of them failed (the others are still made), 2 for a usage error such as an unknown
@@ -29,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m figures",
         description="Make the figures of ufm-sandbox (PNG and the data behind it, CSV and JSON).",
+        epilog="python -m figures explore {dufm,store} --help: the explorer's plots as PNG.",
     )
     parser.add_argument(
         "names",
@@ -65,6 +70,11 @@ def _resolve_names(names: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     os.environ.setdefault("MPLBACKEND", "Agg")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "explore":
+        from .explorer import main as explore_main
+
+        return explore_main(argv[1:])
     parser = build_parser()
     arguments = parser.parse_args(argv)
     if arguments.list:
