@@ -194,6 +194,16 @@ def test_missing_module_skips_with_the_reason():
     assert result.skipped and result.passed and result.instances == 0
 
 
+def test_missing_module_fails_the_pytest_check():
+    """Under pytest a statement that cannot run is a failure, never a silent skip."""
+    from proofs_checks.testing import check_statement
+
+    needing = replace_statement(by_id(foundations.STATEMENTS, "F1.bound"),
+                                requires=("ufm.no_such_module",))
+    with pytest.raises(pytest.fail.Exception, match="cannot run"):
+        check_statement(needing, {"instances": 2, "seed": 0})
+
+
 # ---------------------------------------------------------------------------------------------
 # Hypothesis shrinks a violation to a small instance
 # ---------------------------------------------------------------------------------------------
