@@ -105,6 +105,12 @@ FIGURES: tuple[FigureInfo, ...] = (
         "4-DUFM, K = 10: rank of the class means at the GD end point against λ (log₂ axis)",
     ),
     FigureInfo(
+        "sukenik2024_dnc_probability",
+        "figures.sukenik2024_dnc_probability",
+        "E-C6",
+        "4-DUFM, K = 10: fraction of GD seeds reaching DNC (IS_DNC) against width, final Φ/L_DNC − 1",
+    ),
+    FigureInfo(
         "lambda_width_sweep",
         "figures.lambda_width_sweep",
         "E-A1/E-A3 (λ–width, §6)",

@@ -7,6 +7,8 @@ per-layer table of THEORY.md §3 ("Per-layer DNC metrics").
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -133,3 +135,132 @@ def plot_solution_history(solution: Any, predicted_loss: float | None, path: Any
     plt.close(figure)
     os.replace(temporary, path)
     return path
+
+
+@dataclass(frozen=True)
+class DNCVerdict:
+    """Outcome of :func:`is_deep_neural_collapse`: IS_DNC and its three criteria (THEORY.md §3).
+
+    Attributes
+    ----------
+    layers : tuple of int
+        The layers l = 2..L whose class means M_l (after the ReLU) are checked.
+    ranks : tuple of int
+        RANK(M_l) per layer of ``layers`` (relative tolerance ``rank_rtol``).
+    orth : tuple of float
+        NC2.orth(M_l) per layer of ``layers``; NaN where M_l = 0.
+    loss : float
+        The objective Φ at the point.
+    dnc_loss : float
+        L_DNC of the model (:func:`ufm.optima.predict`).
+    relative_gap : float
+        (Φ − L_DNC)/L_DNC; negative below the DNC value.
+    rank_ok, orth_ok, loss_ok : bool
+        Every rank equals K; every NC2.orth is ≤ ``orth_tolerance``; |relative_gap| ≤
+        ``loss_tolerance``.
+    num_classes : int
+        K.
+    rank_rtol, orth_tolerance, loss_tolerance : float
+        The tolerances used.
+    """
+
+    layers: tuple[int, ...]
+    ranks: tuple[int, ...]
+    orth: tuple[float, ...]
+    loss: float
+    dnc_loss: float
+    relative_gap: float
+    rank_ok: bool
+    orth_ok: bool
+    loss_ok: bool
+    num_classes: int
+    rank_rtol: float
+    orth_tolerance: float
+    loss_tolerance: float
+
+    @property
+    def is_dnc(self) -> bool:
+        """IS_DNC: all three criteria hold."""
+        return self.rank_ok and self.orth_ok and self.loss_ok
+
+    def __bool__(self) -> bool:
+        return self.is_dnc
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable dictionary (with ``is_dnc``)."""
+        return {**asdict(self), "layers": list(self.layers), "ranks": list(self.ranks),
+                "orth": list(self.orth), "is_dnc": self.is_dnc}
+
+
+def is_deep_neural_collapse(
+    model: Any,
+    parameters: Any,
+    *,
+    rank_rtol: float = 1e-2,
+    orth_tolerance: float = 0.2,
+    loss_tolerance: float = 5e-3,
+) -> DNCVerdict:
+    """IS_DNC of THEORY.md §3 at ``parameters`` of a deep UFM.
+
+    The point is a DNC point when every M_l, l = 2..L (class means of the post-activation
+    features H_l), has RANK K (:func:`ufm.metrics.numerical_rank`, relative tolerance
+    ``rank_rtol``) and NC2.orth(M_l) ≤ ``orth_tolerance``
+    (:func:`ufm.metrics.nc2_orthogonal_frame_distance`), and the objective is within a relative
+    ``loss_tolerance`` of L_DNC (§4.3): |Φ − L_DNC| ≤ loss_tolerance·L_DNC. Low-rank points below
+    L_DNC (§4.5) fail the rank and the loss criteria. For L = 1 the layer criteria are vacuous.
+
+    Parameters
+    ----------
+    model : ufm.models.DeepUFM or ufm.models.DeepLinearUFM
+        The objective; L_DNC is :func:`ufm.optima.predict` of it.
+    parameters : ufm.models.Parameters
+        The point (e.g. ``Solution.parameters``).
+    rank_rtol : float
+        Relative tolerance of RANK (singular values ≤ rank_rtol·σ_max count as zero).
+    orth_tolerance : float
+        Largest NC2.orth accepted (NC2.orth ∈ [0, 2]).
+    loss_tolerance : float
+        Largest relative distance |Φ/L_DNC − 1| accepted.
+    """
+    from .metrics import class_statistics, nc2_orthogonal_frame_distance, numerical_rank
+    from .models import DeepLinearUFM, DeepUFM
+    from .optima import predict
+
+    if not isinstance(model, (DeepUFM, DeepLinearUFM)):
+        raise TypeError(f"IS_DNC needs a DeepUFM or DeepLinearUFM, got {type(model).__name__}")
+    for value, name in ((rank_rtol, "rank_rtol"), (orth_tolerance, "orth_tolerance"),
+                        (loss_tolerance, "loss_tolerance")):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
+    parameters = parameters.to_numpy() if getattr(parameters, "is_torch", False) else parameters
+    k = model.num_classes
+    forward = model.forward(parameters)
+    layers = tuple(range(2, forward.num_layers + 1))
+    ranks: list[int] = []
+    orth: list[float] = []
+    for layer in layers:
+        features = np.asarray(forward.post_activations[layer - 1], dtype=np.float64)
+        means = class_statistics(features, forward.labels, k).means
+        ranks.append(int(numerical_rank(means, rank_rtol)))
+        if np.any(means):
+            orth.append(float(nc2_orthogonal_frame_distance(features, forward.labels, num_classes=k)))
+        else:
+            orth.append(math.nan)
+    loss = float(model.objective(parameters).total)
+    dnc_loss = float(predict(model).optimal_loss)
+    relative_gap = (loss - dnc_loss) / dnc_loss
+    return DNCVerdict(
+        layers=layers,
+        ranks=tuple(ranks),
+        orth=tuple(orth),
+        loss=loss,
+        dnc_loss=dnc_loss,
+        relative_gap=float(relative_gap),
+        rank_ok=all(rank == k for rank in ranks),
+        orth_ok=all(value <= orth_tolerance for value in orth),  # NaN fails
+        loss_ok=bool(abs(relative_gap) <= loss_tolerance),
+        num_classes=k,
+        rank_rtol=float(rank_rtol),
+        orth_tolerance=float(orth_tolerance),
+        loss_tolerance=float(loss_tolerance),
+    )
