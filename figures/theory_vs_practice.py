@@ -69,8 +69,12 @@ def compute(out_dir: str | Path, quick: bool) -> dict:
     """Train, compare (:func:`fullnet.compare.compare_run`) and list the rows of the data file."""
     import torch
 
+    import shutil
+
     config = settings(quick)
     directory = Path(out_dir) / f"{NAME}_run"
+    # The run directory is this figure's own output: a rerun trains afresh into it.
+    shutil.rmtree(directory, ignore_errors=True)
     threads = torch.get_num_threads()
     try:
         result = train(run_config(config, Path(out_dir)), output_dir=directory, progress=False)
