@@ -915,6 +915,43 @@ class _LbfgsMemory:
         return -(gamma * gradient + coefficients @ self.pairs)
 
 
+def _lbfgs_direction(pairs: "_LbfgsMemory", gradient: np.ndarray, norm: float):
+    """L-BFGS search direction and its slope ⟨∇Φ, d⟩; steepest descent (step length ≤ 1, as
+    scipy) when there are no pairs or the quasi-Newton direction is not a descent direction (the
+    pairs are then forgotten)."""
+    if len(pairs):
+        direction = pairs.direction(gradient)
+        slope = float(gradient @ direction)
+        if slope < 0.0:
+            return direction, slope
+        pairs.clear()
+    direction = -gradient * min(1.0, 1.0 / norm)
+    return direction, float(gradient @ direction)
+
+
+def _armijo_backtracking(objective, x: np.ndarray, value: float, direction: np.ndarray, slope: float):
+    """Armijo backtracking (c₁ = 1e-4), the step halved at each rejection, at most 60 halvings.
+
+    Returns (accepted, candidate, Φ(candidate), ∇Φ(candidate)) for the last step tried.
+    """
+    step = 1.0
+    for _ in range(60):
+        candidate = x + step * direction
+        new_value, new_gradient = objective(candidate)
+        if math.isfinite(new_value) and new_value <= value + 1e-4 * step * slope:
+            if np.all(np.isfinite(new_gradient)):
+                return True, candidate, new_value, new_gradient
+        step *= 0.5
+    return False, candidate, new_value, new_gradient
+
+
+def _add_curvature_pair(pairs: "_LbfgsMemory", s: np.ndarray, y: np.ndarray) -> None:
+    """Keep (s, y) only when its curvature sᵀy is safely positive (relative 1e-10)."""
+    curvature = float(s @ y)
+    if curvature > 1e-10 * math.sqrt(float(s @ s) * float(y @ y)):
+        pairs.add(s, y)
+
+
 def _run_numpy_lbfgs(
     model,
     initial,
@@ -992,25 +1029,10 @@ def _run_numpy_lbfgs(
             break
         if iteration >= max_iterations:
             break
-        if len(pairs):
-            direction = pairs.direction(gradient)
-        else:
-            direction = -gradient * min(1.0, 1.0 / norm)  # first step of length ≤ 1, as scipy
-        slope = float(gradient @ direction)
-        if not slope < 0.0:  # not a descent direction: forget the curvature pairs
-            pairs.clear()
-            direction = -gradient * min(1.0, 1.0 / norm)
-            slope = float(gradient @ direction)
-        # Armijo backtracking (c₁ = 1e-4), step halved at each rejection.
-        step, accepted = 1.0, False
-        for _ in range(60):
-            candidate = x + step * direction
-            new_value, new_gradient = objective(candidate)
-            if math.isfinite(new_value) and new_value <= value + 1e-4 * step * slope:
-                accepted = bool(np.all(np.isfinite(new_gradient)))
-                if accepted:
-                    break
-            step *= 0.5
+        direction, slope = _lbfgs_direction(pairs, gradient, norm)
+        accepted, candidate, new_value, new_gradient = _armijo_backtracking(
+            objective, x, value, direction, slope
+        )
         if not accepted:
             if len(pairs):  # retry from steepest descent before giving up
                 pairs.clear()
@@ -1022,10 +1044,7 @@ def _run_numpy_lbfgs(
         if not np.any(s):
             reason, message = "no_progress", "L-BFGS step does not change the iterate"
             break
-        y = new_gradient - gradient
-        curvature = float(s @ y)
-        if curvature > 1e-10 * math.sqrt(float(s @ s) * float(y @ y)):
-            pairs.add(s, y)
+        _add_curvature_pair(pairs, s, new_gradient - gradient)
         stalled = stalled + 1 if new_value >= value else 0
         x, value, gradient = candidate, new_value, new_gradient
         iteration += 1
@@ -1258,24 +1277,10 @@ def _run_kink_lbfgs(
         )
         failed = False
         if not stalled:
-            if len(pairs):
-                direction = pairs.direction(gradient)
-            else:
-                direction = -gradient * min(1.0, 1.0 / norm)
-            slope = float(gradient @ direction)
-            if not slope < 0.0:
-                pairs.clear()
-                direction = -gradient * min(1.0, 1.0 / norm)
-                slope = float(gradient @ direction)
-            step, accepted = 1.0, False
-            for _ in range(60):
-                candidate = x + step * direction
-                new_value, new_gradient = objective(candidate)
-                if math.isfinite(new_value) and new_value <= value + 1e-4 * step * slope:
-                    accepted = bool(np.all(np.isfinite(new_gradient)))
-                    if accepted:
-                        break
-                step *= 0.5
+            direction, slope = _lbfgs_direction(pairs, gradient, norm)
+            accepted, candidate, new_value, new_gradient = _armijo_backtracking(
+                objective, x, value, direction, slope
+            )
             if not accepted and len(pairs):
                 pairs.clear()
                 continue
@@ -1302,11 +1307,7 @@ def _run_kink_lbfgs(
             norm = record(x, value, gradient)
             finish_iteration(value)
             continue
-        s = candidate - x
-        y = new_gradient - gradient
-        curvature = float(s @ y)
-        if curvature > 1e-10 * math.sqrt(float(s @ s) * float(y @ y)):
-            pairs.add(s, y)
+        _add_curvature_pair(pairs, candidate - x, new_gradient - gradient)
         x, value, gradient = candidate, new_value, new_gradient
         iteration += 1
         window.append(value)
