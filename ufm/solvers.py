@@ -915,6 +915,30 @@ class _LbfgsMemory:
         return -(gamma * gradient + coefficients @ self.pairs)
 
 
+class _FlatTrace:
+    """History records (at the run's log-spaced iterations), progress and callback of the numpy
+    methods that iterate on the flattened parameter vector."""
+
+    def __init__(self, model, state, progress, callback) -> None:
+        self.model, self.state, self.progress, self.callback = model, state, progress, callback
+
+    def record(self, iteration: int, point: np.ndarray, value: float, gradient: np.ndarray) -> float:
+        """‖∇Φ‖, with a history record at a scheduled (or non-finite) iteration."""
+        norm = math.sqrt(float(gradient @ gradient))
+        if iteration in self.state.record_at or not math.isfinite(norm):
+            parts = _objective_parts(self.model, self.model._unflatten_views(point))
+            self.state.history.append(
+                iteration, value, parts.fit, _parts_penalty(parts), norm, self.state.elapsed()
+            )
+        return norm
+
+    def finish(self, iteration: int, value: float) -> None:
+        """Report a finished iteration to the progress bar and the callback."""
+        self.progress.update(iteration, value)
+        if self.callback is not None:
+            self.callback(iteration, value)
+
+
 def _lbfgs_direction(pairs: "_LbfgsMemory", gradient: np.ndarray, norm: float):
     """L-BFGS search direction and its slope ⟨∇Φ, d⟩; steepest descent (step length ≤ 1, as
     scipy) when there are no pairs or the quasi-Newton direction is not a descent direction (the
@@ -974,29 +998,14 @@ def _run_numpy_lbfgs(
             "or 'gd'"
         )
     objective = _FlatObjective(model, state)
+    trace = _FlatTrace(model, state, progress, callback)
     x = initial.flatten()
     value, gradient = objective(x)
-    record_at = state.record_at
     iteration = 0
-
-    def record(point, value, gradient):
-        norm = math.sqrt(float(gradient @ gradient))
-        if iteration in record_at or not math.isfinite(norm):
-            parts = _objective_parts(model, model._unflatten_views(point))
-            state.history.append(
-                iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
-            )
-        return norm
-
-    norm = record(x, value, gradient)
+    norm = trace.record(iteration, x, value, gradient)
     if not (math.isfinite(value) and math.isfinite(norm)):
         message = f"non-finite objective at the initial point (Φ = {value})"
         return model.unflatten(x), 0, "diverged", message
-
-    def finish_iteration(new_value):
-        progress.update(iteration, new_value)
-        if callback is not None:
-            callback(iteration, new_value)
 
     # Phase 1: the papers' fixed-step gradient descent.
     warmup = min(warmup_steps, max_iterations)
@@ -1013,8 +1022,8 @@ def _run_numpy_lbfgs(
             )
         x, value, gradient = candidate, new_value, new_gradient
         iteration += 1
-        norm = record(x, value, gradient)
-        finish_iteration(value)
+        norm = trace.record(iteration, x, value, gradient)
+        trace.finish(iteration, value)
     if norm <= tolerance:
         message = f"stationarity {norm:.3e} <= {tolerance:.3e} (GD warm-up)"
         return model.unflatten(x), iteration, "gradient_tolerance", message
@@ -1048,8 +1057,8 @@ def _run_numpy_lbfgs(
         stalled = stalled + 1 if new_value >= value else 0
         x, value, gradient = candidate, new_value, new_gradient
         iteration += 1
-        norm = record(x, value, gradient)
-        finish_iteration(value)
+        norm = trace.record(iteration, x, value, gradient)
+        trace.finish(iteration, value)
         if stalled >= 10:
             reason, message = "no_progress", "Φ did not decrease in 10 consecutive iterations"
             break
@@ -1189,29 +1198,14 @@ def _run_kink_lbfgs(
             "or 'gd'"
         )
     objective = _FlatObjective(model, state)
+    trace = _FlatTrace(model, state, progress, callback)
     x = initial.flatten()
     value, gradient = objective(x)
-    record_at = state.record_at
     iteration = 0
-
-    def record(point, value, gradient):
-        norm = math.sqrt(float(gradient @ gradient))
-        if iteration in record_at or not math.isfinite(norm):
-            parts = _objective_parts(model, model._unflatten_views(point))
-            state.history.append(
-                iteration, value, parts.fit, _parts_penalty(parts), norm, state.elapsed()
-            )
-        return norm
-
-    norm = record(x, value, gradient)
+    norm = trace.record(iteration, x, value, gradient)
     if not (math.isfinite(value) and math.isfinite(norm)):
         message = f"non-finite objective at the initial point (Φ = {value})"
         return model.unflatten(x), 0, "diverged", message
-
-    def finish_iteration(new_value):
-        progress.update(iteration, new_value)
-        if callback is not None:
-            callback(iteration, new_value)
 
     def diverged(phase):
         return (
@@ -1230,8 +1224,8 @@ def _run_kink_lbfgs(
             return diverged("GD warm-up")
         x, value, gradient = candidate, new_value, new_gradient
         iteration += 1
-        norm = record(x, value, gradient)
-        finish_iteration(value)
+        norm = trace.record(iteration, x, value, gradient)
+        trace.finish(iteration, value)
 
     # Phase 2: Nesterov momentum (step lr), restarted whenever Φ increases. The iterate is the
     # extrapolated point, where Φ and ∇Φ are evaluated.
@@ -1247,8 +1241,8 @@ def _run_kink_lbfgs(
             previous_base = base
         x, value, gradient = candidate, new_value, new_gradient
         iteration += 1
-        norm = record(x, value, gradient)
-        finish_iteration(value)
+        norm = trace.record(iteration, x, value, gradient)
+        trace.finish(iteration, value)
     if norm <= tolerance:
         message = f"stationarity {norm:.3e} <= {tolerance:.3e} (before L-BFGS)"
         return model.unflatten(x), iteration, "gradient_tolerance", message
@@ -1261,8 +1255,8 @@ def _run_kink_lbfgs(
             x = x_new
             value, gradient = objective(x)
             iteration += 1
-            norm = record(x, value, gradient)
-            finish_iteration(value)
+            norm = trace.record(iteration, x, value, gradient)
+            trace.finish(iteration, value)
     pairs = _LbfgsMemory(x.size, memory)
     window = [value]  # Φ of the last stall_window + 1 L-BFGS iterates
     reason, message = "max_iterations", f"{max_iterations} iterations"
@@ -1304,8 +1298,8 @@ def _run_kink_lbfgs(
             pairs.clear()
             window = [value]
             iteration += 1
-            norm = record(x, value, gradient)
-            finish_iteration(value)
+            norm = trace.record(iteration, x, value, gradient)
+            trace.finish(iteration, value)
             continue
         _add_curvature_pair(pairs, candidate - x, new_gradient - gradient)
         x, value, gradient = candidate, new_value, new_gradient
@@ -1313,8 +1307,8 @@ def _run_kink_lbfgs(
         window.append(value)
         if len(window) > stall_window + 1:
             del window[0]
-        norm = record(x, value, gradient)
-        finish_iteration(value)
+        norm = trace.record(iteration, x, value, gradient)
+        trace.finish(iteration, value)
     message += f"; {revived_total} dead neurons revived"
     return model.unflatten(x), iteration, reason, message
 
