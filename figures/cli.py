@@ -3,10 +3,14 @@
 ::
 
     python -m figures --list
-    python -m figures NAME [NAME ...] [--quick] [--out DIR]
+    python -m figures NAME [NAME ...] [--quick] [--out DIR] [--set KEY=VALUE ...]
     python -m figures all [--quick] [--out DIR]
     python -m figures explore dufm [--K K --L L --n N --lam LAM --width D] [--out DIR]
     python -m figures explore store PATH [--metric M --layer L] [--out DIR]
+
+``--set KEY=VALUE`` changes one of a figure's settings (a JSON value, or a string), e.g.
+``python -m figures jacot2025_fig1 --set data_root=/data --set seeds=[0,1]`` for the full
+ResNet20/CIFAR-10 version on two seeds; an unknown key is an error that lists the known ones.
 
 ``explore`` writes the plots of ``figures/explorer.ipynb`` as PNG (:mod:`figures.explorer`).
 
@@ -23,7 +27,8 @@ import sys
 import traceback
 from typing import Sequence
 
-from .registry import FIGURES, UnknownFigureError, figure_info, figure_names, make_figure
+from .overrides import SettingsError, parse_overrides
+from .registry import FIGURES, UnknownFigureError, check_overrides, figure_info, figure_names, make_figure
 
 DEFAULT_OUT = os.path.join("outputs", "figures")
 
@@ -51,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_OUT,
         metavar="DIR",
         help=f"output folder (default {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting of the figure (JSON value, e.g. seeds=[0,1], data_root=/data); repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     return parser
@@ -88,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         names = _resolve_names(arguments.names)
-    except UnknownFigureError as error:
+        overrides = parse_overrides(arguments.overrides)
+        for name in names:  # every key and value checked before anything runs
+            check_overrides(name, overrides, arguments.quick)
+    except (UnknownFigureError, SettingsError) as error:
         parser.print_usage(sys.stderr)
         print(f"python -m figures: error: {error}", file=sys.stderr)
         return 2
@@ -99,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         print(f"[figures] {name} ({mode}) ...", flush=True)
         try:
-            result = make_figure(name, arguments.out, quick=arguments.quick)
+            result = make_figure(name, arguments.out, quick=arguments.quick, overrides=overrides)
         except Exception:  # one failing figure must not stop the others
             failures += 1
             traceback.print_exc()

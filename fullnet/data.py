@@ -287,6 +287,41 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
 
 
+def write_cifar10_batch(path: str | os.PathLike, images: Any, labels: Sequence[int],
+                        batch_label: str = "training batch") -> Path:
+    """Write one batch file in the ``cifar-10-batches-py`` format (read by :func:`read_cifar10_batch`).
+
+    Parameters
+    ----------
+    path : path-like
+        E.g. ``ROOT/cifar-10-batches-py/data_batch_1``.
+    images : array of uint8, shape (N, 3, 32, 32)
+    labels : sequence of int in 0..9, length N
+    batch_label : str
+
+    A protocol-2 pickle of a dict with byte-string keys (``batch_label``, ``labels``, ``data`` of
+    shape (N, 3072), ``filenames``), as the official distribution; for synthetic data folders.
+    """
+    values = np.asarray(images)
+    labels = [int(label) for label in labels]
+    if values.dtype != np.uint8 or values.shape[1:] != (3, 32, 32) or values.shape[0] != len(labels):
+        raise ValueError(
+            f"images must be uint8 of shape (N, 3, 32, 32) with N = len(labels) = {len(labels)}, "
+            f"got {values.dtype} {values.shape}"
+        )
+    if any(not 0 <= label < 10 for label in labels):
+        raise ValueError("labels must lie in 0..9")
+    content = {
+        b"batch_label": batch_label.encode(),
+        b"labels": labels,
+        b"data": values.reshape(len(labels), 3072),
+        b"filenames": [f"image_{index}.png".encode() for index in range(len(labels))],
+    }
+    path = Path(path)
+    path.write_bytes(pickle.dumps(content, protocol=2))
+    return path
+
+
 def read_cifar10_batch(path: str | os.PathLike, *, advice: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Read one ``cifar-10-batches-py`` batch file.
 
@@ -961,6 +996,7 @@ __all__ = [
     "load_mnist_5k",
     "prepare_data",
     "read_cifar10_batch",
+    "write_cifar10_batch",
     "read_idx",
     "resolve_device",
     "select_classes",
