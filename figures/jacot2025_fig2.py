@@ -32,15 +32,23 @@ from ufm.conventions import to_paper_convention
 from ufm.dynamics import linear_head_conditioning
 
 from .common import figure_title, mean_and_std, new_figure, save_figure, write_csv, write_json
-from .jacot2025_fig1 import TrainingProbe, final_features, linear_pairs, run_config
+from .jacot2025_fig1 import TrainingProbe, describe_network, final_features, linear_pairs, run_config
+from .overrides import apply_overrides
 
 NAME = "jacot2025_fig2"
 NUM_CLASSES = 10  # mnist-5k digits
 
 
 def settings(quick: bool) -> dict:
-    """Data, network, training, the linear depths and the seeds."""
-    common = {"paper_learning_rate": 0.001, "log_points": 0}
+    """Data, network, training, the linear depths and the seeds.
+
+    Every key can be changed with ``python -m figures jacot2025_fig2 --set KEY=VALUE``; (A)'s
+    ResNet20 panel is ``--set architecture=resnet20 --set dataset=cifar10 --set
+    standardization=channel --set nonlinear_widths=[64,64,64] --set linear_depths=[1,2,3,4,5,6]
+    --set paper_weight_decays=[0.001] --set data_root=DIR`` (the ReLU widths are then the head's).
+    """
+    common = {"paper_learning_rate": 0.001, "log_points": 0, "dataset": "mnist-5k", "data_root": None,
+              "standardization": "global", "architecture": "mlp"}
     if quick:
         return {
             **common,
@@ -90,13 +98,16 @@ def _metric(snapshot, layer: int, metric: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def compute(quick: bool) -> dict:
-    """Train every (λ, L2, seed); one row per run with the end-of-training measurements."""
+def compute(quick: bool, overrides: dict | None = None) -> dict:
+    """Train every (λ, L2, seed); one row per run with the end-of-training measurements.
+
+    ``overrides`` change keys of :func:`settings` (:func:`figures.overrides.apply_overrides`).
+    """
     import torch
 
     from fullnet.training import train
 
-    config = settings(quick)
+    config = apply_overrides(settings(quick), overrides, NAME)
     threads = torch.get_num_threads()
     nonlinear = len(config["nonlinear_widths"])
     rows: list[dict] = []
@@ -142,9 +153,12 @@ def compute(quick: bool) -> dict:
     return {"settings": config, "hyperparameters": converted_hyperparameters(config), "rows": rows}
 
 
-def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
-    """Write ``jacot2025_fig2.png``, ``.csv`` and ``.json`` into ``out_dir``."""
-    return draw(compute(quick), out_dir, quick)
+def make(out_dir: str | Path, quick: bool = False, overrides: dict | None = None) -> list[Path]:
+    """Write ``jacot2025_fig2.png``, ``.csv`` and ``.json`` into ``out_dir``.
+
+    ``overrides``: new values of :func:`settings` keys (``--set KEY=VALUE``).
+    """
+    return draw(compute(quick, overrides), out_dir, quick)
 
 
 def _aggregate(rows: list[dict], lam: float, depths: list[int], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -196,13 +210,11 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     axes[2].set_title(r"$\kappa(W_L)$ against ufm.dynamics (J5, J11)")
     for axis in axes:
         axis.legend(fontsize=6.5)
-    widths = ", ".join(str(width) for width in config["nonlinear_widths"])
     hyper = data["hyperparameters"][0]
     figure.suptitle(
         figure_title(
             "A", "E-A3 (Fig. 2)", "collapse against the number of linear layers", quick,
-            f"mnist-5k digits, n = {config['per_class']} per class (K = 10); ReLU layers ({widths}) + L2 linear "
-            f"layers (width {config['linear_width']})\nfull-batch GD, η = {config['learning_rate']} (÷10 at 80%), "
+            f"{describe_network(dict(config, linear_depth='L2'))}\nfull-batch GD, η = {config['learning_rate']} (÷10 at 80%), "
             f"{config['epochs']} epochs; mean ± std over {len(config['seeds'])} seeds\n(A)'s wd read as "
             f"nn.MSELoss + SGD weight decay: λ = K·wd/2 (ufm.conventions; (A)'s lr converts to "
             f"η = {hyper['converted_step_size']:.2g}, replaced by a larger step); fullnet, ufm.metrics, ufm.dynamics",

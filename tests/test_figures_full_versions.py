@@ -125,3 +125,24 @@ def test_fig1_full_version_names_the_missing_dataset(tmp_path):
         registry.make_figure("jacot2025_fig1", tmp_path / "out", quick=False,
                              overrides={"data_root": str(tmp_path / "nowhere"), "epochs": 1,
                                         "seeds": [0], "device": "cpu", "threads": 1})
+
+
+def test_fig2_resnet_panel_runs_through_overrides(tmp_path):
+    """(A)'s ResNet20/CIFAR-10 panel of Fig. 2 (E-A3) through ``--set``, shrunk to 2 images per
+    class, 3 epochs and L2 ∈ {1, 3}: one row per L2 with the head's measurements."""
+    root = write_cifar_folder(tmp_path / "data")
+    out = tmp_path / "out"
+    status = cli.main(["jacot2025_fig2", "--out", str(out), "--set", f"data_root={root}",
+                       "--set", "dataset=cifar10", "--set", "architecture=resnet20",
+                       "--set", "standardization=channel", "--set", "nonlinear_widths=[12, 12]",
+                       "--set", "linear_width=12", "--set", "linear_depths=[1, 3]",
+                       "--set", "paper_weight_decays=[0.001]", "--set", "per_class=2",
+                       "--set", "epochs=3", "--set", "seeds=[0]", "--set", "threads=1",
+                       "--set", "device=cpu"])
+    assert status == 0
+    data = json.loads((out / "jacot2025_fig2.json").read_text())
+    assert data["settings"]["architecture"] == "resnet20"
+    with open(out / "jacot2025_fig2.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["linear_depth"]) for row in rows] == [1, 3]
+    assert data["hyperparameters"][0]["lam"] == pytest.approx(10 * 0.001 / 2, rel=1e-15)
