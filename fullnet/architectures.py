@@ -271,7 +271,57 @@ def _linear_widths(linear_depth: int, linear_width: int | None, default: int) ->
     return [width] * (linear_depth - 1)
 
 
-class PyramidalMLP(nn.Module):
+class StackedNetwork(nn.Module):
+    """A network whose measured layers are one :class:`LayerStack`, ``self.stack``, on Z_0.
+
+    Subclasses set ``self.stack`` and define :meth:`stack_input` (Z_0 in torch's layout (N, p₀):
+    the flattened input of an MLP, the backbone output of a ResNet) and
+    :meth:`backbone_parameters`; the rest (depths, widths [p_0, …, p_L], the weight matrices
+    [W_1, …, W_L] in the papers' order, W_l ∈ R^{p_l×p_{l−1}}, the forward pass and the
+    per-layer features) is the stack's.
+    """
+
+    stack: LayerStack
+
+    @property
+    def nonlinear_depth(self) -> int:
+        return self.stack.nonlinear_depth
+
+    @property
+    def linear_depth(self) -> int:
+        return self.stack.linear_depth
+
+    @property
+    def depth(self) -> int:
+        return self.stack.depth
+
+    @property
+    def widths(self) -> list[int]:
+        """[p_0, p_1, …, p_L] of the stack (p_0: the input of W_1)."""
+        return list(self.stack.widths)
+
+    def weight_matrices(self) -> list[torch.Tensor]:
+        """[W_1, …, W_L] of the stack in the papers' order (the parameters themselves)."""
+        return self.stack.weight_matrices()
+
+    def backbone_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters before the stack."""
+        raise NotImplementedError
+
+    def stack_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Z_0 in torch's layout (N, p₀)."""
+        raise NotImplementedError
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Output Z_Lᵀ of shape (N, K)."""
+        return self.stack(self.stack_input(inputs))
+
+    def layer_features(self, inputs: torch.Tensor) -> LayerFeatures:
+        """Z_0 and every H_l, Z_l as columns (p_l, N) (see :class:`LayerFeatures`)."""
+        return self.stack.layer_features(self.stack_input(inputs))
+
+
+class PyramidalMLP(StackedNetwork):
     """input → wide first layer → non-increasing widths (L1 non-linear layers) → L2 linear layers.
 
     The network of (A) (THEORY.md §2(e)): Z_0 = X (the flattened input, p₀ coordinates),
@@ -351,27 +401,6 @@ class PyramidalMLP(nn.Module):
         self.input_dim = int(input_dim)
         self.num_classes = int(num_classes)
 
-    @property
-    def nonlinear_depth(self) -> int:
-        return self.stack.nonlinear_depth
-
-    @property
-    def linear_depth(self) -> int:
-        return self.stack.linear_depth
-
-    @property
-    def depth(self) -> int:
-        return self.stack.depth
-
-    @property
-    def widths(self) -> list[int]:
-        """[p_0, p_1, …, p_L]."""
-        return list(self.stack.widths)
-
-    def weight_matrices(self) -> list[torch.Tensor]:
-        """[W_1, …, W_L] in the papers' order, W_l ∈ R^{p_l×p_{l−1}}."""
-        return self.stack.weight_matrices()
-
     def backbone_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters before the layer stack (none for an MLP)."""
         return []
@@ -386,14 +415,6 @@ class PyramidalMLP(nn.Module):
                 f"inputs must have {self.input_dim} coordinates per sample, got {flat.shape[1]}"
             )
         return flat
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Output Z_Lᵀ of shape (N, K)."""
-        return self.stack(self.stack_input(inputs))
-
-    def layer_features(self, inputs: torch.Tensor) -> LayerFeatures:
-        """Z_0 = X and every H_l, Z_l as columns (p_l, N) (see :class:`LayerFeatures`)."""
-        return self.stack.layer_features(self.stack_input(inputs))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -483,7 +504,7 @@ class ResNet20Backbone(nn.Module):
         return values.mean(dim=(2, 3))
 
 
-class ResNet20(nn.Module):
+class ResNet20(StackedNetwork):
     """CIFAR ResNet20 backbone (16/32/64 channels) with an MLP head of chosen depths.
 
     The head is a :class:`LayerStack` on the 64 backbone features: L1 non-linear layers
@@ -553,28 +574,6 @@ class ResNet20(nn.Module):
         self.input_channels = int(input_channels)
         self.num_classes = int(num_classes)
 
-    @property
-    def nonlinear_depth(self) -> int:
-        return self.stack.nonlinear_depth
-
-    @property
-    def linear_depth(self) -> int:
-        return self.stack.linear_depth
-
-    @property
-    def depth(self) -> int:
-        return self.stack.depth
-
-    @property
-    def widths(self) -> list[int]:
-        """[p_0 = 64, p_1, …, p_L = K] of the head."""
-        return list(self.stack.widths)
-
-    def weight_matrices(self) -> list[torch.Tensor]:
-        """[W_1, …, W_L] of the head, in order (the measured layers; convolutions are in
-        :meth:`backbone_parameters`)."""
-        return self.stack.weight_matrices()
-
     def backbone_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.backbone.parameters())
 
@@ -585,13 +584,6 @@ class ResNet20(nn.Module):
                 f"inputs must have shape (N, {self.input_channels}, H, W), got {tuple(inputs.shape)}"
             )
         return self.backbone(inputs)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.stack(self.stack_input(inputs))
-
-    def layer_features(self, inputs: torch.Tensor) -> LayerFeatures:
-        """Backbone output Z_0 (64, N) and every head H_l, Z_l as columns."""
-        return self.stack.layer_features(self.stack_input(inputs))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -639,6 +631,7 @@ __all__ = [
     "ResNet20",
     "ResNet20Backbone",
     "SmoothLeakyActivation",
+    "StackedNetwork",
     "compute_layer_features",
     "initialize_linear",
     "make_activation",
