@@ -20,6 +20,21 @@ weight matrices (the reading of "L" is not confirmed). The converted steps are f
 full-batch GD on a CPU; the figure keeps the converted λ and uses larger steps in the same 1 : 2
 ratio (same stationary points, THEORY.md §1.3); the JSON records both. Claim of (A): deeper
 non-linear parts have layers that are less non-linear and more balanced.
+
+What the quick version shows, and why its settings are what they are ([numerical], 1 CPU
+thread, ≈ 1 ms per step, ≈ 60 s in all): at the end of training the middle ReLU layers act almost
+linearly (BAL.rel_op ≈ 0.04–0.1, NEG ≈ 0.02–0.04) while the first and, above all, the last ReLU
+layer stay non-linear (last pair, into the first linear layer: BAL.rel_op ≈ 0.65–0.8, NEG ≈
+0.55–0.6, at every depth). The mean over layers therefore falls with L1 (≈ (b_1 + b_L1)/L1 plus
+the small middle terms), and the minimum falls to a floor (≈ 0.04 for BAL.rel_op, ≈ 0.02 for NEG)
+set by the training length, on which neighbouring depths can swap order. Seen only after
+convergence: balancing takes ≳ 3/(ηλ) steps and λ = 0.08/L shrinks with the depth, so with too
+few steps (the earlier quick version: 4000 at η = 0.07, L1 = 2..6) the deeper networks' middle
+layers are still unbalanced and the mean balancedness rose with L1 (0.34 → 0.37). The quick
+depths are (A)'s range 4..12 without 12 (L1 = 12 needs more steps than the budget allows). Below (A)'s range the mean balancedness does not follow: at L1 = 2 (converged,
+16 000 steps at η = 0.07) the last pair stays fairly balanced (≈ 0.3) and the mean (≈ 0.30–0.32)
+lies below that of L1 = 4 (≈ 0.38), though its negativity (≈ 0.5) is the highest; L1 = 3 goes
+either way with the seed; and η = 0.15 diverges at L1 = 2.
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ from ufm.conventions import to_paper_convention
 
 from .common import figure_title, layer_colors, mean_and_std, new_figure, save_figure, write_csv, write_json
 from .jacot2025_fig1 import run_config
+from .overrides import apply_overrides
 
 NAME = "jacot2025_fig3"
 NUM_CLASSES = 10  # mnist-5k digits
@@ -49,10 +65,10 @@ def settings(quick: bool) -> dict:
             "first_width": 64,
             "width": 48,
             "linear_width": 32,
-            "nonlinear_depths": [2, 3, 4, 5, 6],
+            "nonlinear_depths": [4, 6, 8, 10],
             "paper_learning_rates": [0.001],
-            "learning_rates": [0.07],
-            "epochs": 4000,
+            "learning_rates": [0.15],
+            "epochs": 8000,
             "seeds": [0, 1],
             "threads": 1,
             "device": "cpu",
@@ -107,13 +123,16 @@ def layer_values(snapshot, nonlinear_depth: int) -> tuple[list[float], list[floa
     return balancedness, negativity
 
 
-def compute(quick: bool) -> dict:
-    """Train every (learning rate, depth, seed); rows per run and layer, at epoch 0 and at the end."""
+def compute(quick: bool, overrides: dict | None = None) -> dict:
+    """Train every (learning rate, depth, seed); rows per run and layer, at epoch 0 and at the end.
+
+    ``overrides`` change keys of :func:`settings` (:func:`figures.overrides.apply_overrides`).
+    """
     import torch
 
     from fullnet.training import train
 
-    config = settings(quick)
+    config = apply_overrides(settings(quick), overrides, NAME)
     threads = torch.get_num_threads()
     rows: list[dict] = []
     networks = [network(config, depth) for depth in config["nonlinear_depths"]]
@@ -165,9 +184,12 @@ def summary(rows: list[dict], rate: float, depth: int, stage: str, key: str) -> 
     return float(minimum[0]), float(minimum_std[0]), float(mean[0]), float(mean_std[0])
 
 
-def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
-    """Write ``jacot2025_fig3.png``, ``.csv`` and ``.json`` into ``out_dir``."""
-    return draw(compute(quick), out_dir, quick)
+def make(out_dir: str | Path, quick: bool = False, overrides: dict | None = None) -> list[Path]:
+    """Write ``jacot2025_fig3.png``, ``.csv`` and ``.json`` into ``out_dir``.
+
+    ``overrides``: new values of :func:`settings` keys (``--set KEY=VALUE``).
+    """
+    return draw(compute(quick, overrides), out_dir, quick)
 
 
 def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
