@@ -79,6 +79,12 @@ FIGURES: tuple[FigureInfo, ...] = (
         "DUFM gradient descent against the predicted DNC optimum (loss, singular values, DNC metrics)",
     ),
     FigureInfo(
+        "sukenik2023_width",
+        "figures.sukenik2023_width",
+        "E-B2",
+        "K = 2 DUFM: fraction of GD seeds reaching L_DNC against width; stalls at derived split/drop values",
+    ),
+    FigureInfo(
         "sukenik2024_lowrank_gd",
         "figures.sukenik2024_lowrank_gd",
         "E-C2",
@@ -128,6 +134,13 @@ FIGURES: tuple[FigureInfo, ...] = (
         "E-A1/E-B4",
         "trained MLP's last layers against the matching ufm optimum (fullnet.compare): predicted vs "
         "measured with relative errors",
+    ),
+    FigureInfo(
+        "sukenik2023_real_backbone",
+        "figures.sukenik2023_real_backbone",
+        "E-B4",
+        "MLP backbone + 3-layer head on two mnist-5k classes, λ_H on H₁: per-layer DNC1–3 over training, "
+        "head against the 3-DUFM optimum",
     ),
 )
 

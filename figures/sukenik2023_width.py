@@ -1,0 +1,329 @@
+"""E-B2 (Súkeník, Mondelli & Lampert 2023): the effect of width on reaching the DNC optimum.
+
+Experiment
+----------
+THEORY.md §6 (B), E-B2: the K = 2 L-DUFM (:class:`ufm.models.DeepUFM`, all widths equal to d),
+solved by plain full-batch gradient descent (:func:`ufm.solvers.solve`, ``method="gd"``, lr 0.5,
+the E-B1 initialization ``model.random_parameters(seed)``) from several seeds at every width d
+from K up to 64. For K = 2, L_DNC (:func:`ufm.optima.predict_dufm`, THEORY.md §4.3) is the
+global minimum of Φ_DUFM [derived from (B)], so every end point has Φ ≥ L_DNC; the question is
+how often GD gets there. Claim [paper†, (B) RQ2]: narrow networks stall (fraction < 1), wide ones
+reach L_DNC.
+
+Settings
+--------
+K = 2, L = 3, n = 5, λ_H = λ_1 = … = λ_L = 0.004 (E-B1's range), lr 0.5, gradient-norm stop
+1e-10. Quick: widths 2, 3, 4, 6, 8, 16, 32, 64, 6 seeds, 10⁴ steps. Full: 11 widths, 20 seeds,
+3·10⁴ steps.
+
+Formula
+-------
+A run *reaches* L_DNC when Φ_end − L_DNC ≤ τ, with τ derived from the least objective of the
+non-collapsed configurations GD stalls at (THEORY.md §4.6: "narrow widths can stall at
+non-collapsed critical points"). Their values follow from the scalar problem of §4.3
+[derived here; the stall values measured by GD agree with them to 1e-8]:
+
+- *split class*: the n samples of one class split into groups of sizes m_g that use disjoint
+  neurons in H₁ … H_j and merge in W_j (1 ≤ j ≤ L; j = L merges in the output). By F2 (AM–GM
+  over the j + 1 factors of each group and over the L − j shared factors), with P_g the product
+  of group g's factors and B that of the shared path, group g outputs q_g = P_gB/√m_g and the
+  class costs
+
+      min_{P, B} Σ_g [m_g(1 − q_g)²/(2N) + ((j+1)/2)(λ_HΠ_{l≤j}λ_l)^{1/(j+1)}P_g^{2/(j+1)}]
+                 + ((L−j)/2)(Π_{l>j}λ_l)^{1/(L−j)}B^{2/(L−j)};
+
+  for fixed B each group's problem is the scalar problem of §4.3 with j layers
+  (:func:`ufm.optima.solve_dnc_scalar`), leaving a one-dimensional minimization over B. One group
+  (m = n) gives back L_DNC/K for every j;
+- *dropped samples*: m samples of a class with output 0 (a strict local minimum of their path,
+  §4.3), the other n − m collapsed: value h(n − m) + m/(2N), h(m) the one-group value above;
+- the zero point, value ½.
+
+τ is half the smallest gap (value − L_DNC) among the two-group splits (m, n − m) for every
+merge layer j and the single dropped sample: a run counts as reaching L_DNC when its end loss is
+closer to L_DNC than to the nearest of these configurations. Panels: the fraction of seeds
+reaching L_DNC against width (binomial standard error); the final Φ/L_DNC − 1 of every run with
+the configuration values as reference lines; the final DNC1 (largest NC1.tr_unc of H₁ … H_L,
+:func:`ufm.metrics.nc1_trace_ratio_uncentered`) of every run.
+
+Paper
+-----
+P. Súkeník, M. Mondelli, C. H. Lampert, *Deep Neural Collapse Is Provably Optimal for the Deep
+Unconstrained Features Model*, NeurIPS 2023, arXiv:2305.13165 (its width experiment's exact
+settings are unknown, THEORY.md §6).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize
+
+from ufm.metrics import UndefinedMetricError, nc1_trace_ratio_uncentered
+from ufm.models import DeepUFM
+from ufm.optima import predict_dufm, solve_dnc_scalar
+from ufm.solvers import solve
+
+from .common import figure_title, new_figure, save_figure, write_csv, write_json
+from .overrides import apply_overrides
+from .sukenik2024_dnc_probability import binomial_band
+
+NAME = "sukenik2023_width"
+EXPERIMENT = "E-B2"
+GAP_FLOOR = 1e-12  # log-axis floor of Φ/L_DNC − 1 (runs at L_DNC to rounding)
+NC1_FLOOR = 1e-16  # log-axis floor of DNC1
+
+
+def settings(quick: bool) -> dict:
+    """Model, widths, seeds and solver settings."""
+    common = {"num_classes": 2, "num_layers": 3, "per_class": 5, "lam": 0.004, "lr": 0.5,
+              "tolerance": 1e-10}
+    if quick:
+        return {**common, "widths": [2, 3, 4, 6, 8, 16, 32, 64], "seeds": list(range(6)), "steps": 10_000}
+    return {**common, "widths": [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], "seeds": list(range(20)),
+            "steps": 30_000}
+
+
+def _lambdas(config: dict) -> tuple[float, tuple[float, ...]]:
+    """λ_H and (λ_1, …, λ_L) of ``config`` (equal λ on every block)."""
+    return float(config["lam"]), (float(config["lam"]),) * config["num_layers"]
+
+
+def group_value(config: dict, sizes: list[int], merge_layer: int) -> float:
+    """Least objective of one class whose samples form groups of ``sizes`` that use disjoint
+    neurons in H₁ … H_j and merge in W_j, j = ``merge_layer`` (module docstring, "split class").
+
+    The class's share of Φ (fit over its n samples and the penalties of its neurons); with one
+    group of n samples it is L_DNC/K for every j.
+    """
+    k, depth, n = config["num_classes"], config["num_layers"], config["per_class"]
+    lam_h, lams = _lambdas(config)
+    if not 1 <= merge_layer <= depth:
+        raise ValueError(f"merge_layer must lie in 1..{depth}, got {merge_layer}")
+    if any(size < 1 for size in sizes) or sum(sizes) > n:
+        raise ValueError(f"group sizes must be ≥ 1 and add up to at most n = {n}, got {sizes}")
+    samples = k * n
+    front = 0.5 * (merge_layer + 1) * (lam_h * math.prod(lams[:merge_layer])) ** (1.0 / (merge_layer + 1))
+    shared = depth - merge_layer
+
+    def value(log_b: float) -> float:
+        b = math.exp(log_b)
+        total = 0.0
+        for size in sizes:
+            # group term (m/N)[½(1 − q)² + (N/m)·front·(√m/B)^{2/(j+1)}q^{2/(j+1)}] = (m/N)·g_K(q; C'),
+            # the scalar problem of §4.3 with j layers and K·(j+1)/2·C' = (N/m)·front·(√m/B)^{2/(j+1)}
+            coefficient = (samples / size) * front * (math.sqrt(size) / b) ** (2.0 / (merge_layer + 1))
+            constant = 2.0 * coefficient / (k * (merge_layer + 1))
+            total += (size / samples) * solve_dnc_scalar(k, merge_layer, constant).value
+        if shared:
+            total += 0.5 * shared * math.prod(lams[merge_layer:]) ** (1.0 / shared) * b ** (2.0 / shared)
+        return total
+
+    if not shared:
+        return value(0.0)
+    grid = np.linspace(-12.0, 12.0, 97)
+    values = [value(point) for point in grid]
+    best = int(np.argmin(values))
+    low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    result = optimize.minimize_scalar(value, bounds=(low, high), method="bounded",
+                                      options={"xatol": 1e-12})
+    return float(min(result.fun, values[best]))
+
+
+def stall_values(config: dict) -> list[dict]:
+    """Values of the non-collapsed configurations of the module docstring (one class altered).
+
+    Returns rows ``{"kind", "label", "sizes", "merge_layer", "loss", "ratio"}`` with ``ratio`` =
+    value/L_DNC − 1: every two-group split (m, n − m) for every merge layer j, one and all n
+    samples of a class dropped, and the zero point.
+    """
+    k, depth, n = config["num_classes"], config["num_layers"], config["per_class"]
+    lam_h, lams = _lambdas(config)
+    reference = predict_dufm(k, depth, n, lam_h, lams).optimal_loss
+    whole = reference / k
+    samples = k * n
+    rows = []
+    for small in range(1, n // 2 + 1):
+        for layer in range(1, depth + 1):
+            loss = reference - whole + group_value(config, [n - small, small], layer)
+            rows.append({"kind": "split", "label": f"split {n - small}+{small}, merge in $W_{layer}$",
+                         "sizes": [n - small, small], "merge_layer": layer, "loss": loss})
+    if n > 1:
+        loss = reference - whole + group_value(config, [n - 1], depth) + 1.0 / (2 * samples)
+        rows.append({"kind": "drop", "label": "one sample dropped (output 0)", "sizes": [n - 1],
+                     "merge_layer": depth, "loss": loss})
+    rows.append({"kind": "drop_class", "label": "one class dropped", "sizes": [], "merge_layer": "",
+                 "loss": reference - whole + n / (2 * samples)})
+    rows.append({"kind": "zero", "label": "zero point (½)", "sizes": [], "merge_layer": "", "loss": 0.5})
+    for row in rows:
+        row["ratio"] = row["loss"] / reference - 1.0
+    return rows
+
+
+def reach_tolerance(config: dict) -> tuple[float, dict]:
+    """τ (absolute) and the configuration that sets it: half the smallest gap among the two-group
+    splits and the single dropped sample (:func:`stall_values`)."""
+    reference = predict_dufm(config["num_classes"], config["num_layers"], config["per_class"],
+                             *_lambdas(config)).optimal_loss
+    candidates = [row for row in stall_values(config) if row["kind"] in ("split", "drop")]
+    if not candidates:
+        raise ValueError("n = 1 has no split or dropped-sample configuration; use n ≥ 2")
+    nearest = min(candidates, key=lambda row: row["loss"])
+    return 0.5 * (nearest["loss"] - reference), nearest
+
+
+def final_dnc1(model: DeepUFM, parameters) -> float:
+    """DNC1 of an end point: the largest NC1.tr_unc of H₁ … H_L (NaN if some M_l = 0)."""
+    features = model.forward(parameters)
+    values = []
+    for layer in features.post_activations:
+        try:
+            values.append(nc1_trace_ratio_uncentered(np.asarray(layer), features.labels,
+                                                     num_classes=model.num_classes))
+        except UndefinedMetricError:
+            return math.nan
+    return float(max(values))
+
+
+def compute(quick: bool, overrides: dict | None = None) -> dict:
+    """One GD run per (width, seed): end loss, gap, verdict and DNC1; the fraction per width.
+
+    ``overrides`` change keys of :func:`settings` (:func:`figures.overrides.apply_overrides`).
+    """
+    config = apply_overrides(settings(quick), overrides, NAME)
+    k, depth, n = config["num_classes"], config["num_layers"], config["per_class"]
+    lam_h, lams = _lambdas(config)
+    prediction = predict_dufm(k, depth, n, lam_h, lams)
+    reference = prediction.optimal_loss
+    tolerance, nearest = reach_tolerance(config)
+    rows: list[dict] = []
+    summary: list[dict] = []
+    for width in config["widths"]:
+        model = DeepUFM(num_classes=k, per_class=n, widths=(width,) * depth, lam_h=lam_h, lam_w=lams)
+        reached_runs = 0
+        for seed in config["seeds"]:
+            solution = solve(model, "gd", seed=seed, lr=config["lr"], tolerance=config["tolerance"],
+                             max_iterations=config["steps"], history_points=0, predicted=None,
+                             progress=False)
+            loss = float(solution.loss)
+            reached = bool(loss - reference <= tolerance)
+            reached_runs += int(reached)
+            rows.append({"width": width, "seed": seed, "loss": loss, "dnc_loss": reference,
+                         "gap": loss - reference, "relative_gap": loss / reference - 1.0,
+                         "reached": reached, "dnc1": final_dnc1(model, solution.parameters),
+                         "gradient_norm": float(solution.gradient_norm),
+                         "iterations": int(solution.iterations), "stop_reason": solution.stop_reason})
+        fraction, error = binomial_band(reached_runs, len(config["seeds"]))
+        summary.append({"width": width, "reached_runs": reached_runs, "runs": len(config["seeds"]),
+                        "fraction": fraction, "standard_error": error})
+    return {"settings": config, "prediction": prediction.to_dict(), "dnc_loss": reference,
+            "tolerance": tolerance, "relative_tolerance": tolerance / reference,
+            "tolerance_from": nearest, "stall_values": stall_values(config),
+            "summary": summary, "rows": rows}
+
+
+def make(out_dir: str | Path, quick: bool = False, overrides: dict | None = None) -> list[Path]:
+    """Write ``sukenik2023_width.png``, ``.csv`` and ``.json`` into ``out_dir``.
+
+    ``overrides``: new values of :func:`settings` keys (``--set KEY=VALUE``).
+    """
+    return draw(compute(quick, overrides), out_dir, quick)
+
+
+def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
+    """Plot the output of :func:`compute` and write the three files."""
+    config, rows, summary = data["settings"], data["rows"], data["summary"]
+    widths, seeds = config["widths"], config["seeds"]
+    x = np.array(widths, dtype=float)
+    offsets = np.linspace(-0.1, 0.1, len(seeds)) if len(seeds) > 1 else np.zeros(1)
+    figure, axes = new_figure(1, 3, 16.0, 5.0)
+
+    # (a) fraction of seeds reaching L_DNC
+    axis = axes[0]
+    fraction = np.array([entry["fraction"] for entry in summary])
+    error = np.array([entry["standard_error"] for entry in summary])
+    axis.fill_between(x, np.clip(fraction - error, 0, 1), np.clip(fraction + error, 0, 1),
+                      color="tab:blue", alpha=0.2, linewidth=0, label="± binomial standard error")
+    axis.plot(x, fraction, "o-", color="tab:blue",
+              label=f"fraction of {len(seeds)} seeds with $\\Phi - L_{{\\mathrm{{DNC}}}} \\leq \\tau$")
+    for width, entry in zip(x, summary):
+        axis.annotate(f"{entry['reached_runs']}/{entry['runs']}", (width, entry["fraction"]),
+                      textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    axis.axvline(2 * config["num_classes"], color="gray", linestyle=":", linewidth=1.0,
+                 label=f"width 2K = {2 * config['num_classes']}")
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(x, [str(width) for width in widths])
+    axis.minorticks_off()
+    axis.set_ylim(-0.05, 1.15)
+    axis.set_xlabel(r"width $d_1 = \dots = d_L$ (log₂ axis)")
+    axis.set_ylabel(r"fraction of GD runs reaching $L_{\mathrm{DNC}}$")
+    nearest = data["tolerance_from"]
+    axis.set_title(f"reached: Φ/L_DNC − 1 ≤ τ/L_DNC = {data['relative_tolerance']:.3g}\n"
+                   f"(τ = half the gap of the nearest stall: {nearest['label'].replace('$', '')})")
+    axis.legend(fontsize=7, loc="lower right")
+
+    # (b) final Φ/L_DNC − 1 of every run, with the derived stall values
+    axis = axes[1]
+    styles = {"split": ("tab:orange", "--"), "drop": ("tab:red", "-."), "drop_class": ("tab:purple", "-."),
+              "zero": ("black", ":")}
+    for kind, (color, linestyle) in styles.items():
+        values = [value for value in data["stall_values"] if value["kind"] == kind]
+        for index, value in enumerate(values):
+            if kind == "split":
+                label = (f"split class (m, n − m), merge in $W_j$, j = 1..{config['num_layers']}: "
+                         f"{len(values)} values, {min(v['ratio'] for v in values):.3g} to "
+                         f"{max(v['ratio'] for v in values):.3g}") if index == 0 else None
+            else:
+                label = value["label"]
+            axis.axhline(value["ratio"], color=color, linestyle=linestyle, linewidth=0.9, alpha=0.8, label=label)
+    axis.axhspan(GAP_FLOOR, data["relative_tolerance"], color="tab:green", alpha=0.1, linewidth=0,
+                 label=f"reached: ≤ τ/L_DNC = {data['relative_tolerance']:.3g}")
+    for marker, color, label, wanted in (("o", "tab:green", "run reaching $L_{\\mathrm{DNC}}$", True),
+                                         ("x", "tab:red", "stalled run", False)):
+        points = [(row["width"] * 2.0 ** offsets[seeds.index(row["seed"])], max(row["relative_gap"], GAP_FLOOR))
+                  for row in rows if row["reached"] == wanted]
+        if points:
+            px, py = zip(*points)
+            axis.plot(px, py, marker, color=color, linestyle="none", markersize=4.5, label=label)
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xticks(x, [str(width) for width in widths])
+    axis.minorticks_off()
+    axis.set_xlabel("width (log₂ axis; seeds spread sideways)")
+    axis.set_ylabel(rf"final $\Phi / L_{{\mathrm{{DNC}}}} - 1$ (log; floor {GAP_FLOOR:g})")
+    axis.set_title(rf"end points against $L_{{\mathrm{{DNC}}}}$ = {data['dnc_loss']:.6g} (global minimum, K = 2)"
+                   "\nlines: derived values of non-collapsed configurations")
+    axis.set_ylim(GAP_FLOOR / 3, 1e2)
+    axis.legend(fontsize=6.3, loc="lower left")
+
+    # (c) final DNC1
+    axis = axes[2]
+    for marker, color, label, wanted in (("o", "tab:green", "run reaching $L_{\\mathrm{DNC}}$", True),
+                                         ("x", "tab:red", "stalled run", False)):
+        points = [(row["width"] * 2.0 ** offsets[seeds.index(row["seed"])], max(row["dnc1"], NC1_FLOOR))
+                  for row in rows
+                  if row["reached"] == wanted and row["dnc1"] is not None and math.isfinite(row["dnc1"])]
+        if points:
+            px, py = zip(*points)
+            axis.plot(px, py, marker, color=color, linestyle="none", markersize=4.5, label=label)
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xticks(x, [str(width) for width in widths])
+    axis.minorticks_off()
+    axis.set_xlabel("width (log₂ axis; seeds spread sideways)")
+    axis.set_ylabel(rf"DNC1 at the end: $\max_l$ NC1.tr_unc$(H_l)$ (log; floor {NC1_FLOOR:g})")
+    axis.set_title("within-class collapse of the end points\n(split stalls: DNC1 > 0; a dropped class leaves DNC1 = 0)")
+    axis.legend(fontsize=7, loc="best")
+
+    figure.suptitle(figure_title(
+        "B", EXPERIMENT, "fraction of gradient-descent runs reaching the DNC optimum against width", quick,
+        f"K = {config['num_classes']}, L = {config['num_layers']}, n = {config['per_class']}, "
+        f"λ = {config['lam']:g} (all blocks), plain GD lr {config['lr']}, {config['steps']} steps "
+        f"(gradient-norm stop {config['tolerance']:g}), {len(seeds)} seeds per width, E-B1 initialization\n"
+        "ufm.solvers.solve, ufm.optima.predict_dufm / solve_dnc_scalar, ufm.metrics.nc1_trace_ratio_uncentered",
+    ))
+    paths = [save_figure(figure, out_dir, NAME), write_csv(out_dir, NAME, rows)]
+    paths.append(write_json(out_dir, NAME, {"figure": NAME, "experiment": EXPERIMENT, "quick": quick, **data}))
+    return paths

@@ -1,0 +1,160 @@
+"""Tests of the E-B2 (width) and E-B4 (real backbone) figures of Súkeník et al. 2023.
+
+Both figures run in their ``quick`` version (about 25 s and 35 s on one CPU thread): the files
+are written, the data are those of the library functions the figures name, and the data show
+the claims with the tolerances stated below.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def check_files(paths, tmp_path: Path, name: str) -> tuple[list[dict], dict]:
+    """PNG, CSV and JSON exist in tmp_path (PNG first), the PNG is a real image; CSV rows, JSON."""
+    paths = [Path(path) for path in paths]
+    assert paths == [tmp_path / f"{name}.{ext}" for ext in ("png", "csv", "json")]
+    assert paths[0].read_bytes()[:8] == PNG_MAGIC and paths[0].stat().st_size > 20_000
+    with paths[1].open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    data = json.loads(paths[2].read_text(encoding="utf-8"))
+    assert rows and data["figure"] == name and data["quick"] is True
+    return rows, data
+
+
+# ------------------------------------------------------------------------------------------
+# E-B2: width
+# ------------------------------------------------------------------------------------------
+
+
+def test_width_stall_values_are_consistent_with_the_dnc_value():
+    """One group of n samples is the DNC class share L_DNC/K for every merge layer; every
+    non-collapsed configuration lies above L_DNC; bad group sizes are errors."""
+    from figures import sukenik2023_width as figure
+    from ufm.optima import predict_dufm
+
+    config = figure.settings(True)
+    k, depth, n, lam = config["num_classes"], config["num_layers"], config["per_class"], config["lam"]
+    reference = predict_dufm(k, depth, n, lam, lam).optimal_loss
+    for layer in range(1, depth + 1):
+        assert math.isclose(k * figure.group_value(config, [n], layer), reference, rel_tol=1e-9)
+    values = figure.stall_values(config)
+    assert all(row["loss"] > reference for row in values)
+    tolerance, nearest = figure.reach_tolerance(config)
+    assert tolerance == 0.5 * (nearest["loss"] - reference) > 0
+    assert nearest["loss"] == min(row["loss"] for row in values if row["kind"] in ("split", "drop"))
+    with pytest.raises(ValueError):
+        figure.group_value(config, [n, 1], 1)
+    with pytest.raises(ValueError):
+        figure.group_value(config, [n], depth + 1)
+
+
+def test_width_figure_quick(tmp_path):
+    from figures import sukenik2023_width as figure
+    from ufm.optima import predict_dufm
+
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    config = data["settings"]
+    assert data["experiment"] == "E-B2" and config == figure.settings(True)
+    k, depth, n, lam = config["num_classes"], config["num_layers"], config["per_class"], config["lam"]
+    reference = predict_dufm(k, depth, n, lam, lam).optimal_loss
+    assert data["dnc_loss"] == reference
+    assert len(rows) == len(config["widths"]) * len(config["seeds"])
+    losses = [float(row["loss"]) for row in rows]
+    # K = 2: L_DNC is the global minimum, no end point lies below it (rounding aside)
+    assert min(losses) >= reference * (1 - 1e-9)
+    for row in rows:
+        assert (row["reached"] == "True") == (float(row["loss"]) - reference <= data["tolerance"])
+    reached = [row for row in rows if row["reached"] == "True"]
+    stalled = [row for row in rows if row["reached"] == "False"]
+    # the runs that reach L_DNC are collapsed (DNC1 of every layer ≈ 0) ...
+    assert reached and max(float(row["dnc1"]) for row in reached) < 1e-8
+    # ... the stalled ones sit at the derived values of non-collapsed configurations: at least one at
+    # a split class and one with a dropped sample, to 1e-6 of L_DNC (GD stops at ‖∇Φ‖ ≈ 1e-5 there)
+    for kind in ("split", "drop"):
+        targets = [value["loss"] for value in data["stall_values"] if value["kind"] == kind]
+        assert any(abs(float(row["loss"]) - target) <= 1e-6 * reference for row in stalled for target in targets)
+    # the claim: narrow widths stall, wide ones reach L_DNC
+    summary = {entry["width"]: entry for entry in data["summary"]}
+    assert summary[max(config["widths"])]["fraction"] == 1.0
+    assert summary[min(config["widths"])]["fraction"] < 1.0
+    narrow = [entry["fraction"] for width, entry in summary.items() if width <= 2 * k]
+    wide = [entry["fraction"] for width, entry in summary.items() if width >= 32]
+    assert max(narrow) < min(wide)
+
+
+# ------------------------------------------------------------------------------------------
+# E-B4: real backbone
+# ------------------------------------------------------------------------------------------
+
+
+def test_head_label_uses_head_numbering():
+    from figures.sukenik2023_real_backbone import head_label
+
+    assert head_label("Φ_view = L_DNC", 1) == "Φ / L_DNC"
+    assert head_label("mean s_1..s_K(W_3)", 1) == "mean s_1..s_K(W2)"
+    assert head_label("mean ‖μ_c‖ of Z_3", 2) == "mean ‖μ_c‖ of H2"
+    assert head_label("BAL.scalar λ_4‖W_4‖²", 1) == "BAL.scalar λ3‖W3‖²"
+
+
+def test_real_backbone_figure_quick(tmp_path):
+    from figures import sukenik2023_real_backbone as figure
+    from ufm.optima import predict_dufm
+
+    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    config = data["settings"]
+    assert data["experiment"] == "E-B4" and config == figure.settings(True)
+    n, lam, lam_h = config["per_class"], config["lam"], config["lam_h"]
+    optimum = predict_dufm(2, figure.HEAD_DEPTH, n, lam_h, lam)
+    assert data["dnc_loss"] == optimum.optimal_loss
+    assert data["view"]["kind"] == "dufm" and data["view"]["nonneg_H1"] and data["view"]["is_global_optimum"]
+    last = config["epochs"]
+
+    def metric(seed, epoch, layer, kind, name):
+        found = [float(row["value"]) for row in rows if row["series"] == "metric" and row["seed"] == str(seed)
+                 and row["epoch"] == str(epoch) and row["layer"] == str(layer) and row["kind"] == kind
+                 and row["metric"] == name]
+        assert len(found) == 1
+        return found[0]
+
+    for seed in config["seeds"]:
+        objective = [row for row in rows if row["series"] == "objective" and row["seed"] == str(seed)]
+        values = [float(row["value"]) for row in objective]
+        # λ_B = 0: Φ is the 3-DUFM objective on H₁ ≥ 0, bounded below by L_DNC (K = 2), and it ends
+        # within 5% of it (measured ≈ 1.5%)
+        assert min(values) >= optimum.optimal_loss * (1 - 1e-12)
+        assert values[-1] / optimum.optimal_loss - 1 < 0.05
+        for layer in (2, 3):
+            # DNC1 of the last head layers falls by more than 10⁴ and ends below 1e-4 (measured ≈ 5e-6)
+            start, end = metric(seed, 0, layer, "post", "NC1.tr_unc"), metric(seed, last, layer, "post", "NC1.tr_unc")
+            assert end < 1e-4 and end < 1e-4 * start
+            # DNC2: the class means approach an orthogonal frame (0.7 → below 0.15; measured ≈ 0.06)
+            start, end = metric(seed, 0, layer, "post", "NC2.orth"), metric(seed, last, layer, "post", "NC2.orth")
+            assert end < 0.15 and end < start / 4
+            assert metric(seed, last, layer, "post", "RANK") == 2
+        # DNC3: rows of W₂ in span(M₂) (≈ 1 → below 1e-2), W₃ ∝ M₃ᵀ (≈ 1.4 → below 0.15)
+        assert metric(seed, last, 2, "post", "NC3.span") < 1e-2
+        start, end = metric(seed, 0, 3, "post", "NC3.dual"), metric(seed, last, 3, "post", "NC3.dual")
+        assert end < 0.15 and end < start / 5
+        # the K nonzero singular values of W₂, W₃ are within 5% of s_l, the next one is below 1%
+        for layer in (2, 3):
+            points = {int(row["index"]): row for row in rows if row["series"] == "singular_value"
+                      and row["seed"] == str(seed) and row["layer"] == str(layer)}
+            for index in (1, 2):
+                assert float(points[index]["predicted"]) == optimum.singular_values[layer - 1][index - 1]
+                assert abs(float(points[index]["value"]) / float(points[index]["predicted"]) - 1) < 0.05
+            if 3 in points:
+                assert float(points[3]["value"]) < 0.01 * float(points[1]["value"])
+        compared = {row["quantity"]: row for row in rows if row["series"] == "comparison" and row["seed"] == str(seed)}
+        assert float(compared["Φ_view = L_DNC"]["predicted"]) == optimum.optimal_loss
+        assert abs(float(compared["q (output ≈ qY)"]["relative_error"])) < 0.01
