@@ -18,33 +18,18 @@ K = 2, L = 3, n = 5, λ_H = λ_1 = … = λ_L = 0.004 (E-B1's range), lr 0.5, gr
 
 Formula
 -------
-A run *reaches* L_DNC when Φ_end − L_DNC ≤ τ, with τ derived from the least objective of the
-non-collapsed configurations GD stalls at (THEORY.md §4.6: "narrow widths can stall at
-non-collapsed critical points"). Their values follow from the scalar problem of §4.3
-[derived here; the stall values measured by GD agree with them to 1e-8]:
-
-- *split class*: the n samples of one class split into groups of sizes m_g that use disjoint
-  neurons in H₁ … H_j and merge in W_j (1 ≤ j ≤ L; j = L merges in the output). By F2 (AM–GM
-  over the j + 1 factors of each group and over the L − j shared factors), with P_g the product
-  of group g's factors and B that of the shared path, group g outputs q_g = P_gB/√m_g and the
-  class costs
-
-      min_{P, B} Σ_g [m_g(1 − q_g)²/(2N) + ((j+1)/2)(λ_HΠ_{l≤j}λ_l)^{1/(j+1)}P_g^{2/(j+1)}]
-                 + ((L−j)/2)(Π_{l>j}λ_l)^{1/(L−j)}B^{2/(L−j)};
-
-  for fixed B each group's problem is the scalar problem of §4.3 with j layers
-  (:func:`ufm.optima.solve_dnc_scalar`), leaving a one-dimensional minimization over B. One group
-  (m = n) gives back L_DNC/K for every j;
-- *dropped samples*: m samples of a class with output 0 (a strict local minimum of their path,
-  §4.3), the other n − m collapsed: value h(n − m) + m/(2N), h(m) the one-group value above;
-- the zero point, value ½.
-
-τ is half the smallest gap (value − L_DNC) among the two-group splits (m, n − m) for every
-merge layer j and the single dropped sample: a run counts as reaching L_DNC when its end loss is
-closer to L_DNC than to the nearest of these configurations. Panels: the fraction of seeds
-reaching L_DNC against width (binomial standard error); the final Φ/L_DNC − 1 of every run with
-the configuration values as reference lines; the final DNC1 (largest NC1.tr_unc of H₁ … H_L,
-:func:`ufm.metrics.nc1_trace_ratio_uncentered`) of every run.
+A run *reaches* L_DNC when Φ_end − L_DNC ≤ τ (:func:`ufm.optima.dnc_reach_tolerance`): τ is half
+the smallest gap (value − L_DNC) among the non-collapsed critical points GD stalls at (THEORY.md
+§4.6: "narrow widths can stall at non-collapsed critical points"), whose values follow from the
+scalar problem of §4.3 [derived; :func:`ufm.optima.dufm_stall_configurations`]: one class split
+into two groups on disjoint neurons that merge in W_j, j = 2..L
+(:func:`ufm.optima.dufm_split_class_loss`; a split merging in W_1 is not a critical point), one
+sample with output 0, one class with output 0, and the zero point (½). Each value is realised
+by :func:`ufm.optima.dufm_split_class_construct`. A run counts as reaching L_DNC when its end
+loss is closer to L_DNC than to the nearest split or dropped sample. Panels: the fraction of
+seeds reaching L_DNC against width (binomial standard error); the final Φ/L_DNC − 1 of every
+run with the configuration values as reference lines; the final DNC1 (largest NC1.tr_unc of
+H₁ … H_L, :func:`ufm.metrics.nc1_trace_ratio_uncentered`) of every run.
 
 Paper
 -----
@@ -59,11 +44,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize
 
 from ufm.metrics import UndefinedMetricError, nc1_trace_ratio_uncentered
 from ufm.models import DeepUFM
-from ufm.optima import predict_dufm, solve_dnc_scalar
+from ufm.optima import dnc_reach_tolerance, dufm_stall_configurations, predict_dufm
 from ufm.solvers import solve
 
 from .common import figure_title, new_figure, save_figure, write_csv, write_json
@@ -91,89 +75,6 @@ def _lambdas(config: dict) -> tuple[float, tuple[float, ...]]:
     return float(config["lam"]), (float(config["lam"]),) * config["num_layers"]
 
 
-def group_value(config: dict, sizes: list[int], merge_layer: int) -> float:
-    """Least objective of one class whose samples form groups of ``sizes`` that use disjoint
-    neurons in H₁ … H_j and merge in W_j, j = ``merge_layer`` (module docstring, "split class").
-
-    The class's share of Φ (fit over its n samples and the penalties of its neurons); with one
-    group of n samples it is L_DNC/K for every j.
-    """
-    k, depth, n = config["num_classes"], config["num_layers"], config["per_class"]
-    lam_h, lams = _lambdas(config)
-    if not 1 <= merge_layer <= depth:
-        raise ValueError(f"merge_layer must lie in 1..{depth}, got {merge_layer}")
-    if any(size < 1 for size in sizes) or sum(sizes) > n:
-        raise ValueError(f"group sizes must be ≥ 1 and add up to at most n = {n}, got {sizes}")
-    samples = k * n
-    front = 0.5 * (merge_layer + 1) * (lam_h * math.prod(lams[:merge_layer])) ** (1.0 / (merge_layer + 1))
-    shared = depth - merge_layer
-
-    def value(log_b: float) -> float:
-        b = math.exp(log_b)
-        total = 0.0
-        for size in sizes:
-            # group term (m/N)[½(1 − q)² + (N/m)·front·(√m/B)^{2/(j+1)}q^{2/(j+1)}] = (m/N)·g_K(q; C'),
-            # the scalar problem of §4.3 with j layers and K·(j+1)/2·C' = (N/m)·front·(√m/B)^{2/(j+1)}
-            coefficient = (samples / size) * front * (math.sqrt(size) / b) ** (2.0 / (merge_layer + 1))
-            constant = 2.0 * coefficient / (k * (merge_layer + 1))
-            total += (size / samples) * solve_dnc_scalar(k, merge_layer, constant).value
-        if shared:
-            total += 0.5 * shared * math.prod(lams[merge_layer:]) ** (1.0 / shared) * b ** (2.0 / shared)
-        return total
-
-    if not shared:
-        return value(0.0)
-    grid = np.linspace(-12.0, 12.0, 97)
-    values = [value(point) for point in grid]
-    best = int(np.argmin(values))
-    low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
-    result = optimize.minimize_scalar(value, bounds=(low, high), method="bounded",
-                                      options={"xatol": 1e-12})
-    return float(min(result.fun, values[best]))
-
-
-def stall_values(config: dict) -> list[dict]:
-    """Values of the non-collapsed configurations of the module docstring (one class altered).
-
-    Returns rows ``{"kind", "label", "sizes", "merge_layer", "loss", "ratio"}`` with ``ratio`` =
-    value/L_DNC − 1: every two-group split (m, n − m) for every merge layer j, one and all n
-    samples of a class dropped, and the zero point.
-    """
-    k, depth, n = config["num_classes"], config["num_layers"], config["per_class"]
-    lam_h, lams = _lambdas(config)
-    reference = predict_dufm(k, depth, n, lam_h, lams).optimal_loss
-    whole = reference / k
-    samples = k * n
-    rows = []
-    for small in range(1, n // 2 + 1):
-        for layer in range(1, depth + 1):
-            loss = reference - whole + group_value(config, [n - small, small], layer)
-            rows.append({"kind": "split", "label": f"split {n - small}+{small}, merge in $W_{layer}$",
-                         "sizes": [n - small, small], "merge_layer": layer, "loss": loss})
-    if n > 1:
-        loss = reference - whole + group_value(config, [n - 1], depth) + 1.0 / (2 * samples)
-        rows.append({"kind": "drop", "label": "one sample dropped (output 0)", "sizes": [n - 1],
-                     "merge_layer": depth, "loss": loss})
-    rows.append({"kind": "drop_class", "label": "one class dropped", "sizes": [], "merge_layer": "",
-                 "loss": reference - whole + n / (2 * samples)})
-    rows.append({"kind": "zero", "label": "zero point (½)", "sizes": [], "merge_layer": "", "loss": 0.5})
-    for row in rows:
-        row["ratio"] = row["loss"] / reference - 1.0
-    return rows
-
-
-def reach_tolerance(config: dict) -> tuple[float, dict]:
-    """τ (absolute) and the configuration that sets it: half the smallest gap among the two-group
-    splits and the single dropped sample (:func:`stall_values`)."""
-    reference = predict_dufm(config["num_classes"], config["num_layers"], config["per_class"],
-                             *_lambdas(config)).optimal_loss
-    candidates = [row for row in stall_values(config) if row["kind"] in ("split", "drop")]
-    if not candidates:
-        raise ValueError("n = 1 has no split or dropped-sample configuration; use n ≥ 2")
-    nearest = min(candidates, key=lambda row: row["loss"])
-    return 0.5 * (nearest["loss"] - reference), nearest
-
-
 def final_dnc1(model: DeepUFM, parameters) -> float:
     """DNC1 of an end point: the largest NC1.tr_unc of H₁ … H_L (NaN if some M_l = 0)."""
     features = model.forward(parameters)
@@ -197,7 +98,8 @@ def compute(quick: bool, overrides: dict | None = None) -> dict:
     lam_h, lams = _lambdas(config)
     prediction = predict_dufm(k, depth, n, lam_h, lams)
     reference = prediction.optimal_loss
-    tolerance, nearest = reach_tolerance(config)
+    tolerance, nearest = dnc_reach_tolerance(k, depth, n, lam_h, lams)
+    stalls = dufm_stall_configurations(k, depth, n, lam_h, lams)
     rows: list[dict] = []
     summary: list[dict] = []
     for width in config["widths"]:
@@ -220,7 +122,7 @@ def compute(quick: bool, overrides: dict | None = None) -> dict:
                         "fraction": fraction, "standard_error": error})
     return {"settings": config, "prediction": prediction.to_dict(), "dnc_loss": reference,
             "tolerance": tolerance, "relative_tolerance": tolerance / reference,
-            "tolerance_from": nearest, "stall_values": stall_values(config),
+            "tolerance_from": nearest.to_dict(), "stall_values": [entry.to_dict() for entry in stalls],
             "summary": summary, "rows": rows}
 
 
@@ -272,7 +174,8 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
         values = [value for value in data["stall_values"] if value["kind"] == kind]
         for index, value in enumerate(values):
             if kind == "split":
-                label = (f"split class (m, n − m), merge in $W_j$, j = 1..{config['num_layers']}: "
+                layers = sorted({v["merge_layer"] for v in values})
+                label = (f"split class (m, n − m), merge in $W_j$, j = {layers[0]}..{layers[-1]}: "
                          f"{len(values)} values, {min(v['ratio'] for v in values):.3g} to "
                          f"{max(v['ratio'] for v in values):.3g}") if index == 0 else None
             else:
@@ -322,7 +225,8 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
         f"K = {config['num_classes']}, L = {config['num_layers']}, n = {config['per_class']}, "
         f"λ = {config['lam']:g} (all blocks), plain GD lr {config['lr']}, {config['steps']} steps "
         f"(gradient-norm stop {config['tolerance']:g}), {len(seeds)} seeds per width, E-B1 initialization\n"
-        "ufm.solvers.solve, ufm.optima.predict_dufm / solve_dnc_scalar, ufm.metrics.nc1_trace_ratio_uncentered",
+        "ufm.solvers.solve, ufm.optima.predict_dufm / dufm_stall_configurations / dnc_reach_tolerance, "
+        "ufm.metrics.nc1_trace_ratio_uncentered",
     ))
     paths = [save_figure(figure, out_dir, NAME), write_csv(out_dir, NAME, rows)]
     paths.append(write_json(out_dir, NAME, {"figure": NAME, "experiment": EXPERIMENT, "quick": quick, **data}))

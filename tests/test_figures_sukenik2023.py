@@ -37,31 +37,23 @@ def check_files(paths, tmp_path: Path, name: str) -> tuple[list[dict], dict]:
 # ------------------------------------------------------------------------------------------
 
 
-def test_width_stall_values_are_consistent_with_the_dnc_value():
-    """One group of n samples is the DNC class share L_DNC/K for every merge layer; every
-    non-collapsed configuration lies above L_DNC; bad group sizes are errors."""
+def test_width_tolerance_of_the_settings():
+    """The figure's settings give a positive τ set by a split or a dropped sample; the stall values
+    themselves (and their constructions) are tested in tests/test_optima.py."""
     from figures import sukenik2023_width as figure
-    from ufm.optima import predict_dufm
+    from ufm.optima import dnc_reach_tolerance, predict_dufm
 
-    config = figure.settings(True)
-    k, depth, n, lam = config["num_classes"], config["num_layers"], config["per_class"], config["lam"]
-    reference = predict_dufm(k, depth, n, lam, lam).optimal_loss
-    for layer in range(1, depth + 1):
-        assert math.isclose(k * figure.group_value(config, [n], layer), reference, rel_tol=1e-9)
-    values = figure.stall_values(config)
-    assert all(row["loss"] > reference for row in values)
-    tolerance, nearest = figure.reach_tolerance(config)
-    assert tolerance == 0.5 * (nearest["loss"] - reference) > 0
-    assert nearest["loss"] == min(row["loss"] for row in values if row["kind"] in ("split", "drop"))
-    with pytest.raises(ValueError):
-        figure.group_value(config, [n, 1], 1)
-    with pytest.raises(ValueError):
-        figure.group_value(config, [n], depth + 1)
+    for quick in (True, False):
+        config = figure.settings(quick)
+        k, depth, n, lam = config["num_classes"], config["num_layers"], config["per_class"], config["lam"]
+        reference = predict_dufm(k, depth, n, lam, lam).optimal_loss
+        tolerance, nearest = dnc_reach_tolerance(k, depth, n, lam, lam)
+        assert nearest.kind in ("split", "drop") and tolerance == 0.5 * (nearest.loss - reference) > 0
 
 
 def test_width_figure_quick(tmp_path):
     from figures import sukenik2023_width as figure
-    from ufm.optima import predict_dufm
+    from ufm.optima import dnc_reach_tolerance, dufm_stall_configurations, predict_dufm
 
     rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     config = data["settings"]
@@ -69,6 +61,11 @@ def test_width_figure_quick(tmp_path):
     k, depth, n, lam = config["num_classes"], config["num_layers"], config["per_class"], config["lam"]
     reference = predict_dufm(k, depth, n, lam, lam).optimal_loss
     assert data["dnc_loss"] == reference
+    # τ and the reference values are those of ufm.optima
+    tolerance, nearest = dnc_reach_tolerance(k, depth, n, lam, lam)
+    assert data["tolerance"] == tolerance and data["tolerance_from"] == nearest.to_dict()
+    assert data["relative_tolerance"] == tolerance / reference
+    assert data["stall_values"] == [entry.to_dict() for entry in dufm_stall_configurations(k, depth, n, lam, lam)]
     assert len(rows) == len(config["widths"]) * len(config["seeds"])
     losses = [float(row["loss"]) for row in rows]
     # K = 2: L_DNC is the global minimum, no end point lies below it (rounding aside)

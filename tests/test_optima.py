@@ -15,7 +15,7 @@ import pytest
 import sympy
 
 from ufm import optima as O
-from ufm.models import DeepLinearUFM, DeepUFM, LinearHead, UFM
+from ufm.models import DeepLinearUFM, DeepUFM, LinearHead, Parameters, UFM
 
 EPS = np.finfo(np.float64).eps
 
@@ -593,3 +593,210 @@ def test_edge_subset_coefficient_depends_only_on_the_spectrum():
         by_spectrum.setdefault(key, []).append(value)
     for values in by_spectrum.values():
         np.testing.assert_allclose(values, values[0], rtol=1e-13)
+
+
+# ------------------------------------------------------------------------------------------
+# Non-collapsed stall configurations (split class, dropped samples; E-B2)
+# ------------------------------------------------------------------------------------------
+
+STALL_CASES = [  # K, L, n, λ_H, λ_1..λ_L
+    (2, 3, 5, 0.004, (0.004, 0.004, 0.004)),  # the E-B2 setting
+    (2, 2, 3, 0.01, (0.01, 0.01)),
+    (3, 4, 4, 0.003, (0.002, 0.005, 0.001, 0.004)),  # K > 2, per-layer λ
+    (2, 3, 5, 0.02, (0.02, 0.02, 0.02)),  # closer to the threshold
+]
+
+
+def _split_class_direct(K, L, n, lam_h, lam_w, sizes, merge_layer):
+    """The class share by the equivalent G-dimensional form (B eliminated by AM–GM), minimized by
+    Nelder–Mead from a grid of starts: an independent path to :func:`dufm_split_class_loss`."""
+    from scipy import optimize
+
+    samples, j = K * n, merge_layer
+    kappa = 0.5 * (L + 1) * (lam_h * math.prod(lam_w)) ** (1.0 / (L + 1))
+    m = np.array(sizes, dtype=float)
+
+    def share(q):
+        q = np.clip(q, 0.0, 1.0)
+        penalty = np.sum((np.sqrt(m) * q) ** (2.0 / (j + 1))) ** ((j + 1) / (L + 1))
+        return float(np.sum(m * (1 - q) ** 2) / (2 * samples) + kappa * penalty + (n - m.sum()) / (2 * samples))
+
+    best = share(np.zeros(len(m)))
+    for start in itertools.product([0.0, 0.5, 0.99], repeat=len(m)):
+        result = optimize.minimize(share, np.array(start), method="Nelder-Mead",
+                                   options={"xatol": 1e-12, "fatol": 1e-16, "maxiter": 4000})
+        best = min(best, float(result.fun))
+    return best
+
+
+@pytest.mark.parametrize("K, L, n, lam_h, lam_w", STALL_CASES + [(2, 3, 5, 0.1, 0.1)])
+def test_split_class_one_group_is_the_dnc_share(K, L, n, lam_h, lam_w):
+    """One group of all n samples is a DNC class: K·share = L_DNC for every merge layer (the last
+    case is above the threshold, L_DNC = ½, where the B = 0 branch is the answer)."""
+    reference = O.predict_dufm(K, L, n, lam_h, lam_w).optimal_loss
+    for layer in range(1, L + 1):
+        share = O.dufm_split_class_loss(K, L, n, lam_h, lam_w, [n], layer)
+        assert share * K == pytest.approx(reference, rel=1e-12, abs=0.0)
+    # the whole class dropped: n/(2N) = 1/(2K)
+    assert O.dufm_split_class_loss(K, L, n, lam_h, lam_w, [], L) == 1.0 / (2 * K)
+
+
+@pytest.mark.parametrize("K, L, n, lam_h, lam_w", STALL_CASES)
+def test_split_class_value_matches_the_eliminated_form(K, L, n, lam_h, lam_w):
+    """The 1-D reduction in B (scalar problem of §4.3 per group) equals the G-dimensional form.
+    Nelder–Mead to xatol 1e-12 leaves the value off by O(1e-24) at a smooth minimum (a group at
+    q_g = 0 sits on the clipped, flat side, so exactly); 1e-10 relative covers that and float64
+    rounding of both paths (observed ≤ 1e-15)."""
+    for sizes in ([n - 1, 1], [n - 2, 2], [n - 1], [n - 2, 1]):
+        for layer in range(1, L + 1):
+            value = O.dufm_split_class_loss(K, L, n, lam_h, lam_w, sizes, layer)
+            assert value == pytest.approx(_split_class_direct(K, L, n, lam_h, lam_w, sizes, layer),
+                                          rel=1e-10, abs=0.0)
+
+
+def _stall_point(K, L, n, lam_h, lam_w, entry, altered_class=0, widths=None):
+    """(model, parameters) realising a StallConfiguration."""
+    if entry.kind == "zero":
+        widths = widths or (K,) * L
+        dims = tuple(widths) + (K,)
+        params = Parameters(features=np.zeros((dims[0], K * n)),
+                              weights=tuple(np.zeros((dims[l + 1], dims[l])) for l in range(L)))
+    else:
+        layer = entry.merge_layer if entry.merge_layer is not None else L
+        params = O.dufm_split_class_construct(K, L, n, lam_h, lam_w, entry.sizes, layer,
+                                              altered_class=altered_class, widths=widths)
+    model = DeepUFM(num_classes=K, per_class=n, widths=tuple(w.shape[1] for w in params.weights),
+                    lam_h=lam_h, lam_w=lam_w)
+    return model, params
+
+
+@pytest.mark.parametrize("K, L, n, lam_h, lam_w", STALL_CASES)
+def test_stall_values_are_attained_by_explicit_constructions(K, L, n, lam_h, lam_w):
+    """Every listed value (all merge layers, j = 1 included) is Φ_DUFM of the constructed point.
+
+    Tolerances: the construction uses the minimizer (q_g, B) of the value itself, so Φ agrees up
+    to float64 rounding of two sums of O(10) terms (1e-12 relative; observed ≤ 4e-16). For
+    j ≥ 2, the dropped sample and class and the zero point, the point is critical: B and q_g are
+    roots of their derivatives to 4·eps (brentq) and the AM–GM scales balance exactly, so
+    ‖∇Φ‖ is rounding (≤ 1e-11; observed ≤ 1e-15). A split merging in W_1 is not critical
+    (‖∇Φ‖ of order λ·‖θ‖, ≥ 1e-4 here).
+    """
+    entries = O.dufm_stall_configurations(K, L, n, lam_h, lam_w, merge_layers=range(1, L + 1))
+    kinds = {entry.kind for entry in entries}
+    assert kinds == {"split", "drop", "drop_class", "zero"}
+    for entry in entries:
+        # default (least) widths with class 0 altered, then wider layers with class K − 1 altered
+        model, params = _stall_point(K, L, n, lam_h, lam_w, entry)
+        wide = tuple(width + 2 for width in model.widths)
+        for model, params in ((model, params), _stall_point(K, L, n, lam_h, lam_w, entry, K - 1, wide)):
+            value, gradient = model.value_and_gradient(params)
+            assert model.objective(params).total == pytest.approx(entry.loss, rel=1e-12, abs=0.0)
+            assert value == pytest.approx(entry.loss, rel=1e-12, abs=0.0)
+            if entry.kind == "split" and entry.merge_layer == 1:
+                assert gradient.norm() > 1e-4
+            else:
+                assert gradient.norm() <= 1e-11
+
+
+def test_split_merging_in_the_first_layer_flows_to_dnc():
+    """Gradient descent leaves the j = 1 split and reaches L_DNC; at j ≥ 2 splits and dropped
+    samples it stays. L-BFGS stops at ‖∇Φ‖ ≤ 1e-10: from a critical point (‖∇Φ‖ ≈ 1e-16) it
+    takes no step, so the end value is the start value to rounding (1e-12 relative); from the
+    j = 1 split it ends at the DNC optimum, where the curvature across the optimal set is of
+    order λ = 4e-3, so Φ − L_DNC ≲ ‖∇Φ‖²/λ ≈ 1e-18 (asserted to 1e-9 relative)."""
+    from ufm.solvers import solve
+
+    K, L, n, lam = 2, 3, 5, 0.004
+    reference = O.predict_dufm(K, L, n, lam, lam).optimal_loss
+    for entry in O.dufm_stall_configurations(K, L, n, lam, lam, merge_layers=(1, 2)):
+        if entry.kind not in ("split", "drop"):
+            continue
+        model, params = _stall_point(K, L, n, lam, lam, entry)
+        end = solve(model, "lbfgs", initial=params, tolerance=1e-10, max_iterations=5000,
+                    history_points=0, predicted=None, progress=False).loss
+        if entry.merge_layer == 1:
+            assert end == pytest.approx(reference, rel=1e-9, abs=0.0)
+        else:
+            assert end == pytest.approx(entry.loss, rel=1e-12, abs=0.0)
+
+
+@pytest.mark.parametrize("K, L, n, lam_h, lam_w", STALL_CASES)
+def test_stall_configurations_list_and_tolerance(K, L, n, lam_h, lam_w):
+    prediction = O.predict_dufm(K, L, n, lam_h, lam_w)
+    reference = prediction.optimal_loss
+    entries = O.dufm_stall_configurations(K, L, n, lam_h, lam_w)
+    splits = [entry for entry in entries if entry.kind == "split"]
+    assert [(entry.sizes, entry.merge_layer) for entry in splits] == [
+        ((n - m, m), j) for m in range(1, n // 2 + 1) for j in range(2, L + 1)
+    ]
+    assert [entry.kind for entry in entries[len(splits):]] == ["drop", "drop_class", "zero"]
+    drop, drop_class, zero = entries[len(splits):]
+    others = reference * (K - 1) / K
+    assert drop.sizes == (n - 1,) and drop.merge_layer == L
+    assert drop.loss == pytest.approx(
+        others + O.dufm_split_class_loss(K, L, n, lam_h, lam_w, [n - 1], L), rel=1e-15)
+    assert drop_class.loss == pytest.approx(others + 1 / (2 * K), rel=1e-15)
+    assert zero.loss == 0.5 and zero.merge_layer is None and zero.sizes == ()
+    for entry in entries:
+        assert entry.ratio == pytest.approx(entry.loss / reference - 1, rel=1e-15, abs=1e-17)
+        assert json.loads(json.dumps(entry.to_dict()))["sizes"] == list(entry.sizes)
+    tolerance, nearest = O.dnc_reach_tolerance(K, L, n, lam_h, lam_w)
+    candidates = [entry for entry in entries if entry.kind in ("split", "drop")]
+    assert nearest == min(candidates, key=lambda entry: entry.loss)
+    assert tolerance == 0.5 * (nearest.loss - reference) > 0
+
+
+@pytest.mark.parametrize("L", [2, 3, 4])
+@pytest.mark.parametrize("n", [2, 3, 6])
+@pytest.mark.parametrize("lam_h, lam_w", [(0.004, 0.004), (0.01, 0.001), (1e-4, 0.02)])
+def test_stall_values_lie_above_dnc_for_two_classes(L, n, lam_h, lam_w):
+    """K = 2: L_DNC is the global minimum (THEORY.md §4.3, from (B)), so every configuration,
+    j = 1 included, costs at least L_DNC; the splits and dropped samples strictly more."""
+    reference = O.predict_dufm(2, L, n, lam_h, lam_w).optimal_loss
+    for entry in O.dufm_stall_configurations(2, L, n, lam_h, lam_w, merge_layers=range(1, L + 1)):
+        assert entry.loss > reference * (1 + 1e-9)
+        assert entry.ratio > 0
+
+
+def test_stall_values_of_the_width_experiment():
+    """E-B2 setting (K = 2, L = 3, n = 5, λ = 0.004): the nearest stall point is the 4+1 split
+    merging in W_2, so τ/L_DNC = 0.0904; the j = 1 split (ratio 0.0786) is no stall point."""
+    tolerance, nearest = O.dnc_reach_tolerance(2, 3, 5, 0.004, 0.004)
+    reference = O.predict_dufm(2, 3, 5, 0.004, 0.004).optimal_loss
+    assert (nearest.kind, nearest.sizes, nearest.merge_layer) == ("split", (4, 1), 2)
+    assert_printed(tolerance / reference, "0.0904")
+    assert nearest.label == "split 4+1, merge in $W_2$"
+    with_first = O.dnc_reach_tolerance(2, 3, 5, 0.004, 0.004, merge_layers=(1, 2, 3))[1]
+    assert with_first.merge_layer == 1 and with_first.ratio < nearest.ratio
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: O.dufm_split_class_loss(1, 3, 5, 0.1, 0.1, [5], 1), ValueError, "num_classes"),
+        (lambda: O.dufm_split_class_loss(2, 0, 5, 0.1, 0.1, [5], 1), ValueError, "num_layers"),
+        (lambda: O.dufm_split_class_loss(2, 3, 0, 0.1, 0.1, [], 1), ValueError, "per_class"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, -0.1, 0.1, [5], 1), ValueError, "lam_h"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, (0.1, 0.1), [5], 1), ValueError, "lam_w"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, (0.1, -1, 0.1), [5], 1), ValueError, r"lam_w\[1\]"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, 0.1, [5, 1], 1), ValueError, "sizes"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, 0.1, [4, 0], 1), ValueError, r"sizes\[1\]"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, 0.1, [2.5], 1), TypeError, r"sizes\[0\]"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, 0.1, 5, 1), TypeError, "sizes"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, 0.1, [5], 0), ValueError, "merge_layer"),
+        (lambda: O.dufm_split_class_loss(2, 3, 5, 0.1, 0.1, [5], 4), ValueError, "merge_layer"),
+        (lambda: O.dufm_split_class_construct(2, 3, 5, 0.1, 0.1, [4, 1], 2, altered_class=2),
+         ValueError, "altered_class"),
+        (lambda: O.dufm_split_class_construct(2, 3, 5, 0.1, 0.1, [4, 1], 2, widths=(2, 3, 2)),
+         ValueError, r"widths\[0\]"),
+        (lambda: O.dufm_stall_configurations(2, 3, 5, 0.1, 0.1, merge_layers=(2, 4)),
+         ValueError, r"merge_layers\[1\]"),
+        (lambda: O.dufm_stall_configurations(2, 3, 5, 0.0, 0.1), ValueError, "lam_h"),
+        (lambda: O.dnc_reach_tolerance(2, 3, 1, 0.004, 0.004), ValueError, "per_class"),
+        (lambda: O.dnc_reach_tolerance(2, 1, 5, 0.004, 0.004), ValueError, "num_layers"),
+        (lambda: O.dnc_reach_tolerance(2, 3, 5, 0.1, 0.1), ValueError, "zero solution"),
+    ],
+)
+def test_stall_validation_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -14,6 +14,11 @@
   family of §4.4), :func:`ufm_construct` and :func:`srg_construct` (the low-rank
   strongly-regular-graph points of §4.5, basic t = −1, improved family t ∈ (−2, 0), edge
   subsets for K < r(r−1)/2).
+- Non-collapsed configurations where GD stalls [derived here; E-B2]: one class split into
+  groups on disjoint neurons merging in W_j, or with samples at output 0
+  (:func:`dufm_split_class_loss`, realised by :func:`dufm_split_class_construct`), their list
+  with the zero point (:func:`dufm_stall_configurations`) and the "reaches L_DNC" tolerance τ
+  (:func:`dnc_reach_tolerance`).
 
 Every λ here must be > 0. Results are dataclasses with ``to_dict()`` (JSON-serializable).
 Sources: Súkeník, Mondelli & Lampert, NeurIPS 2023 (B); Súkeník, Lampert & Mondelli,
@@ -58,6 +63,11 @@ __all__ = [
     "dnc_critical_lambda",
     "predict_dufm",
     "dnc_construct",
+    "StallConfiguration",
+    "dufm_split_class_loss",
+    "dufm_split_class_construct",
+    "dufm_stall_configurations",
+    "dnc_reach_tolerance",
     "predict",
     "optimal_parameters",
     "triangular_incidence",
@@ -723,6 +733,482 @@ def optimal_parameters(model: Any, beta: float = 0.0) -> Parameters:
             widths=model.widths,
         )
     raise TypeError(f"no constructed optimum for {type(model).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Non-collapsed configurations where gradient descent stalls ([derived]; used by E-B2)
+# --------------------------------------------------------------------------------------------
+
+
+def _group_sizes(sizes: Any, per_class: int) -> tuple[int, ...]:
+    """Validate group sizes m_g ≥ 1 with Σ_g m_g ≤ n."""
+    if isinstance(sizes, (str, bytes)) or isinstance(sizes, numbers.Number):
+        raise TypeError(f"sizes must be a sequence of group sizes, got {sizes!r}")
+    try:
+        values = tuple(sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be a sequence of group sizes, got {sizes!r}") from None
+    values = tuple(_positive_integer(size, f"sizes[{i}]") for i, size in enumerate(values))
+    if sum(values) > per_class:
+        raise ValueError(
+            f"sizes must add up to at most per_class = {per_class}, got {list(values)} "
+            f"(sum {sum(values)})"
+        )
+    return values
+
+
+def _merge_layer(merge_layer: Any, num_layers: int) -> int:
+    layer = _positive_integer(merge_layer, "merge_layer")
+    if layer > num_layers:
+        raise ValueError(f"merge_layer must lie in 1..L = 1..{num_layers}, got {layer}")
+    return layer
+
+
+@dataclass(frozen=True)
+class _SplitClassOptimum:
+    """Minimizer of the split-class problem: class share, shared product B, group outputs q_g."""
+
+    loss: float
+    shared_product: float
+    outputs: tuple[float, ...]
+
+
+def _split_class_optimum(
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lams: tuple[float, ...],
+    sizes: tuple[int, ...],
+    merge_layer: int,
+) -> _SplitClassOptimum:
+    """Body of :func:`dufm_split_class_loss` on validated arguments (see there).
+
+    For fixed B each group's problem is the scalar problem g_K of §4.3 with j layers; the
+    remaining one-dimensional problem in x = log B is bracketed on a grid of 97 points over
+    x₀ ± 12 (x₀ = ½Σ_{l>j} log(C/λ_l), the log of the shared product of the DNC point at q = 1),
+    refined by ``minimize_scalar`` (bounded) and polished by ``brentq`` on its derivative
+    (envelope theorem: d/dx = b·S·B^b − a·F·B^{−a}Σ_g m_g^{1/(j+1)}q_g^a, a = 2/(j+1),
+    b = 2/(L−j)), so B is accurate to rounding and the constructed point is a critical point.
+    """
+    k, depth, n, j = num_classes, num_layers, per_class, merge_layer
+    samples = k * n
+    dropped = (n - sum(sizes)) / (2.0 * samples)
+    if not sizes:
+        return _SplitClassOptimum(dropped, 0.0, ())
+    front = 0.5 * (j + 1) * (lam_h * math.prod(lams[:j])) ** (1.0 / (j + 1))  # F
+    shared = depth - j
+    exponent = 2.0 / (j + 1)  # a
+
+    def groups(log_b: float) -> tuple[float, list[float]]:
+        b = math.exp(log_b)
+        total, outputs = 0.0, []
+        for size in sizes:
+            # group term (m/N)[½(1 − q)² + (N/m)·F·(√m/B)^{2/(j+1)}q^{2/(j+1)}] = (m/N)·g_K(q; C'):
+            # the scalar problem of §4.3 with j layers and K(j+1)/2·C' = (N/m)·F·(√m/B)^{2/(j+1)}
+            coefficient = (samples / size) * front * (math.sqrt(size) / b) ** exponent
+            scalar = _solve_scalar(float(k), j, 2.0 * coefficient / (k * (j + 1)))
+            total += (size / samples) * scalar.value
+            outputs.append(scalar.q_star)
+        return total, outputs
+
+    if not shared:
+        total, outputs = groups(0.0)
+        return _SplitClassOptimum(total + dropped, 1.0, tuple(outputs))
+    shared_front = 0.5 * shared * math.prod(lams[j:]) ** (1.0 / shared)  # S
+    power = 2.0 / shared  # b
+
+    def value(log_b: float) -> float:
+        return groups(log_b)[0] + shared_front * math.exp(power * log_b)
+
+    def slope(log_b: float) -> float:
+        _, outputs = groups(log_b)
+        pull = sum(size ** (1.0 / (j + 1)) * q**exponent for size, q in zip(sizes, outputs))
+        return (power * shared_front * math.exp(power * log_b)
+                - exponent * front * math.exp(-exponent * log_b) * pull)
+
+    constant = penalty_product(n, lam_h, lams) ** (1.0 / (depth + 1))
+    centre = 0.5 * sum(math.log(constant / lam) for lam in lams[j:])
+    grid = centre + np.linspace(-12.0, 12.0, 97)
+    values = [value(point) for point in grid]
+    best = int(np.argmin(values))
+    low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    bounded = optimize.minimize_scalar(value, bounds=(low, high), method="bounded",
+                                       options={"xatol": 1e-12})
+    point, loss = float(grid[best]), float(values[best])
+    if bounded.fun < loss:
+        point, loss = float(bounded.x), float(bounded.fun)
+    if low < high and slope(low) < 0.0 < slope(high):
+        root = optimize.brentq(slope, low, high, xtol=1e-15, rtol=4.0 * _EPS, maxiter=500)
+        polished = value(root)
+        if polished <= loss + 4.0 * _EPS * abs(loss):
+            point, loss = float(root), polished
+    outputs = groups(point)[1]
+    if sum(sizes) / (2.0 * samples) <= loss:
+        # every group at q = 0 with B → 0 (the whole class outputs 0) is at least as good
+        return _SplitClassOptimum(n / (2.0 * samples), 0.0, (0.0,) * len(sizes))
+    return _SplitClassOptimum(loss + dropped, math.exp(point), tuple(outputs))
+
+
+def dufm_split_class_loss(
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    sizes: Sequence[int],
+    merge_layer: int,
+) -> float:
+    """Least share of Φ_DUFM of one class whose samples split into groups [derived here].
+
+    Configuration: the n samples of one class form groups of sizes m_g (Σ_g m_g ≤ n; samples
+    in no group are *dropped*: H₁ column 0, output 0). Group g uses its own neurons in
+    H₁ … H_j, j = ``merge_layer``, and the groups merge in W_j into the class's shared path
+    W_{j+1} … W_L (j = L: they merge in the output). Within a group the samples collapse.
+    By F2 (AM–GM over the j + 1 factors of a group and over the L − j shared factors), with
+    P_g the product of group g's factors (√m_g times its H₁ entry) and B that of the shared
+    path, group g outputs q_g = P_gB/√m_g and the class costs
+
+        min_{P, B} Σ_g [m_g(1 − q_g)²/(2N) + F·P_g^{2/(j+1)}] + S·B^{2/(L−j)}
+                   + (n − Σ_g m_g)/(2N),
+
+    F = ((j+1)/2)(λ_HΠ_{l≤j}λ_l)^{1/(j+1)}, S = ((L−j)/2)(Π_{l>j}λ_l)^{1/(L−j)}, N = Kn.
+    For fixed B each group's problem is (m_g/N)·g_K(q_g; C'_g), the scalar problem of §4.3 with
+    j layers (:func:`solve_dnc_scalar`) and K(j+1)C'_g/2 = (N/m_g)·F·(√m_g/B)^{2/(j+1)}; the
+    remaining one-dimensional problem in B is solved numerically (grid, bounded Brent, then a
+    root of its derivative; B = 0, the whole class at output 0, is included). One group of all
+    n samples gives L_DNC/K for every j. The minimizer is realised by
+    :func:`dufm_split_class_construct`; it is a critical point of Φ_DUFM for j ≥ 2 (with
+    dropped samples, for L ≥ 2), but not for a split merging in W_1
+    (:func:`dufm_stall_configurations`).
+
+    Parameters
+    ----------
+    num_classes, num_layers, per_class : int
+        K ≥ 2, L ≥ 1, n ≥ 1.
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0 (one number: equal λ on every layer).
+    sizes : sequence of int
+        Group sizes m_g ≥ 1 with Σ_g m_g ≤ n; empty: the whole class is dropped (n/(2N)).
+    merge_layer : int
+        j ∈ 1..L, the weight matrix W_j in which the groups merge.
+
+    Returns
+    -------
+    float
+        The class's share of Φ (its fit over its n samples plus the penalties of its neurons);
+        Φ of the whole configuration, the other K − 1 classes collapsed as in DNC, is
+        L_DNC·(K − 1)/K plus this.
+
+    Notes
+    -----
+    Minimizing over B first (AM–GM once more) gives the equivalent G-dimensional form
+
+        min_{q ∈ [0,1]^G} Σ_g m_g(1 − q_g)²/(2N)
+            + ((L+1)/2)(λ_HΠ_lλ_l)^{1/(L+1)}(Σ_g (√m_g q_g)^{2/(j+1)})^{(j+1)/(L+1)}
+            + (n − Σ_g m_g)/(2N),
+
+    which for j = L separates over the groups. (B) Súkeník, Mondelli & Lampert, NeurIPS 2023
+    (the L-DUFM and L_DNC); the configuration and its value are [derived] here (THEORY.md §4.3
+    scalar problem, §4.6 "narrow widths can stall").
+    """
+    prediction = predict_dufm(num_classes, num_layers, per_class, lam_h, lam_w)
+    groups = _group_sizes(sizes, prediction.per_class)
+    layer = _merge_layer(merge_layer, prediction.num_layers)
+    return _split_class_optimum(
+        prediction.num_classes, prediction.num_layers, prediction.per_class, prediction.lam_h,
+        prediction.lam_w, groups, layer,
+    ).loss
+
+
+def dufm_split_class_construct(
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    sizes: Sequence[int],
+    merge_layer: int,
+    altered_class: int = 0,
+    widths: Sequence[int] | None = None,
+) -> Parameters:
+    """Parameters of the L-DUFM realising the split-class configuration of
+    :func:`dufm_split_class_loss` [derived here].
+
+    Every class but ``altered_class`` (c) is collapsed as in :func:`dnc_construct` (β = 0,
+    class i on neuron i of every layer). Class c: its first m_0 samples form group 0, the next
+    m_1 group 1, …, the rest are dropped (H₁ column 0). Group g uses one neuron per layer
+    1..j (group 0 neuron c, group g ≥ 1 neuron K + g − 1); H₁ holds a_g = x_H/√m_g there and
+    W_1 … W_{j−1} carry x_1 … x_{j−1} along the group's neurons; W_j maps each group neuron to
+    neuron c of H_{j+1} (to output row c if j = L) with x_j; W_{j+1} … W_L carry the shared
+    path of class c on neuron c with y_{j+1} … y_L. Scales by AM–GM balancing at the minimizer
+    (q_g, B) of :func:`dufm_split_class_loss`: λ_Hx_H² = λ_lx_l² = T_g =
+    (P_g²λ_HΠ_{l≤j}λ_l)^{1/(j+1)} with P_g = q_g√m_g/B, and λ_ly_l² =
+    (B²Π_{l>j}λ_l)^{1/(L−j)}. Group g outputs q_gY, and ``DeepUFM.objective`` at this point is
+    L_DNC(K − 1)/K + ``dufm_split_class_loss(...)``.
+
+    Parameters
+    ----------
+    num_classes, num_layers, per_class, lam_h, lam_w, sizes, merge_layer
+        As in :func:`dufm_split_class_loss`.
+    altered_class : int
+        c ∈ 0..K−1.
+    widths : sequence of int, optional
+        (d_1, …, d_L) with d_l ≥ K + G − 1 for l ≤ j (G = len(sizes) groups) and d_l ≥ K for
+        l > j; default the least such widths.
+
+    Returns
+    -------
+    Parameters
+        H₁ of shape (d_1, Kn) (samples ordered by class) and W_l of shape (d_{l+1}, d_l),
+        d_{L+1} = K, for :class:`ufm.models.DeepUFM` (K, n, widths, λ_H, λ_w).
+    """
+    prediction = predict_dufm(num_classes, num_layers, per_class, lam_h, lam_w)
+    k, depth, n = prediction.num_classes, prediction.num_layers, prediction.per_class
+    lams = prediction.lam_w
+    groups = _group_sizes(sizes, n)
+    j = _merge_layer(merge_layer, depth)
+    if isinstance(altered_class, (bool, np.bool_)) or not isinstance(altered_class, (int, np.integer)):
+        raise TypeError(f"altered_class must be an integer, got {altered_class!r}")
+    if not 0 <= altered_class < k:
+        raise ValueError(f"altered_class must lie in 0..K-1 = 0..{k - 1}, got {altered_class}")
+    c = int(altered_class)
+    extra = max(len(groups) - 1, 0)
+    minimum = tuple(k + extra if l < j else k for l in range(depth))
+    dims = _layer_widths(widths, depth, minimum)
+    layer_dims = dims + (k,)
+    weights = [np.zeros((layer_dims[l + 1], layer_dims[l])) for l in range(depth)]
+    features = np.zeros((dims[0], k * n))
+    if not prediction.is_zero:
+        values = [sv[0] for sv in prediction.singular_values]
+        for i in range(k):
+            if i == c:
+                continue
+            features[i, i * n : (i + 1) * n] = prediction.class_mean_norms[0]
+            for l in range(depth):
+                weights[l][i, i] = values[l]
+    optimum = _split_class_optimum(k, depth, n, prediction.lam_h, lams, groups, j)
+    start = c * n
+    for g, (size, q) in enumerate(zip(groups, optimum.outputs)):
+        neuron = c if g == 0 else k + g - 1
+        if q > 0.0:
+            product = q * math.sqrt(size) / optimum.shared_product  # P_g
+            target = (product**2 * prediction.lam_h * math.prod(lams[:j])) ** (1.0 / (j + 1))
+            features[neuron, start : start + size] = math.sqrt(target / prediction.lam_h) / math.sqrt(size)
+            for l in range(j - 1):
+                weights[l][neuron, neuron] = math.sqrt(target / lams[l])
+            weights[j - 1][c, neuron] = math.sqrt(target / lams[j - 1])
+        start += size
+    if depth > j and any(q > 0.0 for q in optimum.outputs):
+        target = (optimum.shared_product**2 * math.prod(lams[j:])) ** (1.0 / (depth - j))
+        for l in range(j, depth):
+            weights[l][c, c] = math.sqrt(target / lams[l])
+    return Parameters(features=features, weights=tuple(weights))
+
+
+@dataclass(frozen=True)
+class StallConfiguration:
+    """A non-collapsed configuration of the L-DUFM and its least objective [derived here].
+
+    One class is altered, the other K − 1 are collapsed as in DNC.
+
+    Attributes
+    ----------
+    kind : str
+        ``"split"`` (the class splits into groups merging in W_j), ``"drop"`` (samples of the
+        class output 0, the others collapsed), ``"drop_class"`` (the whole class outputs 0) or
+        ``"zero"`` (the zero point, all classes output 0).
+    label : str
+        Short description (matplotlib mathtext), e.g. ``"split 4+1, merge in $W_2$"``.
+    sizes : tuple of int
+        Group sizes of the altered class (:func:`dufm_split_class_loss`); empty for
+        ``"drop_class"`` and ``"zero"``.
+    merge_layer : int or None
+        j (None for ``"drop_class"`` and ``"zero"``).
+    loss : float
+        Φ of the configuration: L_DNC(K − 1)/K + the class share, n/(2N) = 1/(2K) for a
+        dropped class, ½ for the zero point.
+    ratio : float
+        loss/L_DNC − 1.
+    """
+
+    kind: str
+    label: str
+    sizes: tuple[int, ...]
+    merge_layer: int | None
+    loss: float
+    ratio: float
+
+    def to_dict(self) -> dict:
+        """JSON-serializable dictionary."""
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "sizes": list(self.sizes),
+            "merge_layer": self.merge_layer,
+            "loss": self.loss,
+            "ratio": self.ratio,
+        }
+
+
+def _merge_layers(merge_layers: Any, num_layers: int) -> tuple[int, ...]:
+    """Validate the merge layers of the listed splits; None: 2..L (the critical ones)."""
+    if merge_layers is None:
+        return tuple(range(2, num_layers + 1))
+    if isinstance(merge_layers, (str, bytes)) or isinstance(merge_layers, numbers.Number):
+        raise TypeError(f"merge_layers must be a sequence of layers, got {merge_layers!r}")
+    try:
+        values = tuple(merge_layers)
+    except TypeError:
+        raise TypeError(f"merge_layers must be a sequence of layers, got {merge_layers!r}") from None
+    layers = []
+    for i, layer in enumerate(values):
+        layer = _positive_integer(layer, f"merge_layers[{i}]")
+        if layer > num_layers:
+            raise ValueError(f"merge_layers[{i}] must lie in 1..L = 1..{num_layers}, got {layer}")
+        layers.append(layer)
+    return tuple(layers)
+
+
+def dufm_stall_configurations(
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    merge_layers: Sequence[int] | None = None,
+) -> list[StallConfiguration]:
+    """Non-collapsed critical points where gradient descent on the L-DUFM stalls [derived here].
+
+    THEORY.md §4.6: narrow widths can stall at non-collapsed critical points; GD end points
+    sit at these values (E-B2). With the other K − 1 classes collapsed (share L_DNC/K each) and
+    one class altered, in this order:
+
+    - every two-group split (n − m, m), 1 ≤ m ≤ n/2, for every merge layer j in
+      ``merge_layers``: L_DNC(K − 1)/K + :func:`dufm_split_class_loss` (sizes (n − m, m), j);
+    - one sample dropped (n ≥ 2, L ≥ 2): its output is 0, a strict local minimum of its path
+      (§4.3); value L_DNC(K − 1)/K + h(n − 1) + 1/(2N), h(m) the one-group value;
+    - the whole class dropped: L_DNC(K − 1)/K + n/(2N);
+    - the zero point: ½.
+
+    Each value is attained by :func:`dufm_split_class_construct` (the zero point by all-zero
+    parameters), and for j ≥ 2 and L ≥ 2 that point is a critical point of Φ_DUFM: the ReLU
+    after W_1 … W_{j−1} masks every gradient entry that would mix the groups. A split merging
+    in W_1 is not: nothing separates the groups' H₁ columns before W_1, so the merged
+    pre-activation row x of the class can be refactored at cost √(λ_Hλ_1)‖x‖₂ <
+    Σ_g√(λ_Hλ_1m_g)|x_g|, and gradient descent from it reaches DNC. Likewise for L = 1 the
+    dropped sample is not critical. Hence the default ``merge_layers`` = 2..L. For K = 2 every
+    value is ≥ L_DNC, the global minimum ((B); THEORY.md §4.3).
+
+    Parameters
+    ----------
+    num_classes, num_layers, per_class : int
+        K ≥ 2, L ≥ 1, n ≥ 1.
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0.
+    merge_layers : sequence of int, optional
+        The merge layers j ∈ 1..L of the listed splits; default 2..L (the critical ones).
+
+    Returns
+    -------
+    list of StallConfiguration
+        With ``ratio`` = loss/L_DNC − 1.
+    """
+    prediction = predict_dufm(num_classes, num_layers, per_class, lam_h, lam_w)
+    k, depth, n = prediction.num_classes, prediction.num_layers, prediction.per_class
+    layers = _merge_layers(merge_layers, depth)
+    reference = prediction.optimal_loss
+    others = reference - reference / k  # L_DNC(K − 1)/K
+    samples = k * n
+
+    def share(sizes: tuple[int, ...], layer: int) -> float:
+        return _split_class_optimum(k, depth, n, prediction.lam_h, prediction.lam_w, sizes, layer).loss
+
+    entries: list[tuple[str, str, tuple[int, ...], int | None, float]] = []
+    for small in range(1, n // 2 + 1):
+        for layer in layers:
+            sizes = (n - small, small)
+            entries.append(("split", f"split {n - small}+{small}, merge in $W_{layer}$", sizes,
+                            layer, others + share(sizes, layer)))
+    if n > 1 and depth > 1:
+        entries.append(("drop", "one sample dropped (output 0)", (n - 1,), depth,
+                        others + share((n - 1,), depth)))
+    entries.append(("drop_class", "one class dropped", (), None, others + n / (2.0 * samples)))
+    entries.append(("zero", "zero point (½)", (), None, 0.5))
+    return [StallConfiguration(kind, label, sizes, layer, loss, loss / reference - 1.0)
+            for kind, label, sizes, layer, loss in entries]
+
+
+def dnc_reach_tolerance(
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    merge_layers: Sequence[int] | None = None,
+) -> tuple[float, StallConfiguration]:
+    """τ: a GD end point Φ *reaches* L_DNC when Φ − L_DNC ≤ τ [derived here; E-B2].
+
+    τ is half the smallest gap (value − L_DNC) among the two-group splits and the single
+    dropped sample of :func:`dufm_stall_configurations`: a run reaches L_DNC when its end
+    loss is closer to L_DNC than to the nearest of these stall points.
+
+    Parameters
+    ----------
+    num_classes, num_layers, per_class : int
+        K ≥ 2, L ≥ 2 (for L = 1 no split or dropped sample is a critical point), n ≥ 2 (n = 1
+        has no split or dropped sample).
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0.
+    merge_layers : sequence of int, optional
+        As in :func:`dufm_stall_configurations` (default 2..L).
+
+    Returns
+    -------
+    tolerance : float
+        τ (absolute, in units of Φ).
+    nearest : StallConfiguration
+        The configuration that sets it.
+
+    Raises
+    ------
+    ValueError
+        If there is no split or dropped-sample configuration (n < 2, or L = 1 with no
+        ``merge_layers``), or if the nearest one is not above L_DNC (e.g. above the threshold,
+        where L_DNC = ½ and dropping a sample costs nothing).
+    """
+    prediction = predict_dufm(num_classes, num_layers, per_class, lam_h, lam_w)
+    if prediction.per_class < 2:
+        raise ValueError(
+            f"per_class must be >= 2 (n = 1 has no split or dropped-sample configuration), "
+            f"got {prediction.per_class}"
+        )
+    candidates = [
+        entry
+        for entry in dufm_stall_configurations(
+            num_classes, num_layers, per_class, lam_h, lam_w, merge_layers
+        )
+        if entry.kind in ("split", "drop")
+    ]
+    if not candidates:
+        raise ValueError(
+            f"num_layers = {prediction.num_layers} with merge_layers = {merge_layers!r} gives no "
+            "split or dropped-sample configuration (use num_layers >= 2)"
+        )
+    nearest = min(candidates, key=lambda entry: entry.loss)
+    gap = nearest.loss - prediction.optimal_loss
+    if not gap > 0.0:
+        raise ValueError(
+            f"no configuration lies above L_DNC = {prediction.optimal_loss} (nearest: "
+            f"{nearest.kind} {list(nearest.sizes)}, gap {gap}); is the zero solution optimal?"
+        )
+    return 0.5 * gap, nearest
 
 
 # --------------------------------------------------------------------------------------------
