@@ -142,6 +142,13 @@ FIGURES: tuple[FigureInfo, ...] = (
         "MLP backbone + 3-layer head on two mnist-5k classes, λ_H on H₁: per-layer DNC1–3 over training, "
         "head against the 3-DUFM optimum",
     ),
+    FigureInfo(
+        "sukenik2024_real_backbone",
+        "figures.sukenik2024_real_backbone",
+        "E-C3",
+        "MLP backbone + 4-layer head (width 64) on mnist-5k, K = 10, λ_H on H₁: head's DUFM objective below "
+        "L_DNC (L_SRG shown), class means low-rank before the last ReLU, singular values, DNC1",
+    ),
 )
 
 

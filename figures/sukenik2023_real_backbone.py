@@ -78,33 +78,64 @@ def settings(quick: bool) -> dict:
             "log_points": 30, "seeds": [0, 1, 2, 3, 4], "threads": None, "device": "auto"}
 
 
-def run_config(config: dict, seed: int):
+def run_config(config: dict, seed: int, *, head_depth: int = HEAD_DEPTH, name: str = NAME,
+               description: str | None = None):
     """The :class:`fullnet.config.RunConfig` of one seed (the seed of the initialization).
 
-    The backbone layers and the first two head layers are the MLP's non-linear layers, the head's
-    classifier its one linear layer; the feature penalty sits on Z_b, the backbone output.
+    The backbone layers and the first ``head_depth`` − 1 head layers are the MLP's non-linear
+    layers, the head's classifier its one linear layer; the feature penalty sits on Z_b, the
+    backbone output. Optional keys of ``config`` (absent from this figure's :func:`settings`, used
+    by figures that share this function, e.g. E-C3 with a 4-layer head): ``architecture``
+    (``"mlp"``, default, or ``"resnet20"``: the ResNet20 backbone, ``backbone_widths`` unused, the
+    penalty on its output Z_0 and ``backbone_lam`` on its convolutions), ``data_root``,
+    ``batch_norm``, ``optimizer``, ``batch_size``, ``init`` (default ``"lecun"``), ``init_gain`` (default 1).
     """
     from fullnet.config import RunConfig
 
-    backbone = list(config["backbone_widths"])
+    if not isinstance(head_depth, int) or head_depth < 2:
+        raise ValueError(f"head_depth must be an integer >= 2, got {head_depth!r}")
+    architecture = config.get("architecture", "mlp")
     width = config["head_width"]
+    head = [config["lam"]] * head_depth
+    model = {"architecture": architecture, "linear_depth": 1, "activation": "relu", "bias": False,
+             "init": config.get("init", "lecun"), "init_gain": config.get("init_gain", 1.0), "seed": seed}
+    training = {"optimizer": config.get("optimizer", "gd"), "epochs": config["epochs"],
+                "learning_rate": config["learning_rate"], "weight_decay": config["lam"],
+                "feature_penalty": config["lam_h"], "lr_drop_fraction": config["lr_drop_fraction"],
+                "lr_drop_factor": config["lr_drop_factor"], "device": config["device"], "dtype": config["dtype"],
+                "threads": config["threads"]}
+    if config.get("batch_size") is not None:
+        training["batch_size"] = config["batch_size"]
+    if architecture == "resnet20":
+        model.update(nonlinear_widths=[width] * (head_depth - 1), batch_norm=config.get("batch_norm", True))
+        training.update(layer_weight_decay=head, backbone_weight_decay=config["backbone_lam"],
+                        feature_penalty_layer=0)
+    else:
+        backbone = list(config["backbone_widths"])
+        model.update(nonlinear_widths=backbone + [width] * (head_depth - 1))
+        training.update(layer_weight_decay=[config["backbone_lam"]] * len(backbone) + head,
+                        feature_penalty_layer=len(backbone))
+    data = {"name": config["dataset"], "classes": list(config["classes"]), "per_class": config["per_class"],
+            "standardization": config["standardization"]}
+    if config.get("data_root") is not None:
+        data["data_root"] = config["data_root"]
     return RunConfig.from_dict({
-        "name": f"{NAME}_seed{seed}",
-        "description": "E-B4 reduced (THEORY.md §6 (B)): MLP backbone + 3-layer DUFM head, λ_H on H₁",
-        "data": {"name": config["dataset"], "classes": list(config["classes"]), "per_class": config["per_class"],
-                 "standardization": config["standardization"]},
-        "model": {"architecture": "mlp", "nonlinear_widths": backbone + [width] * (HEAD_DEPTH - 1),
-                  "linear_depth": 1, "activation": "relu", "bias": False, "init": "lecun", "seed": seed},
-        "training": {"optimizer": "gd", "epochs": config["epochs"], "learning_rate": config["learning_rate"],
-                     "weight_decay": config["lam"],
-                     "layer_weight_decay": [config["backbone_lam"]] * len(backbone) + [config["lam"]] * HEAD_DEPTH,
-                     "feature_penalty": config["lam_h"], "feature_penalty_layer": len(backbone),
-                     "lr_drop_fraction": config["lr_drop_fraction"], "lr_drop_factor": config["lr_drop_factor"],
-                     "device": config["device"], "dtype": config["dtype"], "threads": config["threads"]},
+        "name": f"{name}_seed{seed}",
+        "description": description or ("E-B4 reduced (THEORY.md §6 (B)): MLP backbone + 3-layer DUFM head, "
+                                        "λ_H on H₁"),
+        "data": data,
+        "model": model,
+        "training": training,
         "observe": {"log_points": config["log_points"], "metric_dtype": "float64",
                     "rank_tolerance": config["rank_tolerance"]},
         "output": {"progress": False, "checkpoint_every": 0},
     })
+
+
+def backbone_depth(config: dict) -> int:
+    """b, the number of layer-stack matrices before the head (0 for ``architecture`` ``"resnet20"``,
+    whose backbone is not part of the layer stack)."""
+    return 0 if config.get("architecture", "mlp") == "resnet20" else len(config["backbone_widths"])
 
 
 def _value(metrics: dict | None, key: str) -> float:
@@ -112,19 +143,20 @@ def _value(metrics: dict | None, key: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def head_metric_rows(snapshot, seed: int, backbone_depth: int) -> list[dict]:
+def head_metric_rows(snapshot, seed: int, backbone_depth: int, head_depth: int = HEAD_DEPTH,
+                     pre_metrics: tuple[str, ...] = ("NC1.tr_unc", "NC2.orth")) -> list[dict]:
     """DNC1–3 of the head layers at one snapshot, as long rows (head layer, kind, metric, value).
 
     Row b + l of a :class:`fullnet.observe.Snapshot` holds H_l = Z_{b+l−1} (the input of W_{b+l})
-    and, for l ≥ 2, its pre-activation H̃_l.
+    and, for l ≥ 2, its pre-activation H̃_l (``pre_metrics`` of it).
     """
     rows = []
-    for layer in range(1, HEAD_DEPTH + 1):
+    for layer in range(1, head_depth + 1):
         entry = snapshot.layers[backbone_depth + layer - 1]
-        third = "NC3.dual" if layer == HEAD_DEPTH else "NC3.span"
+        third = "NC3.dual" if layer == head_depth else "NC3.span"
         wanted = [("post", "NC1.tr_unc"), ("post", "NC2.orth"), ("post", third), ("post", "RANK")]
         if layer >= 2:
-            wanted += [("pre", "NC1.tr_unc"), ("pre", "NC2.orth")]
+            wanted += [("pre", metric) for metric in pre_metrics]
         for kind, metric in wanted:
             rows.append({"series": "metric", "seed": seed, "epoch": snapshot.epoch, "layer": layer,
                          "kind": kind, "metric": metric,
