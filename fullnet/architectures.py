@@ -256,10 +256,22 @@ def _initialize_stack(
     generator: torch.Generator,
     gain: float,
     second_layer_scale: float,
+    *,
+    backbone_layers: int = 0,
+    backbone_scheme: str | None = None,
+    backbone_gain: float | None = None,
 ) -> None:
+    """Draw W_1, …, W_L in this order from ``generator``: W_l with ``backbone_scheme`` ×
+    ``backbone_gain`` for l ≤ ``backbone_layers`` (defaults: ``scheme``, ``gain``), else ``scheme`` ×
+    ``gain``; W_2 also × ``second_layer_scale``; biases zero."""
     for index, layer in enumerate(stack.layers):
-        scale = gain * (second_layer_scale if index == 1 else 1.0)
-        initialize_linear(layer.weight, scheme, generator, scale)
+        if index < backbone_layers:
+            layer_scheme = scheme if backbone_scheme is None else backbone_scheme
+            layer_gain = gain if backbone_gain is None else backbone_gain
+        else:
+            layer_scheme, layer_gain = scheme, gain
+        scale = layer_gain * (second_layer_scale if index == 1 else 1.0)
+        initialize_linear(layer.weight, layer_scheme, generator, scale)
         if layer.bias is not None:
             with torch.no_grad():
                 layer.bias.zero_()
@@ -351,6 +363,15 @@ class PyramidalMLP(StackedNetwork):
     second_layer_scale : float
         Extra factor on W_2: a small second layer (e.g. 0.01) with the others large is the
         initialization of Thm 4.4 of (A) (hypothesis 3, THEORY.md §2(e)).
+    backbone_layers : int
+        b: W_1, …, W_b (the backbone before a head, e.g. before the feature-penalty layer) are
+        drawn with ``backbone_init`` × ``backbone_init_gain`` instead; 0 ≤ b < L. All layers are
+        drawn in order from one generator, so ``backbone_layers = 0`` (or a backbone with the
+        head's scheme and gain) gives the same weights as before.
+    backbone_init : str, optional
+        Scheme of W_1, …, W_b (default ``init``).
+    backbone_init_gain : float, optional
+        Gain of W_1, …, W_b (default ``init_gain``).
     pyramidal : bool
         Require p_2 ≥ p_3 ≥ … ≥ p_L (the first width is free); False accepts any widths.
     seed : int
@@ -371,6 +392,9 @@ class PyramidalMLP(StackedNetwork):
         init: str = "lecun",
         init_gain: float = 1.0,
         second_layer_scale: float = 1.0,
+        backbone_layers: int = 0,
+        backbone_init: str | None = None,
+        backbone_init_gain: float | None = None,
         pyramidal: bool = True,
         seed: int = 0,
     ) -> None:
@@ -396,8 +420,29 @@ class PyramidalMLP(StackedNetwork):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if second_layer_scale != 1.0 and self.stack.depth < 2:
             raise ValueError("second_layer_scale needs at least two layers")
+        if isinstance(backbone_layers, bool) or not isinstance(backbone_layers, int) or not (
+            0 <= backbone_layers < self.stack.depth
+        ):
+            raise ValueError(
+                f"backbone_layers must be an integer in 0..{self.stack.depth - 1} (L = {self.stack.depth}), "
+                f"got {backbone_layers!r}"
+            )
+        if backbone_init is not None and backbone_init not in INITIALIZATIONS:
+            raise ValueError(f"backbone_init must be one of {INITIALIZATIONS} or None, got {backbone_init!r}")
+        if backbone_init_gain is not None and not (
+            isinstance(backbone_init_gain, (int, float)) and not isinstance(backbone_init_gain, bool)
+            and math.isfinite(backbone_init_gain) and backbone_init_gain > 0
+        ):
+            raise ValueError(f"backbone_init_gain must be a finite number > 0 or None, got {backbone_init_gain!r}")
+        if backbone_layers == 0 and (backbone_init is not None or backbone_init_gain is not None):
+            raise ValueError("backbone_init and backbone_init_gain need backbone_layers >= 1")
         generator = torch.Generator().manual_seed(int(seed))
-        _initialize_stack(self.stack, init, generator, float(init_gain), float(second_layer_scale))
+        _initialize_stack(
+            self.stack, init, generator, float(init_gain), float(second_layer_scale),
+            backbone_layers=backbone_layers, backbone_scheme=backbone_init,
+            backbone_gain=None if backbone_init_gain is None else float(backbone_init_gain),
+        )
+        self.backbone_layers = backbone_layers
         self.input_dim = int(input_dim)
         self.num_classes = int(num_classes)
 

@@ -65,7 +65,11 @@ class DataConfig:
     order_by_class : bool
         Samples ordered by class (THEORY.md §1.1).
     standardization : str
-        ``"none"``, ``"unit"``, ``"global"``, ``"channel"`` or ``"feature"``.
+        ``"none"``, ``"unit"``, ``"global"``, ``"channel"``, ``"feature"`` or ``"centred"``
+        (per-coordinate mean removed, one common scale; :func:`fullnet.data.fit_standardization`),
+        fitted on the training subset and applied to the test set unchanged.
+    input_norm : float
+        The mean sample norm ‖x − x̄‖ after ``"centred"`` (default 1); other modes need 1.
     targets : str
         ``"one_hot"`` or ``"plus_minus_one"``.
     test_per_class : int
@@ -81,6 +85,7 @@ class DataConfig:
     subset_seed: int = 0
     order_by_class: bool = True
     standardization: str = "global"
+    input_norm: float = 1.0
     targets: str = "one_hot"
     test_per_class: int = 0
     gaussian_classes: int = 3
@@ -110,6 +115,15 @@ class ModelConfig:
     init : str
         ``"lecun"``, ``"he"``, ``"xavier"`` or ``"uniform"``.
     init_gain, second_layer_scale : float
+    backbone_layers : int
+        b, the number of leading weight matrices W_1, …, W_b of an MLP's layer stack that form
+        its backbone (the layers before the feature-penalty layer of a DUFM-like experiment) and
+        take ``backbone_init`` × ``backbone_init_gain``; the head W_{b+1}, …, W_L takes ``init`` ×
+        ``init_gain``. 0 (default): every layer takes ``init`` × ``init_gain``. MLP only, b < L.
+    backbone_init : str, optional
+        Initialization of W_1, …, W_b (default ``init``).
+    backbone_init_gain : float, optional
+        Gain of W_1, …, W_b (default ``init_gain``).
     pyramidal : bool
         Require non-increasing widths after the first (MLP).
     batch_norm : bool
@@ -130,6 +144,9 @@ class ModelConfig:
     init: str = "lecun"
     init_gain: float = 1.0
     second_layer_scale: float = 1.0
+    backbone_layers: int = 0
+    backbone_init: str | None = None
+    backbone_init_gain: float | None = None
     pyramidal: bool = True
     batch_norm: bool = True
     shortcut: str = "A"
@@ -421,6 +438,35 @@ def _positive(value: Any, key: str, *, allow_zero: bool = False) -> None:
         raise ConfigError(f"{key} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def _validate_backbone_init(model: ModelConfig) -> None:
+    from .architectures import INITIALIZATIONS
+
+    if model.backbone_init is not None:
+        _choice(model.backbone_init, INITIALIZATIONS, "model.backbone_init")
+    _positive(model.backbone_init_gain, "model.backbone_init_gain")
+    layers = model.backbone_layers
+    if layers < 0:
+        raise ConfigError(f"model.backbone_layers must be >= 0, got {layers}")
+    if layers == 0:
+        if model.backbone_init is not None or model.backbone_init_gain is not None:
+            raise ConfigError(
+                "model.backbone_init and model.backbone_init_gain need model.backbone_layers >= 1 "
+                "(the number of leading layers they initialize)"
+            )
+        return
+    if model.architecture != "mlp":
+        raise ConfigError(
+            f"model.backbone_layers applies to an MLP's layer stack; a {model.architecture} backbone keeps "
+            f"its own initialization (set model.backbone_layers = 0), got {layers}"
+        )
+    depth = len(model.nonlinear_widths) + model.linear_depth
+    if layers >= depth:
+        raise ConfigError(
+            f"model.backbone_layers must lie in 0..{depth - 1} (at least one head layer of the L = {depth}), "
+            f"got {layers}"
+        )
+
+
 def validate_config(config: RunConfig) -> RunConfig:
     """Check value ranges and choices across sections; raise :class:`ConfigError` naming the key."""
     from .architectures import ACTIVATIONS, INITIALIZATIONS
@@ -432,6 +478,12 @@ def validate_config(config: RunConfig) -> RunConfig:
         raise ConfigError(f"name must be a non-empty folder name without slashes, got {config.name!r}")
     _choice(data.name, DATASET_NAMES, "data.name")
     _choice(data.standardization, STANDARDIZATIONS, "data.standardization")
+    _positive(data.input_norm, "data.input_norm")
+    if data.input_norm != 1.0 and data.standardization != "centred":
+        raise ConfigError(
+            f"data.input_norm = {data.input_norm} applies to data.standardization = 'centred' only, "
+            f"got {data.standardization!r}"
+        )
     _choice(data.targets, TARGET_KINDS, "data.targets")
     _positive(data.per_class, "data.per_class")
     if data.classes and (len(set(data.classes)) != len(data.classes) or len(data.classes) < 2
@@ -459,6 +511,7 @@ def validate_config(config: RunConfig) -> RunConfig:
         raise ConfigError(f"model.gamma must lie in (0, 1), got {model.gamma}")
     _positive(model.init_gain, "model.init_gain")
     _positive(model.second_layer_scale, "model.second_layer_scale")
+    _validate_backbone_init(model)
     _choice(training.optimizer, ("gd", "sgd"), "training.optimizer")
     _positive(training.epochs, "training.epochs")
     _positive(training.learning_rate, "training.learning_rate")

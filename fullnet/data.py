@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.util
+import math
 import os
 import pickle
 import struct
@@ -69,7 +70,7 @@ CIFAR10_FILES = {
     "test": ("test_batch",),
 }
 
-STANDARDIZATIONS = ("none", "unit", "global", "channel", "feature")
+STANDARDIZATIONS = ("none", "unit", "global", "channel", "feature", "centred")
 TARGET_KINDS = ("one_hot", "plus_minus_one")
 
 
@@ -721,9 +722,11 @@ class Standardization:
     mode : str
         ``"none"`` (identity), ``"unit"`` (÷255), ``"global"`` (one mean and standard deviation),
         ``"channel"`` (per image channel), ``"feature"`` (per input coordinate; zero-variance
-        coordinates keep scale 1).
+        coordinates keep scale 1), ``"centred"`` (per-coordinate mean, one common scale: the
+        samples' mean Euclidean norm after centring, divided by a target norm).
     shift, scale : list of float
-        Broadcast over the sample axis (scalars, per channel, or per coordinate, flattened).
+        Broadcast over the sample axis (scalars, per channel, or per coordinate, flattened); a
+        list of one value is a scalar (the scale of ``"centred"``).
     """
 
     mode: str
@@ -735,9 +738,16 @@ class Standardization:
         if self.mode == "none":
             return values
         shape = self._broadcast_shape(values)
-        shift = np.asarray(self.shift, dtype=np.float64).reshape(shape)
-        scale = np.asarray(self.scale, dtype=np.float64).reshape(shape)
+        shift = self._reshape(self.shift, values, shape)
+        scale = self._reshape(self.scale, values, shape)
         return (values - shift) / scale
+
+    @staticmethod
+    def _reshape(parameter: list[float], values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        array = np.asarray(parameter, dtype=np.float64)
+        if array.size == 1:
+            return array.reshape((1,) * values.ndim)
+        return array.reshape(shape)
 
     def _broadcast_shape(self, values: np.ndarray) -> tuple[int, ...]:
         if self.mode in ("unit", "global"):
@@ -752,11 +762,38 @@ class Standardization:
         return {"mode": self.mode, "shift": list(self.shift), "scale": list(self.scale)}
 
 
-def fit_standardization(inputs: np.ndarray, mode: str = "global") -> Standardization:
-    """Fit the :class:`Standardization` ``mode`` on ``inputs`` of shape (N, ...) (statistics in float64)."""
+def fit_standardization(inputs: np.ndarray, mode: str = "global", *, input_norm: float = 1.0) -> Standardization:
+    """Fit the :class:`Standardization` ``mode`` on ``inputs`` of shape (N, ...) (statistics in float64).
+
+    ``"centred"``: x ↦ (x − x̄)/s with x̄ the per-coordinate mean of ``inputs`` and s one common
+    scale such that the mean of ‖x − x̄‖ (Euclidean norm over all coordinates of a sample) over the
+    samples is ``input_norm``. It removes the shared mean image (raw pixels share a large one,
+    which makes the kernel XᵀX ill-conditioned) while keeping the relative scale of the
+    coordinates. ``input_norm`` (> 0) applies to ``"centred"`` only.
+
+    Raises
+    ------
+    ValueError
+        On an unknown mode, a bad ``input_norm``, or ``"centred"`` on inputs that are all equal.
+    """
     if mode not in STANDARDIZATIONS:
         raise ValueError(f"standardization must be one of {STANDARDIZATIONS}, got {mode!r}")
+    if isinstance(input_norm, bool) or not isinstance(input_norm, (int, float)) or not (
+        math.isfinite(input_norm) and input_norm > 0
+    ):
+        raise ValueError(f"input_norm must be a finite number > 0, got {input_norm!r}")
+    if mode != "centred" and input_norm != 1.0:
+        raise ValueError(f"input_norm applies to standardization 'centred' only, got mode {mode!r}")
     values = np.asarray(inputs, dtype=np.float64)
+    if mode == "centred":
+        if values.ndim < 2 or values.shape[0] < 1:
+            raise ValueError(f"standardization 'centred' needs inputs of shape (N, ...), got {values.shape}")
+        flat = values.reshape(values.shape[0], -1)
+        shift = flat.mean(axis=0)
+        scale = float(np.mean(np.linalg.norm(flat - shift, axis=1))) / float(input_norm)
+        if not scale > 0:
+            raise ValueError("standardization 'centred': the inputs are all equal (mean norm 0 after centring)")
+        return Standardization("centred", shift.tolist(), [scale])
     if mode == "none":
         return Standardization("none")
     if mode == "unit":
@@ -883,6 +920,7 @@ def prepare_data(
     seed: int = 0,
     order_by_class: bool = True,
     standardization: str | Standardization = "global",
+    input_norm: float = 1.0,
     flatten: bool = True,
     targets: str = "one_hot",
     device: str | torch.device = "cpu",
@@ -904,6 +942,8 @@ def prepare_data(
     standardization : str or Standardization
         A mode of :func:`fit_standardization` fitted on the chosen samples, or a fitted map (e.g.
         the training set's, for a test set).
+    input_norm : float
+        The mean sample norm of ``"centred"`` (:func:`fit_standardization`); unused with a fitted map.
     flatten : bool
         Flatten every sample to a vector (N, p₀) for MLPs; False keeps (N, C, H, W).
     targets : {"one_hot", "plus_minus_one"}
@@ -938,7 +978,7 @@ def prepare_data(
     if isinstance(standardization, Standardization):
         fitted = standardization
     else:
-        fitted = fit_standardization(chosen, standardization)
+        fitted = fit_standardization(chosen, standardization, input_norm=input_norm)
     values = fitted.apply(chosen)
     if flatten:
         values = values.reshape(values.shape[0], -1)

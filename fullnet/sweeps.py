@@ -491,10 +491,16 @@ def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SweepS
         raise ConfigError(f"{path}: {error}") from None
 
 
+_MISSING = object()
+
+
 def configuration_hash(config: RunConfig | dict[str, Any]) -> str:
-    """SHA-256 (hex) of a run configuration without the keys of :data:`UNHASHED_KEYS`.
+    """SHA-256 (hex) of a run configuration without the keys of :data:`UNHASHED_KEYS` and
+    without the keys that hold their default value (:class:`fullnet.config.RunConfig`).
 
     Two cells with the same hash compute the same thing; the hash identifies a run in its sweep.
+    Leaving defaults out keeps the hashes of a store valid when a later version adds a setting
+    (at a default that reproduces the earlier behaviour).
     """
     mapping = copy.deepcopy(config.to_dict() if isinstance(config, RunConfig) else dict(config))
     for key in UNHASHED_KEYS:
@@ -504,6 +510,11 @@ def configuration_hash(config: RunConfig | dict[str, Any]) -> str:
             target = target.get(part, {})
         if isinstance(target, dict):
             target.pop(parts[-1], None)
+    defaults = RunConfig().to_dict()
+    for section, values in mapping.items():
+        if isinstance(values, dict) and isinstance(defaults.get(section), dict):
+            for key in [key for key, value in values.items() if defaults[section].get(key, _MISSING) == value]:
+                del values[key]
     text = json.dumps(mapping, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

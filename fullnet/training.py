@@ -795,10 +795,16 @@ def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: 
             linear_depth=config.linear_depth, linear_width=config.linear_width,
             activation=config.activation, gamma=config.gamma, bias=config.bias,
             init=config.init, init_gain=config.init_gain,
-            second_layer_scale=config.second_layer_scale, pyramidal=config.pyramidal,
-            seed=config.seed,
+            second_layer_scale=config.second_layer_scale, backbone_layers=config.backbone_layers,
+            backbone_init=config.backbone_init, backbone_init_gain=config.backbone_init_gain,
+            pyramidal=config.pyramidal, seed=config.seed,
         )
     if config.architecture == "resnet20":
+        if config.backbone_layers or config.backbone_init is not None or config.backbone_init_gain is not None:
+            raise ConfigError(
+                "model.backbone_layers, model.backbone_init and model.backbone_init_gain apply to an MLP; the "
+                "ResNet20 backbone keeps its He initialization"
+            )
         if len(input_shape) != 3:
             raise ConfigError(
                 f"model.architecture = 'resnet20' needs images (C, H, W); the data give samples of "
@@ -817,7 +823,10 @@ def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: 
 def load_data(
     config: DataConfig, *, flatten: bool, device: str | torch.device, dtype: torch.dtype
 ) -> tuple[TensorData, TensorData | None]:
-    """Training (and optional test) :class:`~fullnet.data.TensorData` of a data configuration."""
+    """Training (and optional test) :class:`~fullnet.data.TensorData` of a data configuration.
+
+    The standardization is fitted on the training subset and applied unchanged to the test set.
+    """
     if config.name == "gaussian":
         raw = gaussian_mixture(
             num_classes=config.gaussian_classes, per_class=config.per_class or 20,
@@ -826,7 +835,8 @@ def load_data(
         )
         train = prepare_data(raw, per_class=None, order_by_class=config.order_by_class,
                              seed=config.subset_seed, standardization=config.standardization,
-                             flatten=flatten, targets=config.targets, device=device, dtype=dtype)
+                             input_norm=config.input_norm, flatten=flatten, targets=config.targets,
+                             device=device, dtype=dtype)
         test = None
         if config.test_per_class:
             raw_test = gaussian_mixture(
@@ -843,7 +853,7 @@ def load_data(
     train = prepare_data(
         raw, per_class=config.per_class, seed=config.subset_seed,
         order_by_class=config.order_by_class, standardization=config.standardization,
-        flatten=flatten, targets=config.targets, device=device, dtype=dtype,
+        input_norm=config.input_norm, flatten=flatten, targets=config.targets, device=device, dtype=dtype,
     )
     test = None
     if config.test_per_class:
@@ -872,16 +882,22 @@ def run_directory(config: RunConfig, output_dir: str | os.PathLike | None = None
 RESUMABLE_DIFFERENCES = ("output", "training.device", "training.threads")
 
 
-def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "",
+                        defaults: dict[str, Any] | None = None) -> list[str]:
+    """Differences between a saved and the current configuration; a key the saved one lacks (written
+    before that key existed) counts as its default value."""
+    if defaults is None:
+        defaults = RunConfig().to_dict()
     keys = sorted(set(saved) | set(current))
     differences = []
     for key in keys:
         path = prefix + key
         if any(path == allowed or path.startswith(allowed + ".") for allowed in RESUMABLE_DIFFERENCES):
             continue
-        left, right = saved.get(key), current.get(key)
+        left, right = saved.get(key, defaults.get(key)), current.get(key)
         if isinstance(left, dict) and isinstance(right, dict):
-            differences.extend(_config_differences(left, right, path + "."))
+            nested = defaults.get(key)
+            differences.extend(_config_differences(left, right, path + ".", nested if isinstance(nested, dict) else {}))
         elif left != right:
             differences.append(f"{path}: saved {left!r}, now {right!r}")
     return differences

@@ -115,3 +115,33 @@ def test_cli_download_offline_reports_clearly(tmp_path, monkeypatch, capsys):
     assert code == 1
     error = capsys.readouterr().err
     assert "could not download train-images-idx3-ubyte.gz" in error and "no network access" in error
+
+
+def test_centred_input_norm_and_backbone_initialization_keys_are_validated():
+    """``data.input_norm`` belongs to ``"centred"``; ``model.backbone_init``/``backbone_init_gain`` need
+    ``model.backbone_layers`` ≥ 1, an MLP, and at least one head layer; the defaults change nothing."""
+    default = RunConfig()
+    assert default.data.input_norm == 1.0 and default.model.backbone_layers == 0
+    assert default.model.backbone_init is None and default.model.backbone_init_gain is None
+    config = apply_overrides(default, [
+        "data.standardization=centred", "data.input_norm=2.5", "model.backbone_layers=2",
+        "model.backbone_init=uniform", "model.backbone_init_gain=4",
+    ])
+    assert config.data.input_norm == 2.5 and config.model.backbone_layers == 2
+    assert config.model.backbone_init == "uniform" and config.model.backbone_init_gain == 4.0
+    assert RunConfig.from_dict(json.loads(config.to_json())) == config
+    assert apply_overrides(config, ["model.backbone_init=none"]).model.backbone_init is None
+    errors = [
+        (["data.input_norm=2"], "data.input_norm = 2.0 applies to data.standardization = 'centred' only"),
+        (["data.standardization=centred", "data.input_norm=0"], "data.input_norm must be > 0"),
+        (["model.backbone_init=he"], "need model.backbone_layers >= 1"),
+        (["model.backbone_init_gain=2"], "need model.backbone_layers >= 1"),
+        (["model.backbone_layers=5"], r"model.backbone_layers must lie in 0..4"),
+        (["model.backbone_layers=-1"], "model.backbone_layers must be >= 0"),
+        (["model.backbone_layers=1", "model.backbone_init=orthogonal"], "model.backbone_init must be one of"),
+        (["model.backbone_layers=1", "model.backbone_init_gain=0"], "model.backbone_init_gain must be > 0"),
+        (["model.architecture=resnet20", "model.backbone_layers=1"], "keeps its own initialization"),
+    ]
+    for overrides, message in errors:
+        with pytest.raises(ConfigError, match=message):
+            apply_overrides(default, overrides)

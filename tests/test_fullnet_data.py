@@ -248,6 +248,45 @@ def test_standardizations_and_reuse_on_a_test_set():
         fd.fit_standardization(raw.inputs, "robust")
 
 
+def test_centred_standardization_is_fitted_on_the_training_subset():
+    """``"centred"``: the per-coordinate mean of the chosen samples removed and one common scale, so that
+    the prepared training inputs have mean 0 in every coordinate and mean sample norm 1 (or
+    ``input_norm``), to float64 rounding; the fitted map is recorded and reused unchanged on other data."""
+    raw = fd.load_mnist_5k()
+    prepared = fd.prepare_data(raw, per_class=6, seed=1, standardization="centred", dtype=torch.float64)
+    values = prepared.inputs.numpy()
+    assert values.shape == (60, 784)
+    assert np.allclose(values.mean(axis=0), 0.0, rtol=0, atol=1e-15)
+    assert abs(float(np.mean(np.linalg.norm(values, axis=1))) - 1.0) < 1e-14
+    fitted = prepared.standardization
+    subset = raw.inputs[prepared.indices].reshape(60, -1).astype(np.float64)
+    assert fitted.mode == "centred" and prepared.describe()["standardization"] == "centred"
+    assert np.array_equal(np.asarray(fitted.shift), subset.mean(axis=0)) and len(fitted.scale) == 1
+    assert fitted.scale[0] == float(np.mean(np.linalg.norm(subset - subset.mean(axis=0), axis=1)))
+    # a target norm; the same map on unflattened images
+    doubled = fd.prepare_data(raw, per_class=6, seed=1, standardization="centred", input_norm=2.0,
+                              dtype=torch.float64)
+    assert abs(float(np.mean(np.linalg.norm(doubled.inputs.numpy(), axis=1))) - 2.0) < 1e-14
+    images = fd.prepare_data(raw, per_class=6, seed=1, standardization="centred", flatten=False,
+                             dtype=torch.float64)
+    assert images.input_shape == (1, 28, 28)
+    assert np.array_equal(images.inputs.numpy().reshape(60, -1), values)
+    # other samples (a "test" set) get the training map, not a refitted one
+    other = fd.prepare_data(raw, per_class=6, seed=7, standardization=fitted, dtype=torch.float64)
+    manual = (raw.inputs[other.indices].reshape(60, -1) - np.asarray(fitted.shift)) / fitted.scale[0]
+    assert np.allclose(other.inputs.numpy(), manual, rtol=1e-15, atol=1e-15)
+    assert other.standardization is fitted and np.abs(other.inputs.numpy().mean(axis=0)).max() > 1e-3
+    rebuilt = fd.Standardization(**fitted.to_dict())
+    assert np.array_equal(rebuilt.apply(subset), values)
+    with pytest.raises(ValueError, match="all equal"):
+        fd.fit_standardization(np.ones((5, 3)), "centred")
+    with pytest.raises(ValueError, match="input_norm applies to standardization 'centred' only"):
+        fd.fit_standardization(subset, "global", input_norm=2.0)
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="input_norm must be a finite number > 0"):
+            fd.fit_standardization(subset, "centred", input_norm=bad)
+
+
 def test_gaussian_mixture_margin_and_errors():
     raw = fd.gaussian_mixture(4, 5, 6, margin=2.5, noise=0.0, seed=0)
     assert raw.inputs.shape == (20, 6)

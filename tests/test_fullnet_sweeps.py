@@ -372,3 +372,14 @@ def test_sweep_command(tmp_path, capsys):
     not_a_store.write_text("hello")
     assert cli.main(common + ["--workers", "0", "--store", str(not_a_store)]) == 2
     assert "not a sweep store" in capsys.readouterr().err
+
+
+def test_configuration_hash_is_unchanged_by_settings_at_their_default(tmp_path):
+    """A key that a later version adds at its default must not change the hash of a stored run."""
+    cell = sweeps.expand_grid(_specification(tmp_path))[0]
+    mapping = cell.config.to_dict()
+    older = {section: dict(values) if isinstance(values, dict) else values for section, values in mapping.items()}
+    del older["data"]["input_norm"]  # as written before the key existed (its default is 1.0)
+    assert sweeps.configuration_hash(older) == cell.config_hash
+    changed = cell.config.with_overrides(["data.standardization=centred", "data.input_norm=2.0"])
+    assert sweeps.configuration_hash(changed) != cell.config_hash

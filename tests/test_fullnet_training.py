@@ -5,9 +5,11 @@ and a small real training on mnist-5k."""
 from __future__ import annotations
 
 import copy
+import math
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -327,3 +329,108 @@ def test_resnet_with_feature_penalty_on_the_backbone_output_trains_and_is_measur
     assert snapshot.terms.data_term == pytest.approx(float(fitted), rel=1e-5)  # what GD optimizes
     evaluated = observe(model, data, regularization, batch_norm="running")
     assert evaluated.terms.data_term != pytest.approx(snapshot.terms.data_term, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# backbone initialization and centred inputs from a configuration
+# ------------------------------------------------------------------------------------------
+
+
+def _manual_weights(layers, seed=5):
+    """W_1, …, W_L of PyramidalMLP(30, 4, [40, 16, 12], linear_depth=2) drawn in order from one
+    generator with ``layers`` = [(scheme, gain), …] (:func:`fullnet.architectures.initialize_linear`)."""
+    from fullnet.architectures import initialize_linear
+
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [(40, 30), (16, 40), (12, 16), (12, 12), (4, 12)]
+    weights = []
+    for shape, (scheme, gain) in zip(shapes, layers):
+        weight = torch.empty(shape)
+        initialize_linear(weight, scheme, generator, gain)
+        weights.append(weight)
+    return weights
+
+
+def test_build_model_draws_the_backbone_with_its_own_init_and_gain():
+    """Every layer drawn in order from one generator: the default configuration gives the weights it
+    always gave (every layer ``init`` × ``init_gain``), and W_1..W_b take ``backbone_init`` ×
+    ``backbone_init_gain`` when ``backbone_layers`` = b."""
+    from fullnet.config import ConfigError, ModelConfig
+
+    base = {"nonlinear_widths": [40, 16, 12], "linear_depth": 2, "init": "uniform", "init_gain": 1.6, "seed": 5}
+
+    def weights(**options):
+        return ft.build_model(ModelConfig(**base, **options), (30,), 4).weight_matrices()
+
+    def same(left, right):
+        return len(left) == len(right) and all(torch.equal(a, b) for a, b in zip(left, right))
+
+    head = ("uniform", 1.6)
+    default = weights()
+    assert same(default, _manual_weights([head] * 5))
+    assert same(weights(backbone_layers=2, backbone_init="uniform", backbone_init_gain=1.6), default)
+    assert same(weights(backbone_layers=3), default)  # backbone defaults: the head's scheme and gain
+    drawn = weights(backbone_layers=2, backbone_init="lecun", backbone_init_gain=4.0)
+    assert same(drawn, _manual_weights([("lecun", 4.0)] * 2 + [head] * 3))
+    assert same(weights(backbone_layers=1, backbone_init_gain=3.0), _manual_weights([("uniform", 3.0)] + [head] * 4))
+    assert same(weights(backbone_layers=1, backbone_init="he"), _manual_weights([("he", 1.6)] + [head] * 4))
+    assert abs(float(drawn[0].detach().std()) * math.sqrt(30) / 4.0 - 1.0) < 0.05
+    with pytest.raises(ValueError, match="backbone_layers must be an integer in 0..4"):
+        PyramidalMLP(30, 4, [40, 16, 12], linear_depth=2, backbone_layers=5)
+    with pytest.raises(ValueError, match="need backbone_layers >= 1"):
+        PyramidalMLP(30, 4, [40, 16, 12], linear_depth=2, backbone_init="he")
+    with pytest.raises(ValueError, match="backbone_init_gain must be a finite number > 0"):
+        PyramidalMLP(30, 4, [40, 16, 12], linear_depth=2, backbone_layers=1, backbone_init_gain=-1.0)
+    resnet = ModelConfig(architecture="resnet20", nonlinear_widths=[8], linear_depth=1, backbone_layers=1)
+    with pytest.raises(ConfigError, match="ResNet20 backbone keeps its He initialization"):
+        ft.build_model(resnet, (3, 32, 32), 10)
+
+
+def test_train_with_centred_inputs_and_a_backbone_initialization(tmp_path):
+    """``data.standardization = "centred"`` and ``model.backbone_*`` through :func:`fullnet.training.train`:
+    recorded in config.json and the result, the training inputs centred with mean norm ``input_norm``,
+    the test set prepared by the training map; a checkpoint saved before these keys existed resumes."""
+    import json
+
+    from fullnet.config import RunConfig
+
+    config = RunConfig.from_dict({
+        "name": "centred",
+        "data": {"name": "gaussian", "per_class": 6, "gaussian_dimension": 8, "test_per_class": 4,
+                 "standardization": "centred", "input_norm": 3.0},
+        "model": {"nonlinear_widths": [16, 8], "linear_depth": 2, "backbone_layers": 1, "backbone_init": "he",
+                  "backbone_init_gain": 2.0, "init": "uniform"},
+        "training": {"epochs": 6, "learning_rate": 0.05, "device": "cpu", "dtype": "float64",
+                     "feature_penalty": 1e-3, "feature_penalty_layer": 1},
+        "observe": {"log_points": 3},
+        "output": {"directory": str(tmp_path), "progress": False},
+    })
+    seen = []
+    result = ft.train(config, stop_at_epoch=3, on_step=seen.append)
+    trainer = seen[-1]
+    inputs = trainer.data.inputs.numpy()
+    assert abs(inputs.mean(axis=0)).max() < 1e-12
+    assert math.isclose(float(np.mean(np.linalg.norm(inputs, axis=1))), 3.0, rel_tol=1e-12)
+    assert trainer.test_data.standardization is trainer.data.standardization
+    assert result.data["standardization"] == "centred"
+    saved = json.loads((tmp_path / "centred" / "config.json").read_text())
+    assert saved["data"]["standardization"] == "centred" and saved["data"]["input_norm"] == 3.0
+    assert saved["model"]["backbone_layers"] == 1 and saved["model"]["backbone_init"] == "he"
+    assert saved["model"]["backbone_init_gain"] == 2.0
+    # a configuration saved without the new keys counts them at their defaults
+    old = RunConfig().to_dict()
+    for section, key in (("data", "input_norm"), ("model", "backbone_layers"), ("model", "backbone_init"),
+                         ("model", "backbone_init_gain")):
+        del old[section][key]
+    assert ft._config_differences(old, RunConfig().to_dict()) == []
+    assert ft._config_differences(old, config.to_dict()) != []
+    plain = config.with_overrides(["data.standardization=global", "data.input_norm=1", "model.backbone_layers=0",
+                                   "model.backbone_init=none", "model.backbone_init_gain=none", "name=plain"])
+    ft.train(plain, stop_at_epoch=3)
+    checkpoint = tmp_path / "plain" / ft.CHECKPOINT_NAME
+    state = ft.load_checkpoint(checkpoint)
+    for section, key in (("data", "input_norm"), ("model", "backbone_layers"), ("model", "backbone_init"),
+                         ("model", "backbone_init_gain")):
+        del state["extra"]["config"][section][key]
+    ft.atomic_torch_save(state, checkpoint)
+    assert ft.train(plain, resume=True).status == "completed"
