@@ -766,3 +766,61 @@ def test_kink_lbfgs_rejects_bounds_and_bad_settings():
         S.solve(model, "kink_lbfgs", stall_window=2.5)
     with pytest.raises(ValueError, match="stall_window"):
         S.solve(model, "kink_lbfgs", stall_window=0)
+
+
+def _collapsed_class_instance():
+    # A converged 3-DUFM with class 0's H₁ column and row 0 of W_L set to 0: the gradient of
+    # both is exactly 0 (its path carries nothing, and nothing reaches it), so every gradient
+    # method stays on this set, where class 0's output is 0 and its fit costs n/(2N) = 1/(2K).
+    model = DeepUFM(3, 1, (6, 6, 6), 0.004, 0.004)
+    converged = S.solve(model, "numpy_lbfgs", seed=0, tolerance=1e-9, max_iterations=3000)
+    features = converged.parameters.features.copy()
+    weights = [w.copy() for w in converged.parameters.weights]
+    features[:, 0] = 0.0
+    weights[-1][0] = 0.0
+    return model, converged, Parameters(features=features, weights=tuple(weights))
+
+
+def test_kink_lbfgs_revives_a_collapsed_class():
+    model, converged, broken = _collapsed_class_instance()
+    collapsed_fit = 1.0 / (2 * model.num_samples)  # class 0's fit on the invariant set
+    value, gradient = model.value_and_gradient(broken)
+    assert np.all(gradient.features[:, 0] == 0.0) and np.all(gradient.weights[-1][0] == 0.0)
+    plain = S.solve(model, "numpy_lbfgs", initial=broken, tolerance=1e-9, max_iterations=1000)
+    assert plain.loss >= collapsed_fit  # plain L-BFGS never leaves the collapsed set
+    assert np.all(plain.parameters.features[:, 0] == 0.0)
+    kink = S.solve(model, "kink_lbfgs", initial=broken, tolerance=1e-9, max_iterations=1000)
+    assert "1 collapsed classes revived" in kink.message
+    # Re-growing the class removes (most of) its fit cost: at least half of n/(2N) lower, and
+    # back within 1% of the converged point's Φ.
+    assert kink.loss <= plain.loss - 0.5 * collapsed_fit
+    assert kink.loss <= 1.01 * converged.loss
+    assert kink.loss == model.objective(kink.parameters).total
+    # The revival step alone: Φ decreases at once, class 0 fitted again; nothing to do at a
+    # point without a collapsed class or in a model without ReLU.
+    state = S._RunState(start=0.0, record_at=set())
+    objective = S._FlatObjective(model, state)
+    x, new_value, revived = S._revive_collapsed_classes(model, broken.flatten(), value, objective)
+    assert revived == 1 and new_value < value - 0.5 * collapsed_fit
+    assert new_value == model.objective(model.unflatten(x)).total
+    scores = S._class_scores(model, model._forward_numpy(model.unflatten(x))[2])
+    assert scores[0] > 0.5 * np.median(scores)
+    point = converged.parameters.flatten()
+    same = S._revive_collapsed_classes(model, point, converged.loss, objective)
+    assert same[2] == 0 and same[1] == converged.loss and np.array_equal(same[0], point)
+    linear = UFM(2, 2, 3, 0.01, 0.01)
+    point = linear.random_parameters(0).flatten()
+    assert S._revive_collapsed_classes(linear, point, 1.0, objective)[2] == 0
+
+
+def test_kink_lbfgs_benchmark_seed_1_escapes_the_collapsed_classes():
+    # benchmarks/solvers.py, seed 1: within ~150 momentum steps four classes shrink to ≈ 0 and
+    # without the collapsed-class revival kink_lbfgs ended at Φ = 0.2586 (2.6 L_DNC).
+    model = DeepUFM(10, 1, (30,) * 4, 0.004, 0.004)
+    solution = S.solve(
+        model, "kink_lbfgs", initial=model.random_parameters(1), lr=0.5, momentum=0.95,
+        momentum_steps=1500, tolerance=1e-9, max_iterations=3000,
+    )
+    assert "0 collapsed classes revived" not in solution.message
+    assert solution.loss < 0.2
+    assert solution.loss == model.objective(solution.parameters).total

@@ -23,7 +23,11 @@ model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHea
   dead ReLU neurons: a hidden neuron whose pre-activations are all ≤ 0 receives no gradient, so
   GD and L-BFGS never move it, yet replacing its input row and output column by the
   second-order descent pair (u, v) with ‖Gσ(Hᵀu)‖ > √(λ_kλ_{k+1}) lowers Φ (kept only if the
-  true Φ decreases). Stops when stalled with nothing to revive. Without bounds.
+  true Φ decreases). At the same moments it re-grows collapsed classes (mean own-class output
+  below half the median over classes: a spurious near-stationary region where the whole path
+  of the class is small and its gradients are products of small factors) as an exclusive chain
+  of neurons, again kept only if Φ decreases. Stops when stalled with nothing to revive.
+  Without bounds.
 - ``"torch_gd"``, ``"torch_lbfgs"``: the same two methods through the model's torch objective and
   autograd, on ``device`` ("auto": CUDA when available, else CPU), float64 by default; for large
   widths. ``torch_lbfgs`` uses ``torch.optim.LBFGS`` with a strong-Wolfe line search.
@@ -1172,6 +1176,127 @@ def _revive_dead_neurons(model, x, value, objective, dead_tolerance=1e-9):
     return x, value, revived
 
 
+def _class_scores(model, output: np.ndarray) -> np.ndarray:
+    """s_k = mean over the samples of class k of their output on their own class, ⟨F_i, y_i⟩."""
+    own = np.sum(output * model.targets, axis=0)
+    return np.array(
+        [float(np.mean(own[model.labels == k])) for k in range(model.num_classes)]
+    )
+
+
+def _revive_collapsed_classes(model, x, value, objective, fraction=0.5):
+    """Re-grow the path of classes whose features collapsed towards 0, where that lowers Φ.
+
+    Criterion: the score of class k is s_k = mean over its samples i of ⟨F_i, y_i⟩ = F[k, i],
+    its output on its own class (≈ 1 when the class is fitted). Class k is *collapsed* when
+    s_k < ``fraction`` · median_j s_j (default one half of the median score; nothing is tried when
+    the median is ≤ 0).
+
+    Why this is a spurious stationary region: without biases the output of a class is positively
+    homogeneous of degree L + 1 in the factors along its path (its H₁ columns, the weights that
+    carry them, the row k of W_L), so when all these factors are small their gradients are
+    products of L small factors, while weight decay pulls each of them back by λ times itself.
+    A class whose features shrank early (as happens in a few hundred momentum steps on the
+    4-DUFM) thus stays near 0 with a tiny gradient and an output ≈ 0 that costs ≈ n/(2N) of fit:
+    no neuron is dead, so :func:`_revive_dead_neurons` does not help, and L-BFGS does not stall
+    but creeps.
+
+    Revival: for each collapsed class k (lowest score first) an exclusive chain is grown: its H₁
+    columns are set to a₀u, u the unit projection of their mean on the orthogonal complement of
+    the other classes' H₁ columns (a fixed complement vector if that projection vanishes, the
+    least singular direction if there is no complement), so that the chosen layer-1 neuron sees 0
+    from every other sample; in every hidden layer the neuron with the least
+    ‖input row‖·‖output column‖·‖activations‖ (not yet used by this call) is rewired to take
+    input only from the chain's previous neuron (row a_l u or a_l e_{previous}) and to feed only
+    the chain's next neuron (the last one only output k, with weight a_L). The product
+    c = a₀a₁⋯a_L is the class's new output; the factors are balanced for the penalty (λ_j a_j²
+    equal, or equal factors when a λ is 0) and c is picked on the true Φ from a grid in (0, 1].
+    The change is kept only if Φ decreases at once (never worse than before); otherwise the
+    point is left as it was. Only for :class:`DeepUFM` with L ≥ 2.
+
+    Returns (x, Φ, number of classes revived).
+    """
+    if not isinstance(model, DeepUFM) or model.num_layers < 2:
+        return x, value, 0
+    lams = model.penalty_weights[: model.num_layers + 1]  # λ_H, λ_1, …, λ_L
+    depth = model.num_layers + 1
+    if all(lam > 0.0 for lam in lams):
+        log_root = 0.5 * sum(math.log(lam) for lam in lams)  # log Π √λ_j
+    else:
+        log_root = None
+    params = model.unflatten(x)
+    _, _, output = model._forward_numpy(params)
+    scores = _class_scores(model, output)
+    median = float(np.median(scores))
+    if not median > 0.0:
+        return x, value, 0
+    order = np.argsort(scores, kind="stable")
+    collapsed = [int(k) for k in order if scores[k] < fraction * median]
+    used: list[set[int]] = [set() for _ in range(model.num_layers - 1)]
+    revived = 0
+    for k in collapsed:
+        params = model.unflatten(x)
+        _, post, _ = model._forward_numpy(params)
+        features, weights = params.features, list(params.weights)
+        mine = model.labels == k
+        others = features[:, ~mine]
+        basis, singular, _ = np.linalg.svd(others, full_matrices=True)
+        largest = float(singular[0]) if singular.size else 0.0
+        rank = int(np.sum(singular > 1e-12 * largest)) if largest > 0.0 else 0
+        if rank < basis.shape[1]:
+            complement = basis[:, rank:]
+            u = complement @ (complement.T @ features[:, mine].mean(axis=1))
+            size = float(np.linalg.norm(u))
+            scale = float(np.linalg.norm(features))
+            u = u / size if size > 1e-12 * scale and size > 0.0 else complement[:, 0]
+        else:
+            u = basis[:, -1]
+        chain = []
+        for layer in range(1, model.num_layers):  # hidden layer l: row of W_l, column of W_{l+1}
+            importance = (
+                np.linalg.norm(weights[layer - 1], axis=1)
+                * np.linalg.norm(weights[layer], axis=0)
+                * np.linalg.norm(post[layer], axis=1)
+            )
+            importance[list(used[layer - 1])] = np.inf
+            neuron = int(np.argmin(importance))
+            if not math.isfinite(importance[neuron]):
+                chain = None
+                break
+            chain.append(neuron)
+        if chain is None:
+            continue
+        best_value, best_x = value, None
+        for c in np.linspace(1.0, 0.05, 20):
+            if log_root is None:
+                factors = [c ** (1.0 / depth)] * depth
+            else:
+                mu = math.exp(2.0 * (math.log(c) + log_root) / depth)
+                factors = [math.sqrt(mu / lam) for lam in lams]
+            new_features = features.copy()
+            new_features[:, mine] = (factors[0] * u)[:, None]
+            new_weights = [w.copy() for w in weights]
+            new_weights[0][chain[0]] = factors[1] * u
+            for layer in range(1, model.num_layers):
+                new_weights[layer][:, chain[layer - 1]] = 0.0
+                if layer < model.num_layers - 1:
+                    new_weights[layer][chain[layer]] = 0.0
+                    new_weights[layer][chain[layer], chain[layer - 1]] = factors[layer + 1]
+                else:
+                    new_weights[layer][k, chain[layer - 1]] = factors[layer + 1]
+            candidate = Parameters._unchecked(new_features, tuple(new_weights), None).flatten()
+            new_value, _ = objective(candidate)
+            if math.isfinite(new_value) and new_value < best_value:
+                best_value, best_x = new_value, candidate
+        if best_x is None:
+            continue
+        x, value = best_x, best_value
+        for layer, neuron in enumerate(chain):
+            used[layer].add(neuron)
+        revived += 1
+    return x, value, revived
+
+
 def _run_kink_lbfgs(
     model,
     initial,
@@ -1189,9 +1314,11 @@ def _run_kink_lbfgs(
     progress,
     callback=None,
 ):
-    """Fixed-step GD warm-up, optional Nesterov momentum phase, then L-BFGS that, when it
-    stalls at the ReLU kinks, re-grows dead neurons (:func:`_revive_dead_neurons`) and goes on.
-    Returns (parameters, iterations, stop reason, message)."""
+    """Fixed-step GD warm-up, optional Nesterov momentum phase, then L-BFGS that, at its start
+    and when it stalls at the ReLU kinks, re-grows dead neurons (:func:`_revive_dead_neurons`)
+    and collapsed classes (:func:`_revive_collapsed_classes`), each kept only if Φ decreases,
+    and goes on. Returns (parameters, iterations, stop reason, message; the message counts the
+    revived neurons and classes)."""
     if _is_constrained(model):
         raise ValueError(
             "method 'kink_lbfgs' does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds) "
@@ -1247,11 +1374,17 @@ def _run_kink_lbfgs(
         message = f"stationarity {norm:.3e} <= {tolerance:.3e} (before L-BFGS)"
         return model.unflatten(x), iteration, "gradient_tolerance", message
 
-    # Phase 3: L-BFGS with dead-neuron revival at its start and whenever it stalls.
-    revived_total = 0
+    # Phase 3: L-BFGS with dead-neuron and collapsed-class revival at its start and whenever it
+    # stalls.
+    def revive(x, value):
+        x, value, neurons = _revive_dead_neurons(model, x, value, objective)
+        x, value, classes = _revive_collapsed_classes(model, x, value, objective)
+        return x, value, neurons, classes
+
+    revived_total = classes_total = 0
     if iteration < max_iterations:
-        x_new, value_new, revived_total = _revive_dead_neurons(model, x, value, objective)
-        if revived_total:
+        x_new, value_new, revived_total, classes_total = revive(x, value)
+        if revived_total or classes_total:
             x = x_new
             value, gradient = objective(x)
             iteration += 1
@@ -1280,19 +1413,23 @@ def _run_kink_lbfgs(
                 continue
             failed = not accepted or not np.any(candidate - x)
         if stalled or failed:
-            x_new, value_new, revived = _revive_dead_neurons(model, x, value, objective)
-            if revived == 0:
+            x_new, value_new, revived, classes = revive(x, value)
+            if revived == 0 and classes == 0:
                 if failed:
                     reason = "line_search_failed"
-                    message = "no step along −∇Φ decreases Φ and no dead neuron can be revived"
+                    message = (
+                        "no step along −∇Φ decreases Φ and no dead neuron or collapsed class can "
+                        "be revived"
+                    )
                 else:
                     reason = "no_progress"
                     message = (
                         f"Φ decreased by ≤ {stall_decrease:.1e} (relative) in {stall_window} "
-                        "iterations and no dead neuron can be revived"
+                        "iterations and no dead neuron or collapsed class can be revived"
                     )
                 break
             revived_total += revived
+            classes_total += classes
             x, value = x_new, value_new
             value, gradient = objective(x)
             pairs.clear()
@@ -1309,7 +1446,7 @@ def _run_kink_lbfgs(
             del window[0]
         norm = trace.record(iteration, x, value, gradient)
         trace.finish(iteration, value)
-    message += f"; {revived_total} dead neurons revived"
+    message += f"; {revived_total} dead neurons revived; {classes_total} collapsed classes revived"
     return model.unflatten(x), iteration, reason, message
 
 
@@ -1567,7 +1704,8 @@ def solve(
         backtracking from the unit step; stops with ``"no_progress"`` after 10 iterations without
         a decrease of Φ, ``"line_search_failed"`` when not even a steepest-descent step
         decreases Φ). ``"kink_lbfgs"``: GD warm-up, Nesterov momentum phase, then L-BFGS that
-        re-grows dead ReLU neurons when it stalls (module docstring). ``"torch_gd"``/
+        re-grows dead ReLU neurons and collapsed classes at its start and when it stalls, each
+        kept only if Φ decreases (module docstring; the message counts them). ``"torch_gd"``/
         ``"torch_lbfgs"``: the same through torch autograd on
         ``device``.
     initial : Parameters, optional
@@ -1606,7 +1744,8 @@ def solve(
     stall_window, stall_decrease : int, float
         ``kink_lbfgs`` only: its L-BFGS phase counts as stalled when Φ decreased by at most
         ``stall_decrease``·max(1, |Φ|) over the last ``stall_window`` iterations; it then tries
-        to revive dead ReLU neurons and stops (``"no_progress"``) if none can be.
+        to revive dead ReLU neurons and collapsed classes and stops (``"no_progress"``) if none
+        can be.
     device : str or torch.device
         Torch methods only: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
     dtype : {"float64", "float32"}
