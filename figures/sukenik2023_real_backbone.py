@@ -274,6 +274,23 @@ def _metric_panel(axis, rows, seeds, curves, colors, drop_epoch) -> None:
     axis.legend(fontsize=6.5)
 
 
+def comparison_panel(axis, rows, seeds, seed_colors, backbone_depth: int, reference_label: str,
+                     spread: float) -> None:
+    """Measured / predicted of every quantity of the "comparison" rows (fullnet.compare), one
+    marker per seed (spread sideways by ±``spread``), against the line 1 (``reference_label``)."""
+    compared = [row for row in rows if row["series"] == "comparison" and row["predicted"]]
+    quantities = list(dict.fromkeys(row["quantity"] for row in compared))
+    offsets = np.linspace(-spread, spread, len(seeds)) if len(seeds) > 1 else np.zeros(1)
+    axis.axhline(1.0, color="black", linewidth=1.2, label=reference_label)
+    for offset, color, seed in zip(offsets, seed_colors, seeds):
+        ratios = [next(row["measured"] / row["predicted"] for row in compared
+                       if row["seed"] == seed and row["quantity"] == quantity) for quantity in quantities]
+        axis.scatter(np.arange(len(quantities)) + offset, ratios, s=18, color=color, zorder=3, label=f"seed {seed}")
+    axis.set_xticks(range(len(quantities)))
+    axis.set_xticklabels([head_label(quantity, backbone_depth) for quantity in quantities], rotation=40,
+                         ha="right", fontsize=6.5)
+
+
 def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     """Plot the output of :func:`compute` and write the three files."""
     config, rows, view = data["settings"], data["rows"], data["view"]
@@ -325,18 +342,8 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
 
     # (e) the head beside the DUFM prediction (fullnet.compare)
     axis = axes[1, 1]
-    compared = [row for row in rows if row["series"] == "comparison" and row["predicted"]]
-    quantities = list(dict.fromkeys(row["quantity"] for row in compared))
-    offsets = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(1)
-    axis.axhline(1.0, color="black", linewidth=1.2, label="prediction (ufm.optima.predict_dufm)")
-    for offset, color, seed in zip(offsets, seed_colors, seeds):
-        ratios = [next(row["measured"] / row["predicted"] for row in compared
-                       if row["seed"] == seed and row["quantity"] == quantity) for quantity in quantities]
-        axis.scatter(np.arange(len(quantities)) + offset, ratios, s=18, color=color, zorder=3, label=f"seed {seed}")
-    axis.set_xticks(range(len(quantities)))
-    backbone = len(config["backbone_widths"])
-    axis.set_xticklabels([head_label(quantity, backbone) for quantity in quantities], rotation=40, ha="right",
-                         fontsize=6.5)
+    comparison_panel(axis, rows, seeds, seed_colors, len(config["backbone_widths"]),
+                     "prediction (ufm.optima.predict_dufm)", spread=0.15)
     axis.set_ylabel("measured / predicted")
     axis.set_title("end of training: the head against the 3-DUFM optimum\n(fullnet.compare; head numbering: "
                    "H1 = backbone output)")
@@ -345,6 +352,7 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     # (f) singular values of the head weights
     axis = axes[1, 2]
     k = len(config["classes"])
+    offsets = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(1)
     for layer in range(1, HEAD_DEPTH + 1):
         predicted = prediction["singular_values"][layer - 1]
         axis.hlines(predicted[0], layer - 0.35, layer + 0.35, color="black", linewidth=1.8,

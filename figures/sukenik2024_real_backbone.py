@@ -98,7 +98,13 @@ import numpy as np
 from .common import figure_title, layer_colors, new_figure, plot_band, save_figure, write_csv, write_json
 from .overrides import apply_overrides
 from .runs import singular_values
-from .sukenik2023_real_backbone import _metric_panel, backbone_depth, head_label, head_metric_rows, run_config
+from .sukenik2023_real_backbone import (
+    _metric_panel,
+    backbone_depth,
+    comparison_panel,
+    head_metric_rows,
+    run_config,
+)
 
 NAME = "sukenik2024_real_backbone"
 EXPERIMENT = "E-C3"
@@ -397,17 +403,8 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
 
     # (f) the head beside the DNC point of the 4-DUFM (fullnet.compare)
     axis = axes[1, 2]
-    compared = [row for row in rows if row["series"] == "comparison" and row["predicted"]]
-    quantities = list(dict.fromkeys(row["quantity"] for row in compared))
-    offsets = np.linspace(-0.2, 0.2, len(seeds)) if len(seeds) > 1 else np.zeros(1)
-    axis.axhline(1.0, color="black", linewidth=1.2, label="DNC point (ufm.optima.predict_dufm)")
-    for offset, color, seed in zip(offsets, seed_colors, seeds):
-        ratios = [next(row["measured"] / row["predicted"] for row in compared
-                       if row["seed"] == seed and row["quantity"] == quantity) for quantity in quantities]
-        axis.scatter(np.arange(len(quantities)) + offset, ratios, s=18, color=color, zorder=3, label=f"seed {seed}")
-    axis.set_xticks(range(len(quantities)))
-    axis.set_xticklabels([head_label(quantity, data["backbone_depth"]) for quantity in quantities], rotation=40,
-                         ha="right", fontsize=6.5)
+    comparison_panel(axis, rows, seeds, seed_colors, data["backbone_depth"],
+                     "DNC point (ufm.optima.predict_dufm)", spread=0.2)
     axis.set_yscale("log")
     axis.set_ylabel("measured / DNC value")
     axis.set_title("end of training: the head against the DNC point of the 4-DUFM\n(fullnet.compare; a reference, "

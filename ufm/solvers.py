@@ -980,6 +980,27 @@ def _add_curvature_pair(pairs: "_LbfgsMemory", s: np.ndarray, y: np.ndarray) -> 
         pairs.add(s, y)
 
 
+def _fixed_step_descent(objective, trace, x, value, gradient, norm, lr, steps, tolerance):
+    """Gradient descent x ← x − η∇Φ(x) with the fixed step η = ``lr`` (the papers' method, the
+    same iterates as method ``"gd"``) from iteration 0 until ``steps`` iterations or
+    ‖∇Φ‖ ≤ ``tolerance``, every iterate recorded in ``trace``.
+
+    Returns (x, Φ, ∇Φ, stationarity, iterations done, finite); ``finite`` is False when a step
+    gave a non-finite Φ or ∇Φ, and then the returned point is the last finite one.
+    """
+    iteration = 0
+    while iteration < steps and norm > tolerance:
+        candidate = x - lr * gradient
+        new_value, new_gradient = objective(candidate)
+        if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
+            return x, value, gradient, norm, iteration, False
+        x, value, gradient = candidate, new_value, new_gradient
+        iteration += 1
+        norm = trace.record(iteration, x, value, gradient)
+        trace.finish(iteration, value)
+    return x, value, gradient, norm, iteration, True
+
+
 def _run_numpy_lbfgs(
     model,
     initial,
@@ -1013,21 +1034,17 @@ def _run_numpy_lbfgs(
 
     # Phase 1: the papers' fixed-step gradient descent.
     warmup = min(warmup_steps, max_iterations)
-    while iteration < warmup and norm > tolerance:
-        candidate = x - lr * gradient
-        new_value, new_gradient = objective(candidate)
-        if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
-            return (
-                model.unflatten(x),
-                iteration,
-                "diverged",
-                f"non-finite objective in GD warm-up step {iteration + 1}; returning iteration "
-                f"{iteration}",
-            )
-        x, value, gradient = candidate, new_value, new_gradient
-        iteration += 1
-        norm = trace.record(iteration, x, value, gradient)
-        trace.finish(iteration, value)
+    x, value, gradient, norm, iteration, finite = _fixed_step_descent(
+        objective, trace, x, value, gradient, norm, lr, warmup, tolerance
+    )
+    if not finite:
+        return (
+            model.unflatten(x),
+            iteration,
+            "diverged",
+            f"non-finite objective in GD warm-up step {iteration + 1}; returning iteration "
+            f"{iteration}",
+        )
     if norm <= tolerance:
         message = f"stationarity {norm:.3e} <= {tolerance:.3e} (GD warm-up)"
         return model.unflatten(x), iteration, "gradient_tolerance", message
@@ -1344,15 +1361,11 @@ def _run_kink_lbfgs(
 
     # Phase 1: the papers' fixed-step gradient descent (the same iterates as method "gd").
     warmup = min(warmup_steps, max_iterations)
-    while iteration < warmup and norm > tolerance:
-        candidate = x - lr * gradient
-        new_value, new_gradient = objective(candidate)
-        if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
-            return diverged("GD warm-up")
-        x, value, gradient = candidate, new_value, new_gradient
-        iteration += 1
-        norm = trace.record(iteration, x, value, gradient)
-        trace.finish(iteration, value)
+    x, value, gradient, norm, iteration, finite = _fixed_step_descent(
+        objective, trace, x, value, gradient, norm, lr, warmup, tolerance
+    )
+    if not finite:
+        return diverged("GD warm-up")
 
     # Phase 2: Nesterov momentum (step lr), restarted whenever Φ increases. The iterate is the
     # extrapolated point, where Φ and ∇Φ are evaluated.
