@@ -51,6 +51,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 from scipy import optimize  # imported here so that its BLAS is loaded before threads are limited
+from scipy.linalg import lapack
 
 from .arrays import check_positive_scalar
 from .models import DeepLinearUFM, DeepUFM, LinearHead, ObjectiveParts, Parameters, UFM
@@ -867,56 +868,77 @@ class _LbfgsMemory:
 
     H = γI + [S γY] M [S γY]ᵀ with M from R = triu(SᵀY), D = diag(SᵀY), γ = ⟨s, y⟩/⟨y, y⟩ of
     the newest pair (Byrd, Nocedal & Schnabel 1994, eq. 3.2): the same matrix as the two-loop
-    recursion (Nocedal & Wright, Alg. 7.4), computed with two matrix-vector products of the
-    stored pairs and a few k×k operations instead of 4k vector operations. The Gram products
-    SᵀY and YᵀY are updated by two matrix-vector products per new pair.
+    recursion (Nocedal & Wright, Alg. 7.4). With a = Sᵀg, b = Yᵀg,
+
+        H g = γg + S (A a − γR⁻ᵀb) − γ Y R⁻¹a,   A = R⁻ᵀ(D + γYᵀY)R⁻¹,
+
+    where :meth:`add` forms R⁻¹ and A once per pair (k×k work), so that :meth:`direction` costs
+    four matrix-vector products with the k stored rows of S and Y and a few k×k products,
+    instead of 4k vector operations. The pairs are kept oldest first in a window that slides
+    along a buffer of 2m rows (moved back to its start once every m pairs), so S and Y are
+    contiguous views; SᵀY and YᵀY are extended by three matrix-vector products per new pair.
     """
 
     def __init__(self, size: int, memory: int) -> None:
         self.memory = memory
-        self.pairs = np.zeros((2 * memory, size))  # rows: s by slot, then y by slot
-        self.sy = np.zeros((memory, memory))  # sy[i, j] = ⟨s_i, y_j⟩ by slot
-        self.yy = np.zeros((memory, memory))  # yy[i, j] = ⟨y_i, y_j⟩ by slot
-        self.order: list[int] = []  # slots in use, oldest first
+        self.s_rows = np.zeros((2 * memory, size))
+        self.y_rows = np.zeros((2 * memory, size))
+        self.start = 0  # rows start .. start + count − 1 of the buffers hold the pairs in use
+        self.count = 0
+        self.sy = np.zeros((memory, memory))  # sy[i, j] = ⟨s_i, y_j⟩, oldest first
+        self.yy = np.zeros((memory, memory))  # yy[i, j] = ⟨y_i, y_j⟩, oldest first
+        self.gamma = 1.0
+        self.inverse = np.zeros((0, 0))  # R⁻¹
+        self.middle = np.zeros((0, 0))  # A
 
     def __len__(self) -> int:
-        return len(self.order)
+        return self.count
 
     def clear(self) -> None:
-        self.order.clear()
+        self.start = self.count = 0
 
     def add(self, s: np.ndarray, y: np.ndarray) -> None:
         """Store a pair (the oldest is dropped when full); the caller checks ⟨s, y⟩ > 0."""
-        memory, order = self.memory, self.order
-        # The slots in use are 0..len−1 until the buffer is full, then the oldest is reused.
-        slot = order.pop(0) if len(order) == memory else len(order)
-        self.pairs[slot] = s
-        self.pairs[memory + slot] = y
-        with_s = self.pairs @ s  # ⟨s_i, s⟩, ⟨y_i, s⟩
-        with_y = self.pairs @ y  # ⟨s_i, y⟩, ⟨y_i, y⟩
-        self.sy[slot, :] = with_s[memory:]
-        self.sy[:, slot] = with_y[:memory]
-        self.yy[slot, :] = with_y[memory:]
-        self.yy[:, slot] = with_y[memory:]
-        order.append(slot)
+        memory, count = self.memory, self.count
+        if count == memory:  # drop the oldest pair
+            count -= 1
+            self.start += 1
+            self.sy[:count, :count] = self.sy[1:, 1:].copy()
+            self.yy[:count, :count] = self.yy[1:, 1:].copy()
+        end = self.start + count
+        if end == 2 * memory:  # move the window back to the start of the buffers
+            self.s_rows[:count] = self.s_rows[self.start : end]
+            self.y_rows[:count] = self.y_rows[self.start : end]
+            self.start, end = 0, count
+        self.s_rows[end] = s
+        self.y_rows[end] = y
+        count += 1
+        self.count = count
+        s_block = self.s_rows[self.start : end + 1]
+        y_block = self.y_rows[self.start : end + 1]
+        self.sy[count - 1, :count] = y_block @ s  # ⟨s, y_j⟩
+        self.sy[:count, count - 1] = s_block @ y  # ⟨s_i, y⟩
+        self.yy[count - 1, :count] = self.yy[:count, count - 1] = y_block @ y
+        sy = self.sy[:count, :count]
+        gamma = sy[-1, -1] / self.yy[count - 1, count - 1]
+        inverse, info = lapack.dtrtri(sy, lower=0)  # R⁻¹ from the upper triangle
+        if info != 0:  # cannot happen with ⟨s_i, y_i⟩ > 0; kept as a guard
+            raise np.linalg.LinAlgError(f"L-BFGS: triangular inverse failed (info {info})")
+        inverse = np.triu(inverse)
+        weighted = gamma * self.yy[:count, :count]
+        weighted[np.diag_indices(count)] += np.diag(sy)
+        self.middle = inverse.T @ (weighted @ inverse)
+        self.inverse, self.gamma = inverse, gamma
 
     def direction(self, gradient: np.ndarray) -> np.ndarray:
         """−H·gradient (at least one pair stored)."""
-        memory = self.memory
-        slots = np.array(self.order)
-        products = self.pairs @ gradient  # stale slots are computed and ignored
-        a, b = products[slots], products[memory + slots]
-        sy = self.sy[np.ix_(slots, slots)]
-        yy = self.yy[np.ix_(slots, slots)]
-        newest = slots[-1]
-        gamma = self.sy[newest, newest] / self.yy[newest, newest]
-        upper = np.triu(sy)
-        r = np.linalg.solve(upper, a)
-        u = np.linalg.solve(upper.T, np.diag(sy) * r + gamma * (yy @ r) - gamma * b)
-        coefficients = np.zeros(2 * memory)
-        coefficients[slots] = u
-        coefficients[memory + slots] = -gamma * r
-        return -(gamma * gradient + coefficients @ self.pairs)
+        s_block = self.s_rows[self.start : self.start + self.count]
+        y_block = self.y_rows[self.start : self.start + self.count]
+        a, b = s_block @ gradient, y_block @ gradient
+        gamma = self.gamma
+        s_coefficients = self.middle @ a - gamma * (self.inverse.T @ b)
+        y_coefficients = -gamma * (self.inverse @ a)
+        return -(gamma * gradient + s_coefficients @ s_block + y_coefficients @ y_block)
 
 
 class _FlatTrace:
