@@ -349,10 +349,23 @@ def main(argv: list[str] | None = None) -> int:
         "--momentum", type=float, default=0.95, help="kink_lbfgs: Nesterov coefficient"
     )
     parser.add_argument(
-        "--momentum-steps", type=int, default=1500, help="kink_lbfgs: Nesterov steps"
+        "--momentum-steps", type=int, default=1000, help="kink_lbfgs: Nesterov steps"
     )
     parser.add_argument(
         "--kink-iterations", type=int, default=3000, help="kink_lbfgs: iterations in all"
+    )
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        nargs="*",
+        default=[1.0, 0.3, 0.1, 0.01, 0.001, 0.0001],
+        help="kink_lbfgs: relative ReLU smoothing widths of its continuation phase (none: off)",
+    )
+    parser.add_argument(
+        "--smoothing-iterations",
+        type=int,
+        default=100,
+        help="kink_lbfgs: L-BFGS iterations per smoothing level",
     )
     arguments = parser.parse_args(argv)
     gd_budget, qn_budget = (20_000, 3_000) if arguments.quick else (100_000, 10_000)
@@ -360,7 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     budgets.update({m: qn_budget for m in arguments.methods if m != "gd"})
     if "kink_lbfgs" in budgets:
         budgets["kink_lbfgs"] = arguments.kink_iterations
-    kink_options = {"momentum": arguments.momentum, "momentum_steps": arguments.momentum_steps}
+    kink_options = {
+        "momentum": arguments.momentum,
+        "momentum_steps": arguments.momentum_steps,
+        "smoothing": tuple(arguments.smoothing),
+        "smoothing_iterations": arguments.smoothing_iterations,
+    }
     model = build_model()
     reference = optima.predict(model).optimal_loss
     results = [

@@ -798,6 +798,98 @@ class _ChainObjective:
         gradient = Parameters._unchecked(grad_features, tuple(grad_weights), grad_bias)
         return value, gradient
 
+    def smoothed_value_and_gradient(
+        self, params: Parameters, smoothing: float
+    ) -> tuple[float, Parameters]:
+        """Φ_ε(θ), Φ with every ReLU replaced by its C¹ quadratic smoothing, and ∇Φ_ε(θ).
+
+            σ_ε(z) = 0 (z ≤ −ε),  (z + ε)²/(4ε) (|z| < ε),  z (z ≥ ε);
+            σ_ε'(z) = clip((z + ε)/(2ε), 0, 1),  0 ≤ σ_ε(z) − max(z, 0) ≤ ε/4.
+
+        Φ_ε is continuously differentiable and tends to Φ uniformly on bounded sets as ε → 0;
+        ε = 0 gives Φ and its gradient (:meth:`value_and_gradient`) bit for bit. Models without
+        ReLU return Φ for every ε. Used by the smoothing phase of the ``kink_lbfgs`` solver
+        (:func:`ufm.solvers.solve`), which follows the minimizers of Φ_ε down to ε ≈ 0 instead
+        of zigzagging on the kinks of Φ.
+
+        Parameters
+        ----------
+        params : Parameters
+            A point of this model.
+        smoothing : float
+            ε ≥ 0, in units of the pre-activations.
+
+        Returns
+        -------
+        value : float
+            Φ_ε(θ).
+        gradient : Parameters
+            ∇Φ_ε(θ) with the structure of ``params``.
+        """
+        smoothing = check_positive_scalar(smoothing, "smoothing")  # ε ≥ 0
+        value, gradient, _ = self._smoothed_value_and_gradient_numpy(
+            self._checked_numpy(params), smoothing
+        )
+        return value, gradient
+
+    def _smoothed_value_and_gradient_numpy(
+        self, params: Parameters, smoothing: float
+    ) -> tuple[float, Parameters, float]:
+        """(Φ_ε, ∇Φ_ε, Φ) without validation (``params`` float64 numpy of this model's shapes).
+
+        Φ itself comes from a second forward pass from the first ReLU on (the features differ
+        after it), so that solvers can report the true objective of every iterate.
+        """
+        if smoothing == 0.0 or not any(self._numpy_plan[0]):
+            value, gradient = self._value_and_gradient_numpy(params)
+            return value, gradient, value
+        relu_after, lams, lam_features, _, free_features, has_bias, count = self._numpy_plan
+        width = smoothing
+        h = params.features if free_features else self._fixed_features
+        true_h = h
+        post, slopes = [h], [None]
+        weights = params.weights
+        for l in range(len(weights) - 1):
+            z = weights[l] @ h
+            true_z = z if true_h is h else weights[l] @ true_h
+            if relu_after[l]:
+                shifted = z + width
+                slope = np.clip(shifted / (2.0 * width), 0.0, 1.0)  # σ_ε'(z)
+                h = np.where(z >= width, z, 0.5 * slope * shifted)  # (z+ε)²/(4ε) inside
+                true_h = _relu_numpy(true_z)
+            else:
+                slope, h, true_h = None, z, true_z
+            post.append(h)
+            slopes.append(slope)
+        output = weights[-1] @ h
+        true_output = output if true_h is h else weights[-1] @ true_h
+        if has_bias:
+            output = output + params.bias[:, None]
+            true_output = true_output + params.bias[:, None]
+        penalty = math.fsum(self._penalties_numpy(params))
+        true_value = _squared_norm(true_output - self.targets) / (2.0 * count) + penalty
+        residual = output - self.targets
+        value = _squared_norm(residual) / (2.0 * count) + penalty
+        residual /= count
+        grad_weights: list = [None] * len(weights)
+        upstream = residual
+        for l in range(len(weights) - 1, -1, -1):
+            grad = upstream @ post[l].T
+            if lams[l] != 0.0:
+                grad += lams[l] * weights[l]
+            grad_weights[l] = grad
+            if l > 0:
+                upstream = weights[l].T @ upstream
+                if slopes[l] is not None:
+                    upstream *= slopes[l]
+        grad_features = None
+        if free_features:
+            grad_features = weights[0].T @ upstream
+            grad_features += lam_features * params.features
+        grad_bias = residual.sum(axis=1) if has_bias else None
+        gradient = Parameters._unchecked(grad_features, tuple(grad_weights), grad_bias)
+        return value, gradient, true_value
+
     def gradient(self, params: Parameters) -> Parameters:
         """Exact gradient ∇Φ(θ) (see :meth:`value_and_gradient`)."""
         return self.value_and_gradient(params)[1]

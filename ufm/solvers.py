@@ -466,6 +466,16 @@ def predicted_reference(model: Any) -> tuple[float | None, str | None]:
     return float(prediction.optimal_loss), kind
 
 
+def _check_smoothing(smoothing: Any) -> tuple[float, ...]:
+    """The smoothing schedule of ``kink_lbfgs`` as a tuple of finite numbers > 0."""
+    if isinstance(smoothing, (str, bytes)) or not isinstance(smoothing, Iterable):
+        raise TypeError(f"smoothing must be a sequence of numbers > 0, got {smoothing!r}")
+    return tuple(
+        check_positive_scalar(value, f"smoothing[{index}]", allow_zero=False)
+        for index, value in enumerate(smoothing)
+    )
+
+
 def _check_model(model: Any) -> None:
     if not isinstance(model, _MODEL_TYPES):
         raise TypeError(
@@ -1336,6 +1346,72 @@ def _revive_collapsed_classes(model, x, value, objective, fraction=0.5):
     return x, value, revived
 
 
+def _hidden_preactivation_rms(model, x: np.ndarray) -> float:
+    """Root mean square of every pre-activation entering a ReLU at the point ``x`` (0 if the
+    model has no ReLU)."""
+    relu_after = model._numpy_plan[0]
+    pre, _, _ = model._forward_numpy(model._unflatten_views(x))
+    squares = [float(np.mean(pre[l + 1] ** 2)) for l, relu in enumerate(relu_after) if relu]
+    return math.sqrt(sum(squares) / len(squares)) if squares else 0.0
+
+
+def _smoothing_continuation(
+    model, state, trace, x, iteration, max_iterations, schedule, level_iterations, memory,
+    tolerance,
+):
+    """L-BFGS on Φ_ε (ReLU replaced by its C¹ quadratic smoothing σ_ε,
+    :meth:`ufm.models.DeepUFM.smoothed_value_and_gradient`) for each ε = ρ·s in turn, ρ from
+    ``schedule`` and s the RMS of the hidden pre-activations at ``x``; at most
+    ``level_iterations`` iterations per level, each counted and recorded with the true Φ (and the
+    norm of ∇Φ_ε). A minimum of Φ on its kinks is the limit of minimizers of Φ_ε, which
+    L-BFGS reaches without zigzagging across the kinks.
+
+    Returns (x, iterations done, Φ at the start, Φ at the end); the starting point is returned
+    when the phase ended with a higher Φ.
+    """
+    scale = _hidden_preactivation_rms(model, x)
+    start_x, last = x, {}
+    start_value = _evaluate_unchecked(model, model._unflatten_views(x))[0]
+    if scale == 0.0 or not schedule:
+        return x, iteration, start_value, start_value
+
+    def smoothed(point, width):
+        value, gradient, true_value = model._smoothed_value_and_gradient_numpy(
+            model._unflatten_views(point), width
+        )
+        state.evaluations += 1
+        last["true"] = true_value  # Φ of the last point evaluated (the accepted one, below)
+        return value, np.concatenate([block.ravel() for block in gradient.blocks()])
+
+    true_value = start_value
+    for relative in schedule:
+        width = relative * scale
+
+        def objective(point, width=width):
+            return smoothed(point, width)
+
+        value, gradient = objective(x)
+        pairs = _LbfgsMemory(x.size, memory)
+        for _ in range(level_iterations):
+            norm = math.sqrt(float(gradient @ gradient))
+            if iteration >= max_iterations or not math.isfinite(value) or norm <= tolerance:
+                break
+            direction, slope = _lbfgs_direction(pairs, gradient, norm)
+            accepted, candidate, new_value, new_gradient = _armijo_backtracking(
+                objective, x, value, direction, slope
+            )
+            if not accepted or not np.any(candidate - x):
+                break
+            _add_curvature_pair(pairs, candidate - x, new_gradient - gradient)
+            x, value, gradient, true_value = candidate, new_value, new_gradient, last["true"]
+            iteration += 1
+            trace.record(iteration, x, true_value, gradient)
+            trace.finish(iteration, true_value)
+    if not true_value <= start_value:
+        return start_x, iteration, start_value, true_value
+    return x, iteration, start_value, true_value
+
+
 def _run_kink_lbfgs(
     model,
     initial,
@@ -1352,12 +1428,15 @@ def _run_kink_lbfgs(
     state,
     progress,
     callback=None,
+    smoothing=(),
+    smoothing_iterations=100,
 ):
-    """Fixed-step GD warm-up, optional Nesterov momentum phase, then L-BFGS that, at its start
-    and when it stalls at the ReLU kinks, re-grows dead neurons (:func:`_revive_dead_neurons`)
-    and collapsed classes (:func:`_revive_collapsed_classes`), each kept only if Φ decreases,
-    and goes on. Returns (parameters, iterations, stop reason, message; the message counts the
-    revived neurons and classes)."""
+    """Fixed-step GD warm-up, optional Nesterov momentum phase, optional smoothing continuation
+    (:func:`_smoothing_continuation`), then L-BFGS that, at its start and when it stalls at the
+    ReLU kinks, re-grows dead neurons (:func:`_revive_dead_neurons`) and collapsed classes
+    (:func:`_revive_collapsed_classes`), each kept only if Φ decreases, and goes on. Returns
+    (parameters, iterations, stop reason, message; the message counts the revived neurons and
+    classes)."""
     if _is_constrained(model):
         raise ValueError(
             "method 'kink_lbfgs' does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds) "
@@ -1425,6 +1504,17 @@ def _run_kink_lbfgs(
             iteration += 1
             norm = trace.record(iteration, x, value, gradient)
             trace.finish(iteration, value)
+    smoothing_note = ""
+    if smoothing and iteration < max_iterations:
+        x, iteration, before, after = _smoothing_continuation(
+            model, state, trace, x, iteration, max_iterations, smoothing, smoothing_iterations,
+            memory, tolerance,
+        )
+        value, gradient = objective(x)
+        norm = math.sqrt(float(gradient @ gradient))
+        smoothing_note = f"; smoothing phase: Φ {before:.8g} → {after:.8g}" + (
+            " (higher: its start point kept)" if not after <= before else ""
+        )
     pairs = _LbfgsMemory(x.size, memory)
     window = [value]  # Φ of the last stall_window + 1 L-BFGS iterates
     reason, message = "max_iterations", f"{max_iterations} iterations"
@@ -1482,7 +1572,7 @@ def _run_kink_lbfgs(
         norm = trace.record(iteration, x, value, gradient)
         trace.finish(iteration, value)
     message += f"; {revived_total} dead neurons revived; {classes_total} collapsed classes revived"
-    return model.unflatten(x), iteration, reason, message
+    return model.unflatten(x), iteration, reason, message + smoothing_note
 
 
 # --------------------------------------------------------------------------------------------
@@ -1714,6 +1804,8 @@ def solve(
     momentum_steps: int = 0,
     stall_window: int = 100,
     stall_decrease: float = 1e-7,
+    smoothing: Iterable[float] = (),
+    smoothing_iterations: int = 100,
     device: Any = "auto",
     dtype: Any = "float64",
     check_every: int | None = None,
@@ -1781,6 +1873,18 @@ def solve(
         ``stall_decrease``·max(1, |Φ|) over the last ``stall_window`` iterations; it then tries
         to revive dead ReLU neurons and collapsed classes and stops (``"no_progress"``) if none
         can be.
+    smoothing : sequence of float
+        ``kink_lbfgs`` only: relative widths ρ of the smoothing continuation between the momentum
+        phase and its L-BFGS phase (empty: none). For each ρ in turn, L-BFGS minimizes Φ_ε, the
+        objective with every ReLU replaced by its C¹ quadratic smoothing of width ε = ρ·s
+        (:meth:`ufm.models.DeepUFM.smoothed_value_and_gradient`), s the RMS of the hidden
+        pre-activations when the phase starts. The iterates are recorded and reported with the
+        true Φ (the history's gradient norm is that of Φ_ε); the end point is kept only if its Φ
+        is not above the start's. ``(1, 0.3, 0.1, 0.01, 0.001)`` is the setting of the solver
+        benchmark (README, Performance).
+    smoothing_iterations : int
+        ``kink_lbfgs`` only: at most this many L-BFGS iterations per smoothing level (≥ 0); they
+        count as iterations.
     device : str or torch.device
         Torch methods only: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
     dtype : {"float64", "float32"}
@@ -1855,6 +1959,13 @@ def solve(
         if count < 0 or (name == "stall_window" and count < 1):
             raise ValueError(f"{name} must be >= {int(name == 'stall_window')}, got {count}")
     stall_decrease = check_positive_scalar(stall_decrease, "stall_decrease")
+    smoothing = _check_smoothing(smoothing)
+    if isinstance(smoothing_iterations, bool) or not isinstance(
+        smoothing_iterations, (int, np.integer)
+    ):
+        raise TypeError(f"smoothing_iterations must be an integer, got {smoothing_iterations!r}")
+    if smoothing_iterations < 0:
+        raise ValueError(f"smoothing_iterations must be >= 0, got {smoothing_iterations}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
@@ -1946,6 +2057,8 @@ def solve(
                     momentum_steps=int(momentum_steps),
                     stall_window=int(stall_window),
                     stall_decrease=stall_decrease,
+                    smoothing=list(smoothing),
+                    smoothing_iterations=int(smoothing_iterations),
                 )
                 final, iterations, reason, message = _run_kink_lbfgs(
                     model,
@@ -1962,6 +2075,8 @@ def solve(
                     state=state,
                     progress=bar,
                     callback=callback,
+                    smoothing=smoothing,
+                    smoothing_iterations=int(smoothing_iterations),
                 )
             else:
                 torch_device = resolve_device(device)
