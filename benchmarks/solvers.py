@@ -9,9 +9,11 @@ starts from the same E-B1 initialization of each seed:
 - ``numpy_lbfgs``: L-BFGS in numpy (compact form, Armijo backtracking), after ``--warmup`` steps of
   the GD above (default 0);
 - ``kink_lbfgs``: ``--warmup`` steps of the GD above, ``--momentum-steps`` Nesterov steps (step
-  η, coefficient ``--momentum``, restarted when the loss increases), then L-BFGS that re-grows dead
-  ReLU neurons (all pre-activations ≤ 0: GD and L-BFGS never move them again) whenever it stalls;
-  ``--kink-iterations`` iterations in all.
+  η, coefficient ``--momentum``, restarted when the loss increases), the ReLU smoothing
+  continuation (``--smoothing`` relative widths, ``--smoothing-iterations`` L-BFGS iterations
+  each; defaults ``ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS``), then L-BFGS that re-grows dead
+  ReLU neurons (all pre-activations ≤ 0: GD and L-BFGS never move them again) and collapsed
+  classes whenever it stalls; ``--kink-iterations`` iterations in all.
 
 Measure. Every iterate's loss is timed through the ``callback`` of :func:`ufm.solvers.solve`
 (seconds since the start of the run). The target of a seed is the least final loss of all methods
@@ -52,6 +54,7 @@ NUM_CLASSES, NUM_LAYERS, WIDTH, PER_CLASS, PENALTY = 10, 4, 30, 1, 0.004
 LEARNING_RATE = 0.5
 WITHIN = 1e-6
 RANK_TOLERANCE = 1e-3
+LOW_RANK = solvers.KINK_LBFGS_LOW_RANK_SETTINGS  # the kink_lbfgs defaults of this benchmark
 
 
 @dataclass
@@ -346,10 +349,16 @@ def main(argv: list[str] | None = None) -> int:
         help="GD steps before the other phases of numpy_lbfgs and kink_lbfgs",
     )
     parser.add_argument(
-        "--momentum", type=float, default=0.95, help="kink_lbfgs: Nesterov coefficient"
+        "--momentum",
+        type=float,
+        default=LOW_RANK["momentum"],
+        help="kink_lbfgs: Nesterov coefficient",
     )
     parser.add_argument(
-        "--momentum-steps", type=int, default=1000, help="kink_lbfgs: Nesterov steps"
+        "--momentum-steps",
+        type=int,
+        default=LOW_RANK["momentum_steps"],
+        help="kink_lbfgs: Nesterov steps",
     )
     parser.add_argument(
         "--kink-iterations", type=int, default=3000, help="kink_lbfgs: iterations in all"
@@ -358,13 +367,13 @@ def main(argv: list[str] | None = None) -> int:
         "--smoothing",
         type=float,
         nargs="*",
-        default=[1.0, 0.3, 0.1, 0.01, 0.001, 0.0001],
+        default=list(LOW_RANK["smoothing"]),
         help="kink_lbfgs: relative ReLU smoothing widths of its continuation phase (none: off)",
     )
     parser.add_argument(
         "--smoothing-iterations",
         type=int,
-        default=100,
+        default=LOW_RANK["smoothing_iterations"],
         help="kink_lbfgs: L-BFGS iterations per smoothing level",
     )
     arguments = parser.parse_args(argv)

@@ -163,6 +163,22 @@ def test_solve_dufm_reaches_prediction(capsys):
     assert len(data["layers"]) >= 3 and data["predicted_kind"] == "global_optimum"
 
 
+def test_solve_dufm_with_kink_lbfgs_uses_the_low_rank_settings(capsys):
+    code, out, _ = run_cli(capsys, "solve", "dufm", "--K", "3", "--L", "3", "--n", "1",
+                           "--lam-h", "4e-3", "--lam-w", "4e-3", "--method", "kink_lbfgs",
+                           "--max-iterations", "2000", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["found"]["method"] == "kink_lbfgs"
+    settings = data["found"]["settings"]
+    assert settings["momentum_steps"] == 1000 and settings["smoothing_iterations"] == 100
+    assert "smoothing phase" in data["found"]["message"]
+    # K = 3, L = 3 (THEORY.md §4.6: GD reaches L_DNC at L = 3): within 1e-6 relative, not below
+    # it by more than the rounding of Φ.
+    predicted = data["predicted"]["optimal_loss"]
+    assert data["found"]["loss"] == pytest.approx(predicted, rel=1e-6)
+
+
 def test_solve_save_writes_solution_and_plot(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "solve", "ufm", "--K", "3", "--n", "4", "--d", "5",
                            "--lam-h", "2e-2", "--lam-w", "1e-2", "--save", str(tmp_path))

@@ -159,6 +159,8 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
     prediction = predicted_optimum(model_name, arguments)
     options = dict(method=arguments.method, lr=arguments.lr, tolerance=arguments.tolerance,
                    max_iterations=arguments.max_iterations, progress=arguments.progress)
+    if arguments.method == "kink_lbfgs":
+        options.update(solvers.KINK_LBFGS_LOW_RANK_SETTINGS)
     if arguments.restarts > 1:
         seeds = [arguments.seed + index for index in range(arguments.restarts)]
         restarts = solvers.solve_with_restarts(model, seeds, **options)
@@ -188,6 +190,9 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
             "gradient_norm": solution.gradient_norm,
             "iterations": solution.iterations,
             "stop_reason": solution.stop_reason,
+            "method": solution.method,
+            "settings": solution.settings,
+            "message": solution.message,
             "time_seconds": solution.time_seconds,
             "restart_spread": spread,
         },
@@ -211,7 +216,7 @@ def _format_comparison(result: dict[str, Any]) -> str:
     for index, (want, got) in enumerate(zip(predicted["singular_values"], found["singular_values"]), 1):
         want_text = ", ".join(f"{v:.5g}" for v in want) or "0"
         got_text = ", ".join(f"{v:.5g}" for v in got)
-        lines.append(f"  {f's(W_{index})':<18}{want_text:>24}{got_text:>24}")
+        lines.append(f"  {f's(W_{index})':<18}{want_text:>24} {got_text:>23}")
     lines.append(
         f"  gap found − predicted: {result['gap_to_predicted']:.3e}; ‖∇Φ‖ = "
         f"{found['gradient_norm']:.2e}; {found['iterations']} iterations, stop: "
@@ -290,7 +295,10 @@ def _register_solve(commands) -> None:
         sub = models_parser.add_parser(name, help=f"solve the {name} model")
         _add_model_arguments(sub, "ufm" if name == "ufm" else "deep")
         sub.add_argument("--method", default="lbfgs",
-                         choices=["lbfgs", "gd", "torch_gd", "torch_lbfgs"])
+                         choices=["lbfgs", "gd", "numpy_lbfgs", "kink_lbfgs", "torch_gd",
+                                  "torch_lbfgs"],
+                         help="solver (kink_lbfgs: the ReLU DUFM only, run with "
+                              "solvers.KINK_LBFGS_LOW_RANK_SETTINGS)")
         sub.add_argument("--lr", type=float, default=0.5, help="GD step size η (default 0.5)")
         sub.add_argument("--max-iterations", type=int, default=20000)
         sub.add_argument("--tolerance", type=float, default=1e-10, help="gradient-norm stop")

@@ -772,12 +772,23 @@ class _ChainObjective:
         ``params`` must be float64 numpy Parameters of this model's shapes (as checked once by
         :meth:`check_parameters`); the result is the same, bit for bit.
         """
-        relu_after, lams, lam_features, _, free_features, has_bias, count = self._numpy_plan
+        relu_after, _, _, _, _, _, count = self._numpy_plan
         pre, post, output = self._forward_numpy(params)
         residual = output - self.targets
         fit = _squared_norm(residual) / (2.0 * count)
         value = fit + math.fsum(self._penalties_numpy(params))
         residual /= count  # R = (F − Y)/N
+        # σ'(z) = 1[z > 0] (the subgradient of the ReLU at its kink is taken as 0)
+        slopes = [None] + [pre[l + 1] > 0.0 if relu else None for l, relu in enumerate(relu_after)]
+        return value, self._backward_numpy(params, post, slopes, residual)
+
+    def _backward_numpy(self, params: Parameters, post: list, slopes: list, residual: np.ndarray):
+        """∇Φ by backpropagation of R = (F − Y)/N through the chain.
+
+        ``post[l]`` is the input of W_{l+1}; ``slopes[l]`` the derivative of the activation that
+        produced it (None for the identity), applied as G_{l−1} = (W_lᵀG_l) ⊙ slopes[l].
+        """
+        _, lams, lam_features, _, free_features, has_bias, _ = self._numpy_plan
         weights = params.weights
         grad_weights: list = [None] * len(weights)
         upstream = residual
@@ -788,15 +799,14 @@ class _ChainObjective:
             grad_weights[l] = grad
             if l > 0:
                 upstream = weights[l].T @ upstream  # a new array: R itself is never modified
-                if relu_after[l - 1]:
-                    upstream *= pre[l] > 0.0
+                if slopes[l] is not None:
+                    upstream *= slopes[l]
         grad_features = None
         if free_features:
             grad_features = weights[0].T @ upstream
             grad_features += lam_features * params.features
         grad_bias = residual.sum(axis=1) if has_bias else None
-        gradient = Parameters._unchecked(grad_features, tuple(grad_weights), grad_bias)
-        return value, gradient
+        return Parameters._unchecked(grad_features, tuple(grad_weights), grad_bias)
 
     def smoothed_value_and_gradient(
         self, params: Parameters, smoothing: float
@@ -843,7 +853,7 @@ class _ChainObjective:
         if smoothing == 0.0 or not any(self._numpy_plan[0]):
             value, gradient = self._value_and_gradient_numpy(params)
             return value, gradient, value
-        relu_after, lams, lam_features, _, free_features, has_bias, count = self._numpy_plan
+        relu_after, _, _, _, free_features, has_bias, count = self._numpy_plan
         width = smoothing
         h = params.features if free_features else self._fixed_features
         true_h = h
@@ -871,23 +881,7 @@ class _ChainObjective:
         residual = output - self.targets
         value = _squared_norm(residual) / (2.0 * count) + penalty
         residual /= count
-        grad_weights: list = [None] * len(weights)
-        upstream = residual
-        for l in range(len(weights) - 1, -1, -1):
-            grad = upstream @ post[l].T
-            if lams[l] != 0.0:
-                grad += lams[l] * weights[l]
-            grad_weights[l] = grad
-            if l > 0:
-                upstream = weights[l].T @ upstream
-                if slopes[l] is not None:
-                    upstream *= slopes[l]
-        grad_features = None
-        if free_features:
-            grad_features = weights[0].T @ upstream
-            grad_features += lam_features * params.features
-        grad_bias = residual.sum(axis=1) if has_bias else None
-        gradient = Parameters._unchecked(grad_features, tuple(grad_weights), grad_bias)
+        gradient = self._backward_numpy(params, post, slopes, residual)
         return value, gradient, true_value
 
     def gradient(self, params: Parameters) -> Parameters:

@@ -27,7 +27,13 @@ model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHea
   below half the median over classes: a spurious near-stationary region where the whole path
   of the class is small and its gradients are products of small factors) as an exclusive chain
   of neurons, again kept only if Φ decreases. Stops when stalled with nothing to revive.
-  Without bounds.
+  Optionally (``smoothing``), between the momentum and the L-BFGS phases, a smoothing
+  continuation: L-BFGS on Φ_ε, the objective with every ReLU replaced by its C¹ quadratic
+  smoothing of width ε, for decreasing ε (relative to the RMS of the hidden pre-activations).
+  The low-rank minima of the DUFM sit on ReLU kinks, where L-BFGS on Φ itself zigzags and
+  stalls above the bottom of the basin; the minimizers of Φ_ε lead down to it (every iterate is
+  still reported with the true Φ). :data:`KINK_LBFGS_LOW_RANK_SETTINGS` holds the settings of
+  the solver benchmark. Without bounds.
 - ``"torch_gd"``, ``"torch_lbfgs"``: the same two methods through the model's torch objective and
   autograd, on ``device`` ("auto": CUDA when available, else CPU), float64 by default; for large
   widths. ``torch_lbfgs`` uses ``torch.optim.LBFGS`` with a strong-Wolfe line search.
@@ -73,6 +79,16 @@ __all__ = [
 
 #: Names accepted by :func:`solve`.
 METHODS = ("gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_gd", "torch_lbfgs")
+
+#: Settings of ``kink_lbfgs`` for the low-rank minima of the DUFM (the solver benchmark's:
+#: README, Performance): 1,000 Nesterov steps (coefficient 0.95, step ``lr``), then the ReLU
+#: smoothing continuation, 100 L-BFGS iterations per relative width.
+KINK_LBFGS_LOW_RANK_SETTINGS = {
+    "momentum": 0.95,
+    "momentum_steps": 1000,
+    "smoothing": (1.0, 0.3, 0.1, 0.01, 0.001, 0.0001),
+    "smoothing_iterations": 100,
+}
 
 #: Every stop reason a :class:`Solution` can report.
 STOP_REASONS = (
@@ -1830,9 +1846,10 @@ def solve(
         ``lr``), then L-BFGS in numpy (two-loop recursion, memory ``lbfgs_memory``, Armijo
         backtracking from the unit step; stops with ``"no_progress"`` after 10 iterations without
         a decrease of Φ, ``"line_search_failed"`` when not even a steepest-descent step
-        decreases Φ). ``"kink_lbfgs"``: GD warm-up, Nesterov momentum phase, then L-BFGS that
-        re-grows dead ReLU neurons and collapsed classes at its start and when it stalls, each
-        kept only if Φ decreases (module docstring; the message counts them). ``"torch_gd"``/
+        decreases Φ). ``"kink_lbfgs"``: GD warm-up, Nesterov momentum phase, optional ReLU
+        smoothing continuation, then L-BFGS that re-grows dead ReLU neurons and collapsed
+        classes at its start and when it stalls, each kept only if Φ decreases (module
+        docstring; the message counts them). ``"torch_gd"``/
         ``"torch_lbfgs"``: the same through torch autograd on
         ``device``.
     initial : Parameters, optional
@@ -1880,8 +1897,8 @@ def solve(
         (:meth:`ufm.models.DeepUFM.smoothed_value_and_gradient`), s the RMS of the hidden
         pre-activations when the phase starts. The iterates are recorded and reported with the
         true Φ (the history's gradient norm is that of Φ_ε); the end point is kept only if its Φ
-        is not above the start's. ``(1, 0.3, 0.1, 0.01, 0.001)`` is the setting of the solver
-        benchmark (README, Performance).
+        is not above the start's. :data:`KINK_LBFGS_LOW_RANK_SETTINGS` holds the solver
+        benchmark's schedule (README, Performance).
     smoothing_iterations : int
         ``kink_lbfgs`` only: at most this many L-BFGS iterations per smoothing level (≥ 0); they
         count as iterations.
