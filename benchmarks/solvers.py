@@ -9,7 +9,8 @@ starts from the same E-B1 initialization of each seed:
 - ``numpy_lbfgs``: L-BFGS in numpy (compact form, Armijo backtracking), after ``--warmup`` steps of
   the GD above (default 0);
 - ``kink_lbfgs``: ``--warmup`` steps of the GD above, ``--momentum-steps`` Nesterov steps (step
-  η, coefficient ``--momentum``, restarted when the loss increases), the ReLU smoothing
+  η, coefficient ``--momentum``, restarted when the loss increases, every λ multiplied by
+  ``--momentum-penalty-scale``), the ReLU smoothing
   continuation (``--smoothing`` relative widths, ``--smoothing-iterations`` L-BFGS iterations
   each; defaults ``ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS``), then L-BFGS that re-grows dead
   ReLU neurons (all pre-activations ≤ 0: GD and L-BFGS never move them again) and collapsed
@@ -361,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         help="kink_lbfgs: Nesterov steps",
     )
     parser.add_argument(
+        "--momentum-penalty-scale",
+        type=float,
+        default=LOW_RANK["momentum_penalty_scale"],
+        help="kink_lbfgs: factor on every λ during the Nesterov phase",
+    )
+    parser.add_argument(
         "--kink-iterations", type=int, default=3000, help="kink_lbfgs: iterations in all"
     )
     parser.add_argument(
@@ -385,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     kink_options = {
         "momentum": arguments.momentum,
         "momentum_steps": arguments.momentum_steps,
+        "momentum_penalty_scale": arguments.momentum_penalty_scale,
         "smoothing": tuple(arguments.smoothing),
         "smoothing_iterations": arguments.smoothing_iterations,
     }

@@ -177,3 +177,40 @@ def test_kink_lbfgs_smoothing_ends_lower_on_the_benchmark_model():
     assert smoothed.loss < plain.loss - 1e-3
     assert smoothed.loss < 0.08774  # GD's end point from the same initialization
     assert smoothed.loss == model.objective(smoothed.parameters).total
+
+
+# --------------------------------------------------------------------------------------------
+# The heavier weight decay of the momentum phase
+# --------------------------------------------------------------------------------------------
+
+
+def test_momentum_penalty_scale_descends_the_heavier_objective_and_reports_phi():
+    """With every λ multiplied by c in the momentum phase, its iterates are those of the same
+    phase on the model with λ·c (to rounding: the two sum the penalty in different orders;
+    1e-10 relative allows ~1e5 eps of accumulated difference over 80 steps), while the losses
+    reported are the model's own Φ."""
+    model = DeepUFM(4, 2, (8, 8, 8), 0.004, [0.003, 0.004, 0.005])
+    scale, steps = 1.3, 80
+    heavy = DeepUFM(4, 2, (8, 8, 8), 0.004 * scale, [0.003 * scale, 0.004 * scale, 0.005 * scale])
+    options = dict(seed=5, momentum=0.9, momentum_steps=steps, tolerance=0.0,
+                   max_iterations=steps, lr=0.3)
+    seen = []
+    scaled = S.solve(model, "kink_lbfgs", momentum_penalty_scale=scale,
+                     callback=lambda i, loss: seen.append(loss), **options)
+    reference = S.solve(heavy, "kink_lbfgs", **options)
+    for a, b in zip(scaled.parameters.blocks(), reference.parameters.blocks()):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert scaled.settings["momentum_penalty_scale"] == scale
+    assert seen[-1] == scaled.loss == model.objective(scaled.parameters).total
+    assert scaled.loss < heavy.objective(scaled.parameters).total  # Φ, not the heavier one
+    # c = 1 is the phase without the option, bit for bit.
+    plain = S.solve(model, "kink_lbfgs", **options)
+    same = S.solve(model, "kink_lbfgs", momentum_penalty_scale=1.0, **options)
+    for a, b in zip(plain.parameters.blocks(), same.parameters.blocks()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_momentum_penalty_scale_is_checked(bad):
+    with pytest.raises(ValueError, match="momentum_penalty_scale"):
+        S.solve(UFM(2, 2, 3, 0.01, 0.01), "kink_lbfgs", momentum_penalty_scale=bad)
