@@ -56,6 +56,13 @@ LEARNING_RATE = 0.5
 WITHIN = 1e-6
 RANK_TOLERANCE = 1e-3
 LOW_RANK = solvers.KINK_LBFGS_LOW_RANK_SETTINGS  # the kink_lbfgs defaults of this benchmark
+KINK_OPTIONS = (  # (key of LOW_RANK and of solvers.solve, type, help): one --key-with-dashes each
+    ("momentum", float, "Nesterov coefficient"),
+    ("momentum_steps", int, "Nesterov steps"),
+    ("momentum_penalty_scale", float, "factor on every λ during the Nesterov phase"),
+    ("smoothing", float, "relative ReLU smoothing widths of its continuation phase (none: off)"),
+    ("smoothing_iterations", int, "L-BFGS iterations per smoothing level"),
+)
 
 
 @dataclass
@@ -350,52 +357,24 @@ def main(argv: list[str] | None = None) -> int:
         help="GD steps before the other phases of numpy_lbfgs and kink_lbfgs",
     )
     parser.add_argument(
-        "--momentum",
-        type=float,
-        default=LOW_RANK["momentum"],
-        help="kink_lbfgs: Nesterov coefficient",
-    )
-    parser.add_argument(
-        "--momentum-steps",
-        type=int,
-        default=LOW_RANK["momentum_steps"],
-        help="kink_lbfgs: Nesterov steps",
-    )
-    parser.add_argument(
-        "--momentum-penalty-scale",
-        type=float,
-        default=LOW_RANK["momentum_penalty_scale"],
-        help="kink_lbfgs: factor on every λ during the Nesterov phase",
-    )
-    parser.add_argument(
         "--kink-iterations", type=int, default=3000, help="kink_lbfgs: iterations in all"
     )
-    parser.add_argument(
-        "--smoothing",
-        type=float,
-        nargs="*",
-        default=list(LOW_RANK["smoothing"]),
-        help="kink_lbfgs: relative ReLU smoothing widths of its continuation phase (none: off)",
-    )
-    parser.add_argument(
-        "--smoothing-iterations",
-        type=int,
-        default=LOW_RANK["smoothing_iterations"],
-        help="kink_lbfgs: L-BFGS iterations per smoothing level",
-    )
+    for key, kind, text in KINK_OPTIONS:
+        parser.add_argument(
+            "--" + key.replace("_", "-"),
+            type=kind,
+            nargs="*" if key == "smoothing" else None,
+            default=list(LOW_RANK[key]) if key == "smoothing" else LOW_RANK[key],
+            help=f"kink_lbfgs: {text}",
+        )
     arguments = parser.parse_args(argv)
     gd_budget, qn_budget = (20_000, 3_000) if arguments.quick else (100_000, 10_000)
     budgets = {"gd": gd_budget}
     budgets.update({m: qn_budget for m in arguments.methods if m != "gd"})
     if "kink_lbfgs" in budgets:
         budgets["kink_lbfgs"] = arguments.kink_iterations
-    kink_options = {
-        "momentum": arguments.momentum,
-        "momentum_steps": arguments.momentum_steps,
-        "momentum_penalty_scale": arguments.momentum_penalty_scale,
-        "smoothing": tuple(arguments.smoothing),
-        "smoothing_iterations": arguments.smoothing_iterations,
-    }
+    kink_options = {key: getattr(arguments, key) for key, _, _ in KINK_OPTIONS}
+    kink_options["smoothing"] = tuple(kink_options["smoothing"])
     model = build_model()
     reference = optima.predict(model).optimal_loss
     results = [

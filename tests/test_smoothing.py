@@ -25,26 +25,24 @@ def _regions(model, params, width):
     return [np.where(z <= -width, -1, np.where(z >= width, 1, 0)) for z in pre]
 
 
+def _assert_same_as_exact(model, params, width):
+    value, gradient = model.smoothed_value_and_gradient(params, width)
+    exact_value, exact_gradient = model.value_and_gradient(params)
+    assert value == exact_value
+    for a, b in zip(gradient.blocks(), exact_gradient.blocks()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_zero_width_is_the_objective_bit_for_bit():
     for model in (_dufm(), DeepLinearUFM(3, 2, (4, 5, 6), 0.003, 0.002), UFM(3, 4, 5, 0.01, 0.02)):
-        params = model.random_parameters(1)
-        value, gradient = model.smoothed_value_and_gradient(params, 0.0)
-        exact_value, exact_gradient = model.value_and_gradient(params)
-        assert value == exact_value
-        for a, b in zip(gradient.blocks(), exact_gradient.blocks()):
-            np.testing.assert_array_equal(a, b)
+        _assert_same_as_exact(model, model.random_parameters(1), 0.0)
 
 
 def test_models_without_relu_ignore_the_width():
     rng = np.random.default_rng(3)
     head = LinearHead(rng.normal(size=(5, 9)), np.arange(9) % 3, (5, 4, 6), 0.01)
     for model in (DeepLinearUFM(3, 2, (4, 5, 6), 0.003, 0.002), head):
-        params = model.random_parameters(2)
-        value, gradient = model.smoothed_value_and_gradient(params, 0.3)
-        exact_value, exact_gradient = model.value_and_gradient(params)
-        assert value == exact_value
-        for a, b in zip(gradient.blocks(), exact_gradient.blocks()):
-            np.testing.assert_array_equal(a, b)
+        _assert_same_as_exact(model, model.random_parameters(2), 0.3)
 
 
 def test_smoothed_gradient_taylor_remainder_has_slope_two():
