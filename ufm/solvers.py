@@ -1365,8 +1365,9 @@ def _revive_collapsed_classes(model, x, value, objective, fraction=0.5):
 
 
 def _hidden_preactivation_rms(model, x: np.ndarray) -> float:
-    """Root mean square of every pre-activation entering a ReLU at the point ``x`` (0 if the
-    model has no ReLU)."""
+    """Scale of the pre-activations entering a ReLU at the point ``x``: the square root of the
+    mean over those layers of each layer's mean square (their RMS when the hidden widths are
+    equal; 0 if the model has no ReLU)."""
     relu_after = model._numpy_plan[0]
     pre, _, _ = model._forward_numpy(model._unflatten_views(x))
     squares = [float(np.mean(pre[l + 1] ** 2)) for l, relu in enumerate(relu_after) if relu]
