@@ -297,8 +297,10 @@ def explore_dufm(
         Width d of every layer (the theory needs d ≥ K for a collapsed optimum).
     seed : int
         Seed of the random initialization (:meth:`random_parameters`, E-B1 scale).
-    method : {"numpy_lbfgs", "lbfgs", "gd"}
-        :func:`ufm.solvers.solve` method (any of ``ufm.solvers.METHODS`` is accepted).
+    method : {"numpy_lbfgs", "lbfgs", "gd", "kink_lbfgs"}
+        :func:`ufm.solvers.solve` method (any of ``ufm.solvers.METHODS`` is accepted);
+        ``"kink_lbfgs"`` runs with ``ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS`` (the low-rank
+        minima of (C); default cap 3,000 iterations).
     model : {"dufm", "deep_linear"}
         ReLU L-DUFM (THEORY.md §2(c)) or deep linear UFM (§2(b)); L = 1 is the UFM without bias.
     lam_h : float, optional
@@ -315,7 +317,7 @@ def explore_dufm(
     """
     from ufm.optima import dnc_critical_lambda, predict_deep_linear, predict_dufm
     from ufm.reports import model_layer_report, output_scale
-    from ufm.solvers import METHODS, solve
+    from ufm.solvers import KINK_LBFGS_LOW_RANK_SETTINGS, METHODS, solve
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -324,11 +326,13 @@ def explore_dufm(
     objective = build_model(model, K, L, n, lam, width, lam_h)
     predict = predict_dufm if model == "dufm" else predict_deep_linear
     prediction = predict(K, L, n, objective.lam_h, objective.lam_w)
+    options = dict(KINK_LBFGS_LOW_RANK_SETTINGS) if method == "kink_lbfgs" else {}
     if max_iterations is None:
-        max_iterations = 5_000 if method in ("gd", "torch_gd") else 1_000
+        defaults = {"gd": 5_000, "torch_gd": 5_000, "kink_lbfgs": 3_000}
+        max_iterations = defaults.get(method, 1_000)
     solution = solve(
         objective, method, seed=seed, max_iterations=max_iterations, tolerance=tolerance, lr=lr,
-        init_scale=init_scale, progress=False,
+        init_scale=init_scale, progress=False, **options,
     )
     report = model_layer_report(objective, solution.parameters)
     output = objective.forward(solution.parameters).output
@@ -986,7 +990,9 @@ def build_parser():
     dufm.add_argument("--lam", type=float, default=0.004, help="λ of every block (default 0.004)")
     dufm.add_argument("--width", type=int, default=10, help="width of every layer (default 10)")
     dufm.add_argument("--seed", type=int, default=0, help="initialization seed (default 0)")
-    dufm.add_argument("--method", default="numpy_lbfgs", help="ufm.solvers method (default numpy_lbfgs)")
+    dufm.add_argument("--method", default="numpy_lbfgs",
+                      help="ufm.solvers method (default numpy_lbfgs; kink_lbfgs runs with "
+                           "ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS)")
     dufm.add_argument("--model", choices=MODELS, default="dufm", help="ReLU DUFM or deep linear UFM")
     dufm.add_argument("--max-iterations", type=int, default=None, help="solver iteration cap")
     dufm.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default {DEFAULT_OUT})")
