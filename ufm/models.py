@@ -820,7 +820,9 @@ class _ChainObjective:
         ε = 0 gives Φ and its gradient (:meth:`value_and_gradient`) bit for bit. Models without
         ReLU return Φ for every ε. Used by the smoothing phase of the ``kink_lbfgs`` solver
         (:func:`ufm.solvers.solve`), which follows the minimizers of Φ_ε down to ε ≈ 0 instead
-        of zigzagging on the kinks of Φ.
+        of zigzagging on the kinks of Φ. Φ_ε is not an objective of (A)–(C): it is a numerical
+        device of this package; the shapes of ``params`` and of the gradient are the model's
+        (:attr:`parameter_shapes`).
 
         Parameters
         ----------
