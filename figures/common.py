@@ -186,6 +186,43 @@ def plot_band(axis, x: Sequence[float], values: Sequence[Sequence[float]], *, co
         axis.fill_between(x, lower, upper, color=color, alpha=alpha, linewidth=0)
 
 
+def plot_seed_fraction(axis, widths: Sequence[int], summary: Sequence[Mapping[str, Any]],
+                       count_key: str, label: str) -> None:
+    """Fraction of seeds per width with its ± binomial standard-error band, each point annotated
+    with ``entry[count_key]/entry["runs"]``, on a log₂ width axis (ticks at the widths).
+
+    ``summary`` holds one entry per width with ``fraction``, ``standard_error``, ``runs`` and
+    ``count_key``.
+    """
+    x = np.array(widths, dtype=float)
+    fraction = np.array([entry["fraction"] for entry in summary])
+    error = np.array([entry["standard_error"] for entry in summary])
+    axis.fill_between(x, np.clip(fraction - error, 0, 1), np.clip(fraction + error, 0, 1),
+                      color="tab:blue", alpha=0.2, linewidth=0, label="± binomial standard error")
+    axis.plot(x, fraction, "o-", color="tab:blue", label=label)
+    for width, entry in zip(x, summary):
+        axis.annotate(f"{entry[count_key]}/{entry['runs']}", (width, entry["fraction"]),
+                      textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(x, [str(width) for width in widths])
+    axis.minorticks_off()
+
+
+def scatter_runs_by_outcome(axis, rows: Sequence[Mapping[str, Any]], seeds: Sequence[int],
+                            offsets: Sequence[float], flag: str, value, labels: tuple[str, str]) -> None:
+    """One point per run at (width, ``value(row)``), the seeds spread sideways by 2^offset; green
+    circles for runs with ``row[flag]`` true, red crosses for the others (``labels`` in that
+    order). Rows whose ``value`` is None are left out."""
+    for marker, color, label, wanted in (("o", "tab:green", labels[0], True),
+                                         ("x", "tab:red", labels[1], False)):
+        points = [(row["width"] * 2.0 ** offsets[seeds.index(row["seed"])], value(row))
+                  for row in rows if row[flag] == wanted]
+        points = [point for point in points if point[1] is not None]
+        if points:
+            px, py = zip(*points)
+            axis.plot(px, py, marker, color=color, linestyle="none", markersize=4.5, label=label)
+
+
 def layer_colors(count: int):
     """``count`` distinct colours ordered along a perceptual colormap (layers 1..count)."""
     cmap = plt.get_cmap("viridis")

@@ -172,6 +172,15 @@ def head_metric_rows(snapshot, seed: int, backbone_depth: int, head_depth: int =
     return rows
 
 
+def comparison_rows(comparison, seed: int) -> list[dict]:
+    """CSV rows of the DUFM-view lines of a :func:`fullnet.compare.compare_model` result (one seed)."""
+    return [{"series": "comparison", "seed": seed, "quantity": row.quantity,
+             "predicted": row.predicted, "measured": row.measured,
+             "relative_error": row.relative_error, "relation": row.relation,
+             "source": row.source, "note": row.note}
+            for row in comparison.rows if row.view == "view"]
+
+
 def compute(quick: bool, overrides: dict | None = None) -> dict:
     """Train every seed; per-layer DNC metrics along training and the DUFM comparison at the end.
 
@@ -207,12 +216,7 @@ def compute(quick: bool, overrides: dict | None = None) -> dict:
                              "feature_penalty": terms.feature_penalty, "predicted": reference,
                              "gap": terms.objective - reference, "accuracy": snapshot.accuracy})
                 rows.extend(head_metric_rows(snapshot, seed, backbone))
-            for row in comparison.rows:
-                if row.view == "view":
-                    rows.append({"series": "comparison", "seed": seed, "quantity": row.quantity,
-                                 "predicted": row.predicted, "measured": row.measured,
-                                 "relative_error": row.relative_error, "relation": row.relation,
-                                 "source": row.source, "note": row.note})
+            rows.extend(comparison_rows(comparison, seed))
             weights = trainer.model.weight_matrices()[backbone:]
             predicted = view["prediction"]["singular_values"]
             for layer, weight in enumerate(weights, start=1):

@@ -50,7 +50,15 @@ from ufm.models import DeepUFM
 from ufm.optima import dnc_reach_tolerance, dufm_stall_configurations, predict_dufm
 from ufm.solvers import solve
 
-from .common import figure_title, new_figure, save_figure, write_csv, write_json
+from .common import (
+    figure_title,
+    new_figure,
+    plot_seed_fraction,
+    save_figure,
+    scatter_runs_by_outcome,
+    write_csv,
+    write_json,
+)
 from .overrides import apply_overrides
 from .sukenik2024_dnc_probability import binomial_band
 
@@ -58,6 +66,7 @@ NAME = "sukenik2023_width"
 EXPERIMENT = "E-B2"
 GAP_FLOOR = 1e-12  # log-axis floor of Φ/L_DNC − 1 (runs at L_DNC to rounding)
 NC1_FLOOR = 1e-16  # log-axis floor of DNC1
+OUTCOME_LABELS = ("run reaching $L_{\\mathrm{DNC}}$", "stalled run")
 
 
 def settings(quick: bool) -> dict:
@@ -134,6 +143,15 @@ def make(out_dir: str | Path, quick: bool = False, overrides: dict | None = None
     return draw(compute(quick, overrides), out_dir, quick)
 
 
+def _runs_axes(axis, x: np.ndarray, widths: list) -> None:
+    """Log₂ width axis with a tick per width (seeds spread sideways) and a log value axis."""
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xticks(x, [str(width) for width in widths])
+    axis.minorticks_off()
+    axis.set_xlabel("width (log₂ axis; seeds spread sideways)")
+
+
 def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     """Plot the output of :func:`compute` and write the three files."""
     config, rows, summary = data["settings"], data["rows"], data["summary"]
@@ -144,20 +162,12 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
 
     # (a) fraction of seeds reaching L_DNC
     axis = axes[0]
-    fraction = np.array([entry["fraction"] for entry in summary])
-    error = np.array([entry["standard_error"] for entry in summary])
-    axis.fill_between(x, np.clip(fraction - error, 0, 1), np.clip(fraction + error, 0, 1),
-                      color="tab:blue", alpha=0.2, linewidth=0, label="± binomial standard error")
-    axis.plot(x, fraction, "o-", color="tab:blue",
-              label=f"fraction of {len(seeds)} seeds with $\\Phi - L_{{\\mathrm{{DNC}}}} \\leq \\tau$")
-    for width, entry in zip(x, summary):
-        axis.annotate(f"{entry['reached_runs']}/{entry['runs']}", (width, entry["fraction"]),
-                      textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    plot_seed_fraction(
+        axis, widths, summary, "reached_runs",
+        f"fraction of {len(seeds)} seeds with $\\Phi - L_{{\\mathrm{{DNC}}}} \\leq \\tau$",
+    )
     axis.axvline(2 * config["num_classes"], color="gray", linestyle=":", linewidth=1.0,
                  label=f"width 2K = {2 * config['num_classes']}")
-    axis.set_xscale("log", base=2)
-    axis.set_xticks(x, [str(width) for width in widths])
-    axis.minorticks_off()
     axis.set_ylim(-0.05, 1.15)
     axis.set_xlabel(r"width $d_1 = \dots = d_L$ (log₂ axis)")
     axis.set_ylabel(r"fraction of GD runs reaching $L_{\mathrm{DNC}}$")
@@ -183,18 +193,9 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
             axis.axhline(value["ratio"], color=color, linestyle=linestyle, linewidth=0.9, alpha=0.8, label=label)
     axis.axhspan(GAP_FLOOR, data["relative_tolerance"], color="tab:green", alpha=0.1, linewidth=0,
                  label=f"reached: ≤ τ/L_DNC = {data['relative_tolerance']:.3g}")
-    for marker, color, label, wanted in (("o", "tab:green", "run reaching $L_{\\mathrm{DNC}}$", True),
-                                         ("x", "tab:red", "stalled run", False)):
-        points = [(row["width"] * 2.0 ** offsets[seeds.index(row["seed"])], max(row["relative_gap"], GAP_FLOOR))
-                  for row in rows if row["reached"] == wanted]
-        if points:
-            px, py = zip(*points)
-            axis.plot(px, py, marker, color=color, linestyle="none", markersize=4.5, label=label)
-    axis.set_xscale("log", base=2)
-    axis.set_yscale("log")
-    axis.set_xticks(x, [str(width) for width in widths])
-    axis.minorticks_off()
-    axis.set_xlabel("width (log₂ axis; seeds spread sideways)")
+    scatter_runs_by_outcome(axis, rows, seeds, offsets, "reached",
+                            lambda row: max(row["relative_gap"], GAP_FLOOR), OUTCOME_LABELS)
+    _runs_axes(axis, x, widths)
     axis.set_ylabel(rf"final $\Phi / L_{{\mathrm{{DNC}}}} - 1$ (log; floor {GAP_FLOOR:g})")
     axis.set_title(rf"end points against $L_{{\mathrm{{DNC}}}}$ = {data['dnc_loss']:.6g} (global minimum, K = 2)"
                    "\nlines: derived values of non-collapsed configurations")
@@ -203,19 +204,13 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
 
     # (c) final DNC1
     axis = axes[2]
-    for marker, color, label, wanted in (("o", "tab:green", "run reaching $L_{\\mathrm{DNC}}$", True),
-                                         ("x", "tab:red", "stalled run", False)):
-        points = [(row["width"] * 2.0 ** offsets[seeds.index(row["seed"])], max(row["dnc1"], NC1_FLOOR))
-                  for row in rows
-                  if row["reached"] == wanted and row["dnc1"] is not None and math.isfinite(row["dnc1"])]
-        if points:
-            px, py = zip(*points)
-            axis.plot(px, py, marker, color=color, linestyle="none", markersize=4.5, label=label)
-    axis.set_xscale("log", base=2)
-    axis.set_yscale("log")
-    axis.set_xticks(x, [str(width) for width in widths])
-    axis.minorticks_off()
-    axis.set_xlabel("width (log₂ axis; seeds spread sideways)")
+    scatter_runs_by_outcome(
+        axis, rows, seeds, offsets, "reached",
+        lambda row: (max(row["dnc1"], NC1_FLOOR)
+                     if row["dnc1"] is not None and math.isfinite(row["dnc1"]) else None),
+        OUTCOME_LABELS,
+    )
+    _runs_axes(axis, x, widths)
     axis.set_ylabel(rf"DNC1 at the end: $\max_l$ NC1.tr_unc$(H_l)$ (log; floor {NC1_FLOOR:g})")
     axis.set_title("within-class collapse of the end points\n(split stalls: DNC1 > 0; a dropped class leaves DNC1 = 0)")
     axis.legend(fontsize=7, loc="best")

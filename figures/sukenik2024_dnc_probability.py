@@ -26,7 +26,15 @@ from ufm.optima import predict_dufm
 from ufm.reports import is_deep_neural_collapse
 from ufm.solvers import solve
 
-from .common import figure_title, new_figure, save_figure, write_csv, write_json
+from .common import (
+    figure_title,
+    new_figure,
+    plot_seed_fraction,
+    save_figure,
+    scatter_runs_by_outcome,
+    write_csv,
+    write_json,
+)
 
 NAME = "sukenik2024_dnc_probability"
 RANK_RTOL = 1e-2  # relative tolerance of RANK (THEORY.md §3: plots use 1e-3 to 1e-2)
@@ -96,17 +104,7 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
     figure, axes = new_figure(1, 2, 11.0, 4.6)
 
     axis = axes[0]
-    fraction = np.array([entry["fraction"] for entry in summary])
-    error = np.array([entry["standard_error"] for entry in summary])
-    axis.fill_between(x, np.clip(fraction - error, 0, 1), np.clip(fraction + error, 0, 1),
-                      color="tab:blue", alpha=0.2, linewidth=0, label="± binomial standard error")
-    axis.plot(x, fraction, "o-", color="tab:blue", label=f"fraction of {len(seeds)} seeds with IS_DNC")
-    for width, entry in zip(x, summary):
-        axis.annotate(f"{entry['dnc_runs']}/{entry['runs']}", (width, entry["fraction"]),
-                      textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
-    axis.set_xscale("log", base=2)
-    axis.set_xticks(x, [str(width) for width in widths])
-    axis.minorticks_off()
+    plot_seed_fraction(axis, widths, summary, "dnc_runs", f"fraction of {len(seeds)} seeds with IS_DNC")
     axis.set_ylim(-0.05, 1.12)
     axis.set_xlabel(r"width $d_1 = \dots = d_4$ (log₂ axis)")
     axis.set_ylabel("probability of reaching DNC")
@@ -119,13 +117,8 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
     axis.axhspan(-tolerance, tolerance, color="tab:green", alpha=0.12, linewidth=0,
                  label=f"IS_DNC loss tolerance ± {tolerance:g}")
     offsets = np.linspace(-0.08, 0.08, len(seeds)) if len(seeds) > 1 else np.zeros(1)
-    for marker, color, label, wanted in (("o", "tab:green", "run with IS_DNC", True),
-                                         ("x", "tab:red", "run without IS_DNC", False)):
-        points = [(row["width"] * 2.0 ** offsets[seeds.index(row["seed"])], row["relative_gap"])
-                  for row in rows if row["is_dnc"] == wanted]
-        if points:
-            px, py = zip(*points)
-            axis.plot(px, py, marker, color=color, linestyle="none", markersize=4.5, label=label)
+    scatter_runs_by_outcome(axis, rows, seeds, offsets, "is_dnc", lambda row: row["relative_gap"],
+                            ("run with IS_DNC", "run without IS_DNC"))
     axis.axhline(0.0, color="black", linestyle="--", linewidth=1.0,
                  label=rf"$L_{{\mathrm{{DNC}}}}$ = {data['dnc_loss']:.6g} (ufm.optima.predict_dufm)")
     axis.set_xscale("log", base=2)

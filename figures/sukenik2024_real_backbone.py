@@ -102,6 +102,7 @@ from .sukenik2023_real_backbone import (
     _metric_panel,
     backbone_depth,
     comparison_panel,
+    comparison_rows,
     head_metric_rows,
     run_config,
 )
@@ -220,12 +221,7 @@ def compute(quick: bool, overrides: dict | None = None) -> dict:
             if comparison.view is None:
                 raise RuntimeError(f"no DUFM view of the head: {comparison.notes}")
             view = comparison.view.to_dict()
-            for row in comparison.rows:
-                if row.view == "view":
-                    rows.append({"series": "comparison", "seed": seed, "quantity": row.quantity,
-                                 "predicted": row.predicted, "measured": row.measured,
-                                 "relative_error": row.relative_error, "relation": row.relation,
-                                 "source": row.source, "note": row.note})
+            rows.extend(comparison_rows(comparison, seed))
             features, labels, _ = final_features(trainer)
             k = data.num_classes
             final_ranks = {}

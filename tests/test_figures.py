@@ -10,8 +10,6 @@ the whole file stays well under a minute, while every plotting path is exercised
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import subprocess
 import sys
@@ -23,27 +21,6 @@ import pytest
 from figures import cli, registry
 
 ROOT = Path(__file__).resolve().parents[1]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def read_csv(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def check_files(paths, tmp_path: Path, name: str) -> tuple[list[dict], dict]:
-    """The three files exist in tmp_path, the PNG is a real non-empty image; returns CSV and JSON."""
-    paths = [Path(path) for path in paths]
-    expected = {tmp_path / f"{name}.png", tmp_path / f"{name}.csv", tmp_path / f"{name}.json"}
-    assert set(paths) == expected
-    png = tmp_path / f"{name}.png"
-    assert png.read_bytes()[:8] == PNG_MAGIC
-    assert png.stat().st_size > 20_000
-    rows = read_csv(tmp_path / f"{name}.csv")
-    assert rows
-    data = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
-    assert data["figure"] == name
-    return rows, data
 
 
 # ------------------------------------------------------------------------------------------
@@ -109,11 +86,11 @@ def test_cli_makes_a_figure_and_prints_its_time(capsys, tmp_path):
 # ------------------------------------------------------------------------------------------
 
 
-def test_ratio_figure_plots_the_library_ratios(tmp_path):
+def test_ratio_figure_plots_the_library_ratios(tmp_path, figure_files):
     from figures import sukenik2024_ratio as figure
     from ufm.optima import predict_srg, srg_ratio
 
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     config = figure.settings(True)
     assert len(rows) == len(config["lams"]) * len(config["depths"]) * len(config["vertices"])
     for row in rows:
@@ -131,13 +108,13 @@ def test_ratio_figure_plots_the_library_ratios(tmp_path):
     assert data["rows"][0]["coefficient_ratio_basic"] == float(rows[0]["coefficient_ratio_basic"])
 
 
-def test_threshold_figure_plots_the_library_optimum(tmp_path):
+def test_threshold_figure_plots_the_library_optimum(tmp_path, figure_files):
     from figures import sukenik2023_threshold as figure
     from ufm.models import DeepUFM
     from ufm.optima import dnc_critical_lambda, predict_dufm
     from ufm.solvers import solve
 
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     predicted = [row for row in rows if row["series"] == "prediction"]
     descent = [row for row in rows if row["series"] == "gd"]
     assert predicted and descent
@@ -165,7 +142,7 @@ def test_threshold_figure_plots_the_library_optimum(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 
-def test_dufm_gd_figure_plots_the_solver_and_the_prediction(tmp_path, monkeypatch):
+def test_dufm_gd_figure_plots_the_solver_and_the_prediction(tmp_path, monkeypatch, figure_files):
     from figures import sukenik2023_dufm_gd as figure
     from ufm.models import DeepUFM
     from ufm.optima import predict_dufm
@@ -174,7 +151,7 @@ def test_dufm_gd_figure_plots_the_solver_and_the_prediction(tmp_path, monkeypatc
     small = {"num_classes": 2, "num_layers": 3, "per_class": 2, "lam": 0.004, "lr": 0.5, "width": 8,
              "seeds": [0, 1], "steps": 300, "checkpoints": 6}
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     optimum = predict_dufm(2, 3, 2, 0.004, 0.004)
     assert data["prediction"]["optimal_loss"] == optimum.optimal_loss
     model = DeepUFM(num_classes=2, per_class=2, widths=(8,) * 3, lam_h=0.004, lam_w=0.004)
@@ -194,7 +171,7 @@ def test_dufm_gd_figure_plots_the_solver_and_the_prediction(tmp_path, monkeypatc
             assert float(row["predicted"]) == optimum.singular_values[layer - 1][index - 1]
 
 
-def test_lowrank_gd_figure_plots_the_solver_and_the_references(tmp_path, monkeypatch):
+def test_lowrank_gd_figure_plots_the_solver_and_the_references(tmp_path, monkeypatch, figure_files):
     from figures import sukenik2024_lowrank_gd as figure
     from ufm.metrics import numerical_rank
     from ufm.models import DeepUFM
@@ -204,7 +181,7 @@ def test_lowrank_gd_figure_plots_the_solver_and_the_references(tmp_path, monkeyp
     small = {"num_classes": 10, "num_layers": 4, "per_class": 1, "lam": 0.004, "width": 12, "lr": 0.5,
              "rank_rtol": 1e-2, "srg_vertices": 5, "seeds": [0, 1], "steps": 200, "checkpoints": 5}
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     references = data["references"]
     assert references["dnc_loss"] == predict_dufm(10, 4, 1, 0.004, 0.004).optimal_loss
     assert references["srg_loss_basic"] == predict_srg(5, 4, 1, 0.004, 0.004, shift=-1.0).optimal_loss
@@ -222,7 +199,7 @@ def test_lowrank_gd_figure_plots_the_solver_and_the_references(tmp_path, monkeyp
     }
 
 
-def test_jacot_figure_plots_the_training_history(tmp_path, monkeypatch):
+def test_jacot_figure_plots_the_training_history(tmp_path, monkeypatch, figure_files):
     pytest.importorskip("mlxtend")
     from figures import jacot2025_fig1 as figure
     from fullnet.training import train
@@ -233,7 +210,7 @@ def test_jacot_figure_plots_the_training_history(tmp_path, monkeypatch):
              "learning_rate": 0.05, "weight_decay": 0.01, "epochs": 12, "log_points": 4, "seeds": [0, 1],
              "threads": 1, "device": "cpu"}
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     probe = figure.TrainingProbe(figure.linear_pairs(small))
     assert probe.pairs == [3, 4]
     result = train(figure.run_config(small, 0), output_dir=tmp_path / "again", progress=False, on_step=probe)
@@ -276,7 +253,7 @@ def test_jacot_figure_plots_the_training_history(tmp_path, monkeypatch):
         assert np.allclose(gram, expected / np.max(np.abs(expected)), rtol=1e-12, atol=1e-15)
 
 
-def test_jacot_linear_head_figure_plots_the_library_values(tmp_path, monkeypatch):
+def test_jacot_linear_head_figure_plots_the_library_values(tmp_path, monkeypatch, figure_files):
     pytest.importorskip("mlxtend")
     from figures import jacot2025_fig2 as figure
     from figures.jacot2025_fig1 import TrainingProbe, final_features, run_config
@@ -288,7 +265,7 @@ def test_jacot_linear_head_figure_plots_the_library_values(tmp_path, monkeypatch
              "linear_depths": [1, 3], "linear_width": 12, "learning_rate": 0.05, "paper_weight_decays": [0.004],
              "epochs": 30, "seeds": [0], "threads": 1, "device": "cpu"}
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     lam = to_paper_convention(0.004, 0.001, reduction="mean", batch_size=30, num_classes=10).lam
     assert data["hyperparameters"][0]["lam"] == lam == 0.02
     assert [int(row["linear_depth"]) for row in rows] == [1, 3]
@@ -314,7 +291,7 @@ def test_jacot_linear_head_figure_plots_the_library_values(tmp_path, monkeypatch
                                                   final.layers[3].metrics["BAL.rel_op"])
 
 
-def test_jacot2025_fig3_plots_the_library_values(tmp_path, monkeypatch):
+def test_jacot2025_fig3_plots_the_library_values(tmp_path, monkeypatch, figure_files):
     pytest.importorskip("mlxtend")
     from figures import jacot2025_fig3 as figure
     from figures.jacot2025_fig1 import run_config
@@ -326,7 +303,7 @@ def test_jacot2025_fig3_plots_the_library_values(tmp_path, monkeypatch):
              "paper_learning_rates": [0.001], "learning_rates": [0.05], "epochs": 30, "seeds": [0],
              "threads": 1, "device": "cpu"}
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     net = data["networks"][1]
     assert net["nonlinear_widths"] == [16, 12, 12] and net["depth"] == 5
     converted = to_paper_convention(0.016 / 5, 0.001, reduction="mean", batch_size=30, num_classes=10)

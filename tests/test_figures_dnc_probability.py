@@ -3,16 +3,12 @@ data files hold what ``ufm.solvers.solve`` and ``ufm.reports.is_deep_neural_coll
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from pathlib import Path
 
 import pytest
 
 from figures import registry
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_figure_is_registered():
@@ -31,7 +27,7 @@ def test_binomial_band():
         binomial_band(0, 0)
 
 
-def test_dnc_probability_figure_plots_the_library_verdicts(tmp_path, monkeypatch):
+def test_dnc_probability_figure_plots_the_library_verdicts(tmp_path, monkeypatch, figure_files):
     from figures import sukenik2024_dnc_probability as figure
     from ufm.models import DeepUFM
     from ufm.optima import predict_dufm
@@ -40,13 +36,9 @@ def test_dnc_probability_figure_plots_the_library_verdicts(tmp_path, monkeypatch
 
     small = dict(figure.settings(True), widths=[5, 8], seeds=[0, 1], steps=400)
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    paths = [Path(path) for path in figure.make(tmp_path, quick=True)]
-    assert paths == [tmp_path / f"{figure.NAME}.{ext}" for ext in ("png", "csv", "json")]
-    assert paths[0].read_bytes()[:8] == PNG_MAGIC and paths[0].stat().st_size > 20_000
-    with paths[1].open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    data = json.loads(paths[2].read_text(encoding="utf-8"))
-    assert data["figure"] == figure.NAME and data["experiment"] == "E-C6" and len(rows) == 4
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME,
+                              ordered=True)
+    assert data["experiment"] == "E-C6" and len(rows) == 4
     k, depth, lam = small["num_classes"], small["num_layers"], small["lam"]
     reference = predict_dufm(k, depth, 1, lam, lam).optimal_loss
     assert data["dnc_loss"] == reference

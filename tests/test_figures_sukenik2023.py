@@ -7,29 +7,12 @@ the claims with the tolerances stated below.
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def check_files(paths, tmp_path: Path, name: str) -> tuple[list[dict], dict]:
-    """PNG, CSV and JSON exist in tmp_path (PNG first), the PNG is a real image; CSV rows, JSON."""
-    paths = [Path(path) for path in paths]
-    assert paths == [tmp_path / f"{name}.{ext}" for ext in ("png", "csv", "json")]
-    assert paths[0].read_bytes()[:8] == PNG_MAGIC and paths[0].stat().st_size > 20_000
-    with paths[1].open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    data = json.loads(paths[2].read_text(encoding="utf-8"))
-    assert rows and data["figure"] == name and data["quick"] is True
-    return rows, data
 
 
 # ------------------------------------------------------------------------------------------
@@ -51,11 +34,12 @@ def test_width_tolerance_of_the_settings():
         assert nearest.kind in ("split", "drop") and tolerance == 0.5 * (nearest.loss - reference) > 0
 
 
-def test_width_figure_quick(tmp_path):
+def test_width_figure_quick(tmp_path, figure_files):
     from figures import sukenik2023_width as figure
     from ufm.optima import dnc_reach_tolerance, dufm_stall_configurations, predict_dufm
 
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME,
+                              ordered=True, quick=True)
     config = data["settings"]
     assert data["experiment"] == "E-B2" and config == figure.settings(True)
     k, depth, n, lam = config["num_classes"], config["num_layers"], config["per_class"], config["lam"]
@@ -104,11 +88,12 @@ def test_head_label_uses_head_numbering():
     assert head_label("BAL.scalar λ_4‖W_4‖²", 1) == "BAL.scalar λ3‖W3‖²"
 
 
-def test_real_backbone_figure_quick(tmp_path):
+def test_real_backbone_figure_quick(tmp_path, figure_files):
     from figures import sukenik2023_real_backbone as figure
     from ufm.optima import predict_dufm
 
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME,
+                              ordered=True, quick=True)
     config = data["settings"]
     assert data["experiment"] == "E-B4" and config == figure.settings(True)
     n, lam, lam_h = config["per_class"], config["lam"], config["lam_h"]

@@ -8,7 +8,6 @@ class means before the last ReLU and all K classes separated after it.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_srg_vertices_and_references():
@@ -69,17 +67,13 @@ def test_fullnet_config_of_the_figure():
     assert resnet.model.backbone_init_gain is None
 
 
-def test_real_backbone_4_layer_head_quick(tmp_path):
+def test_real_backbone_4_layer_head_quick(tmp_path, figure_files):
     from figures import sukenik2024_real_backbone as figure
     from ufm.optima import predict_dufm, predict_srg
 
-    paths = [Path(path) for path in figure.make(tmp_path, quick=True)]
-    assert paths == [tmp_path / f"{figure.NAME}.{ext}" for ext in ("png", "csv", "json")]
-    assert paths[0].read_bytes()[:8] == PNG_MAGIC and paths[0].stat().st_size > 20_000
-    with paths[1].open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    data = json.loads(paths[2].read_text(encoding="utf-8"))
-    assert rows and data["figure"] == figure.NAME and data["quick"] is True and data["experiment"] == "E-C3"
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME,
+                              ordered=True, quick=True)
+    assert data["experiment"] == "E-C3"
     config = data["settings"]
     assert config == figure.settings(True)
     k, n, lam = 10, config["per_class"], config["lam"]

@@ -7,34 +7,12 @@ are compared with direct calls to the library functions the figure names.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from pathlib import Path
 
 import pytest
 
 from figures import registry
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def read_csv(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def check_files(paths, tmp_path: Path, name: str) -> tuple[list[dict], dict]:
-    """PNG, CSV and JSON of ``name`` in tmp_path; the PNG is a real image. Returns CSV and JSON."""
-    paths = [Path(path) for path in paths]
-    assert set(paths) == {tmp_path / f"{name}.png", tmp_path / f"{name}.csv", tmp_path / f"{name}.json"}
-    png = tmp_path / f"{name}.png"
-    assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 20_000
-    rows = read_csv(tmp_path / f"{name}.csv")
-    assert rows
-    data = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
-    assert data["figure"] == name
-    return rows, data
 
 
 def number(text: str) -> float:
@@ -49,7 +27,7 @@ def test_new_figures_are_registered():
         assert registry.figure_info(name).experiment.startswith("E-")
 
 
-def test_lambda_width_figure_plots_the_store_aggregates(tmp_path, monkeypatch):
+def test_lambda_width_figure_plots_the_store_aggregates(tmp_path, monkeypatch, figure_files):
     from figures import lambda_width_sweep as figure
     from fullnet.store import SweepStore
     from fullnet.sweeps import aggregate_grid, aggregate_lines
@@ -61,7 +39,7 @@ def test_lambda_width_figure_plots_the_store_aggregates(tmp_path, monkeypatch):
         "grid.lambda_width_products=[0.016]",
     ])
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     report = data["report"]
     assert report["cells"] == 5 and len(report["completed"]) == 5 and not report["failed"]
     depth = len(data["sweep"]["nonlinear_widths"]) + data["sweep"]["linear_depth"]
@@ -85,12 +63,12 @@ def test_lambda_width_figure_plots_the_store_aggregates(tmp_path, monkeypatch):
             assert [float(row["weight_decay"]) for row in line_rows] == lines[0].weight_decays
             assert [number(row["mean"]) for row in line_rows] == lines[0].mean
     # the store is reused: a second make runs nothing and plots the same numbers
-    again_rows, again = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    again_rows, again = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     assert again["report"]["completed"] == [] and again["report"]["skipped_completed"] == 5
     assert again_rows == rows
 
 
-def test_theory_vs_practice_figure_plots_the_comparison(tmp_path, monkeypatch):
+def test_theory_vs_practice_figure_plots_the_comparison(tmp_path, monkeypatch, figure_files):
     pytest.importorskip("mlxtend")
     from figures import theory_vs_practice as figure
     from fullnet.compare import compare_run
@@ -99,7 +77,7 @@ def test_theory_vs_practice_figure_plots_the_comparison(tmp_path, monkeypatch):
     small = dict(figure.settings(True), per_class=3, nonlinear_widths=[16, 12], linear_depth=2,
                  linear_width=10, epochs=30, log_points=2, threads=1)
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     assert data["training"]["epochs"] == 30
     # the same training elsewhere, compared by the library directly
     again = tmp_path / "again"
@@ -125,7 +103,7 @@ def test_theory_vs_practice_figure_plots_the_comparison(tmp_path, monkeypatch):
     assert data["comparison"]["rows"][0]["quantity"] == comparison.rows[0].quantity
 
 
-def test_rank_vs_weight_decay_figure_plots_the_solver_ranks(tmp_path, monkeypatch):
+def test_rank_vs_weight_decay_figure_plots_the_solver_ranks(tmp_path, monkeypatch, figure_files):
     from figures import sukenik2024_rank_vs_wd as figure
     from ufm.metrics import class_statistics, numerical_rank
     from ufm.models import DeepUFM
@@ -134,7 +112,7 @@ def test_rank_vs_weight_decay_figure_plots_the_solver_ranks(tmp_path, monkeypatc
 
     small = dict(figure.settings(True), log2_lams=[-10, -8], seeds=[0, 1], steps=300, width=12)
     monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
-    rows, data = check_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
+    rows, data = figure_files(figure.make(tmp_path, quick=True), tmp_path, figure.NAME)
     assert len(rows) == 4 and "E-C5" == data["experiment"]
     row = [row for row in rows if row["seed"] == "1" and row["log2_lam"] == "-8"][0]
     lam = 2.0 ** -8

@@ -1375,8 +1375,8 @@ def _hidden_preactivation_rms(model, x: np.ndarray) -> float:
 
 
 def _smoothing_continuation(
-    model, state, trace, x, iteration, max_iterations, schedule, level_iterations, memory,
-    tolerance,
+    model, state, trace, x, start_value, iteration, max_iterations, schedule, level_iterations,
+    memory, tolerance,
 ):
     """L-BFGS on Φ_ε (ReLU replaced by its C¹ quadratic smoothing σ_ε,
     :meth:`ufm.models.DeepUFM.smoothed_value_and_gradient`) for each ε = ρ·s in turn, ρ from
@@ -1385,14 +1385,13 @@ def _smoothing_continuation(
     norm of ∇Φ_ε). A minimum of Φ on its kinks is the limit of minimizers of Φ_ε, which
     L-BFGS reaches without zigzagging across the kinks.
 
-    Returns (x, iterations done, Φ at the start, Φ at the end); the starting point is returned
-    when the phase ended with a higher Φ.
+    ``start_value`` is Φ(x). Returns (x, iterations done, Φ at the end); the starting point is
+    returned when the phase ended with a higher Φ.
     """
     scale = _hidden_preactivation_rms(model, x)
     start_x, last = x, {}
-    start_value = _evaluate_unchecked(model, model._unflatten_views(x))[0]
     if scale == 0.0 or not schedule:
-        return x, iteration, start_value, start_value
+        return x, iteration, start_value
 
     def smoothed(point, width):
         value, gradient, true_value = model._smoothed_value_and_gradient_numpy(
@@ -1427,8 +1426,8 @@ def _smoothing_continuation(
             trace.record(iteration, x, true_value, gradient)
             trace.finish(iteration, true_value)
     if not true_value <= start_value:
-        return start_x, iteration, start_value, true_value
-    return x, iteration, start_value, true_value
+        return start_x, iteration, true_value
+    return x, iteration, true_value
 
 
 def _run_kink_lbfgs(
@@ -1546,9 +1545,10 @@ def _run_kink_lbfgs(
             trace.finish(iteration, value)
     smoothing_note = ""
     if smoothing and iteration < max_iterations:
-        x, iteration, before, after = _smoothing_continuation(
-            model, state, trace, x, iteration, max_iterations, smoothing, smoothing_iterations,
-            memory, tolerance,
+        before = value
+        x, iteration, after = _smoothing_continuation(
+            model, state, trace, x, value, iteration, max_iterations, smoothing,
+            smoothing_iterations, memory, tolerance,
         )
         value, gradient = objective(x)
         norm = math.sqrt(float(gradient @ gradient))
