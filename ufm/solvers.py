@@ -50,6 +50,7 @@ reference (low-rank points can be lower, THEORY.md §4.5).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -715,7 +716,7 @@ def _run_scipy_lbfgs(
     *,
     tolerance,
     max_iterations,
-    memory,
+    lbfgs_memory,
     ftol,
     polish_iterations,
     state,
@@ -794,7 +795,7 @@ def _run_scipy_lbfgs(
         options={
             "maxiter": max_iterations,
             "maxfun": max(15_000, 20 * max_iterations),
-            "maxcor": memory,
+            "maxcor": lbfgs_memory,
             "ftol": ftol,
             "gtol": 0.0,  # stationarity is checked in the callback on the Euclidean norm
             "maxls": 50,
@@ -1051,13 +1052,53 @@ def _fixed_step_descent(objective, trace, x, value, gradient, norm, lr, steps, t
     return x, value, gradient, norm, iteration, True
 
 
+def _start_flat_method(name, model, initial, state, progress, callback, warmup):
+    """Start of the numpy methods that iterate on the flattened vector: objective, trace, the
+    first record and ``warmup = (steps, lr, tolerance)`` steps of the papers' fixed-step GD (the
+    same iterates as method "gd"). Returns (objective, trace, x, Φ(x), ∇Φ(x), stationarity,
+    iteration, failure): ``failure`` is the "diverged" result when Φ is not finite at the start or
+    in the warm-up, else None. ``name`` is the method's, for the error message."""
+    if _is_constrained(model):
+        raise ValueError(
+            f"method {name!r} does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds) "
+            "or 'gd'"
+        )
+    objective = _FlatObjective(model, state)
+    trace = _FlatTrace(model, state, progress, callback)
+    x = initial.flatten()
+    value, gradient = objective(x)
+    norm = trace.record(0, x, value, gradient)
+    if not (math.isfinite(value) and math.isfinite(norm)):
+        message = f"non-finite objective at the initial point (Φ = {value})"
+        return objective, trace, x, value, gradient, norm, 0, (
+            model.unflatten(x), 0, "diverged", message
+        )
+    steps, lr, tolerance = warmup
+    x, value, gradient, norm, iteration, finite = _fixed_step_descent(
+        objective, trace, x, value, gradient, norm, lr, steps, tolerance
+    )
+    failure = None if finite else _diverged_result(model, x, iteration, "GD warm-up")
+    return objective, trace, x, value, gradient, norm, iteration, failure
+
+
+def _diverged_result(model, x, iteration, phase):
+    """The (parameters, iteration, "diverged", message) result when step ``iteration + 1`` of
+    ``phase`` gave a non-finite Φ; ``x`` is the last finite iterate."""
+    return (
+        model.unflatten(x),
+        iteration,
+        "diverged",
+        f"non-finite objective in {phase} step {iteration + 1}; returning iteration {iteration}",
+    )
+
+
 def _run_numpy_lbfgs(
     model,
     initial,
     *,
     tolerance,
     max_iterations,
-    memory,
+    lbfgs_memory,
     warmup_steps,
     lr,
     polish_iterations,
@@ -1067,40 +1108,19 @@ def _run_numpy_lbfgs(
 ):
     """L-BFGS in numpy: optional fixed-step GD warm-up, then two-loop L-BFGS with Armijo
     backtracking. Returns (parameters, iterations, stop reason, message)."""
-    if _is_constrained(model):
-        raise ValueError(
-            "method 'numpy_lbfgs' does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds) "
-            "or 'gd'"
-        )
-    objective = _FlatObjective(model, state)
-    trace = _FlatTrace(model, state, progress, callback)
-    x = initial.flatten()
-    value, gradient = objective(x)
-    iteration = 0
-    norm = trace.record(iteration, x, value, gradient)
-    if not (math.isfinite(value) and math.isfinite(norm)):
-        message = f"non-finite objective at the initial point (Φ = {value})"
-        return model.unflatten(x), 0, "diverged", message
-
-    # Phase 1: the papers' fixed-step gradient descent.
+    # Phase 1: the papers' fixed-step gradient descent (the same iterates as method "gd").
     warmup = min(warmup_steps, max_iterations)
-    x, value, gradient, norm, iteration, finite = _fixed_step_descent(
-        objective, trace, x, value, gradient, norm, lr, warmup, tolerance
+    objective, trace, x, value, gradient, norm, iteration, failure = _start_flat_method(
+        "numpy_lbfgs", model, initial, state, progress, callback, (warmup, lr, tolerance)
     )
-    if not finite:
-        return (
-            model.unflatten(x),
-            iteration,
-            "diverged",
-            f"non-finite objective in GD warm-up step {iteration + 1}; returning iteration "
-            f"{iteration}",
-        )
+    if failure is not None:
+        return failure
     if norm <= tolerance:
         message = f"stationarity {norm:.3e} <= {tolerance:.3e} (GD warm-up)"
         return model.unflatten(x), iteration, "gradient_tolerance", message
 
     # Phase 2: L-BFGS.
-    pairs = _LbfgsMemory(x.size, memory)
+    pairs = _LbfgsMemory(x.size, lbfgs_memory)
     stalled = 0
     reason, message = "max_iterations", f"{max_iterations} iterations"
     while True:
@@ -1436,7 +1456,7 @@ def _run_kink_lbfgs(
     *,
     tolerance,
     max_iterations,
-    memory,
+    lbfgs_memory,
     warmup_steps,
     lr,
     momentum,
@@ -1456,36 +1476,13 @@ def _run_kink_lbfgs(
     (:func:`_revive_collapsed_classes`), each kept only if Φ decreases, and goes on. Returns
     (parameters, iterations, stop reason, message; the message counts the revived neurons and
     classes)."""
-    if _is_constrained(model):
-        raise ValueError(
-            "method 'kink_lbfgs' does not handle nonneg_H1; use 'lbfgs' (L-BFGS-B with bounds) "
-            "or 'gd'"
-        )
-    objective = _FlatObjective(model, state)
-    trace = _FlatTrace(model, state, progress, callback)
-    x = initial.flatten()
-    value, gradient = objective(x)
-    iteration = 0
-    norm = trace.record(iteration, x, value, gradient)
-    if not (math.isfinite(value) and math.isfinite(norm)):
-        message = f"non-finite objective at the initial point (Φ = {value})"
-        return model.unflatten(x), 0, "diverged", message
-
-    def diverged(phase):
-        return (
-            model.unflatten(x),
-            iteration,
-            "diverged",
-            f"non-finite objective in {phase} step {iteration + 1}; returning iteration {iteration}",
-        )
-
     # Phase 1: the papers' fixed-step gradient descent (the same iterates as method "gd").
     warmup = min(warmup_steps, max_iterations)
-    x, value, gradient, norm, iteration, finite = _fixed_step_descent(
-        objective, trace, x, value, gradient, norm, lr, warmup, tolerance
+    objective, trace, x, value, gradient, norm, iteration, failure = _start_flat_method(
+        "kink_lbfgs", model, initial, state, progress, callback, (warmup, lr, tolerance)
     )
-    if not finite:
-        return diverged("GD warm-up")
+    if failure is not None:
+        return failure
 
     # Phase 2: Nesterov momentum (step lr), restarted whenever the phase's objective increases.
     # The iterate is the extrapolated point, where Φ and ∇Φ are evaluated. With
@@ -1514,7 +1511,7 @@ def _run_kink_lbfgs(
         candidate = base + momentum * (base - previous_base)
         new_value, new_gradient = objective(candidate)
         if not (math.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
-            return diverged("momentum")
+            return _diverged_result(model, x, iteration, "momentum")
         new_phase_value, phase_gradient = phase_objective(candidate, new_value, new_gradient)
         previous_base, base = base, candidate - lr * phase_gradient
         if new_phase_value > phase_value:
@@ -1548,14 +1545,14 @@ def _run_kink_lbfgs(
         before = value
         x, iteration, after = _smoothing_continuation(
             model, state, trace, x, value, iteration, max_iterations, smoothing,
-            smoothing_iterations, memory, tolerance,
+            smoothing_iterations, lbfgs_memory, tolerance,
         )
         value, gradient = objective(x)
         norm = math.sqrt(float(gradient @ gradient))
         smoothing_note = f"; smoothing phase: Φ {before:.8g} → {after:.8g}" + (
             " (higher: its start point kept)" if not after <= before else ""
         )
-    pairs = _LbfgsMemory(x.size, memory)
+    pairs = _LbfgsMemory(x.size, lbfgs_memory)
     window = [value]  # Φ of the last stall_window + 1 L-BFGS iterates
     reason, message = "max_iterations", f"{max_iterations} iterations"
     while True:
@@ -1735,7 +1732,7 @@ def _run_torch_lbfgs(
     *,
     tolerance,
     max_iterations,
-    memory,
+    lbfgs_memory,
     device,
     dtype,
     inner_iterations,
@@ -1759,7 +1756,7 @@ def _run_torch_lbfgs(
         max_eval=inner_iterations * 5 // 4 + 10,
         tolerance_grad=0.0,
         tolerance_change=0.0,
-        history_size=memory,
+        history_size=lbfgs_memory,
         line_search_fn="strong_wolfe",
     )
 
@@ -2050,121 +2047,57 @@ def solve(
     }
     with threads:
         try:
+            # Per method: its runner and the options it takes (all recorded in ``settings``).
             if method == "gd":
-                settings["lr"] = lr
-                final, iterations, reason, message = _run_gd(
-                    model,
-                    initial,
-                    lr=lr,
-                    tolerance=tolerance,
-                    max_iterations=max_iterations,
-                    state=state,
-                    progress=bar,
-                    callback=callback,
-                )
+                runner, specific = _run_gd, {"lr": lr}
             elif method == "lbfgs":
-                settings.update(
-                    lbfgs_memory=lbfgs_memory, ftol=ftol, polish_iterations=polish_iterations
-                )
-                final, iterations, reason, message = _run_scipy_lbfgs(
-                    model,
-                    initial,
-                    tolerance=tolerance,
-                    max_iterations=max_iterations,
-                    memory=lbfgs_memory,
-                    ftol=ftol,
-                    polish_iterations=polish_iterations,
-                    state=state,
-                    progress=bar,
-                    callback=callback,
-                )
+                runner = _run_scipy_lbfgs
+                specific = {
+                    "lbfgs_memory": lbfgs_memory, "ftol": ftol,
+                    "polish_iterations": polish_iterations,
+                }
             elif method == "numpy_lbfgs":
-                settings.update(
-                    lbfgs_memory=lbfgs_memory,
-                    warmup_steps=int(warmup_steps),
-                    lr=lr,
-                    polish_iterations=polish_iterations,
-                )
-                final, iterations, reason, message = _run_numpy_lbfgs(
-                    model,
-                    initial,
-                    tolerance=tolerance,
-                    max_iterations=max_iterations,
-                    memory=lbfgs_memory,
-                    warmup_steps=int(warmup_steps),
-                    lr=lr,
-                    polish_iterations=polish_iterations,
-                    state=state,
-                    progress=bar,
-                    callback=callback,
-                )
+                runner = _run_numpy_lbfgs
+                specific = {
+                    "lbfgs_memory": lbfgs_memory, "warmup_steps": int(warmup_steps), "lr": lr,
+                    "polish_iterations": polish_iterations,
+                }
             elif method == "kink_lbfgs":
-                settings.update(
-                    lbfgs_memory=lbfgs_memory,
-                    warmup_steps=int(warmup_steps),
-                    lr=lr,
-                    momentum=momentum,
-                    momentum_steps=int(momentum_steps),
-                    momentum_penalty_scale=momentum_penalty_scale,
-                    stall_window=int(stall_window),
-                    stall_decrease=stall_decrease,
-                    smoothing=list(smoothing),
-                    smoothing_iterations=int(smoothing_iterations),
-                )
-                final, iterations, reason, message = _run_kink_lbfgs(
-                    model,
-                    initial,
-                    tolerance=tolerance,
-                    max_iterations=max_iterations,
-                    memory=lbfgs_memory,
-                    warmup_steps=int(warmup_steps),
-                    lr=lr,
-                    momentum=momentum,
-                    momentum_steps=int(momentum_steps),
-                    stall_window=int(stall_window),
-                    stall_decrease=stall_decrease,
-                    state=state,
-                    progress=bar,
-                    callback=callback,
-                    smoothing=smoothing,
-                    smoothing_iterations=int(smoothing_iterations),
-                    momentum_penalty_scale=momentum_penalty_scale,
-                )
+                runner = _run_kink_lbfgs
+                specific = {
+                    "lbfgs_memory": lbfgs_memory,
+                    "warmup_steps": int(warmup_steps),
+                    "lr": lr,
+                    "momentum": momentum,
+                    "momentum_steps": int(momentum_steps),
+                    "momentum_penalty_scale": momentum_penalty_scale,
+                    "stall_window": int(stall_window),
+                    "stall_decrease": stall_decrease,
+                    "smoothing": list(smoothing),
+                    "smoothing_iterations": int(smoothing_iterations),
+                }
             else:
                 torch_device = resolve_device(device)
                 torch_dtype = _torch_dtype(dtype)
                 device_name, dtype_name = str(torch_device), str(torch_dtype).replace("torch.", "")
                 if method == "torch_gd":
                     every = check_every or (50 if torch_device.type == "cuda" else 1)
-                    settings.update(lr=lr, check_every=every)
-                    final, iterations, reason, message = _run_torch_gd(
-                        model,
-                        initial,
-                        lr=lr,
-                        tolerance=tolerance,
-                        max_iterations=max_iterations,
-                        device=torch_device,
-                        dtype=torch_dtype,
-                        check_every=every,
-                        state=state,
-                        progress=bar,
-                        callback=callback,
-                    )
+                    runner, specific = _run_torch_gd, {"lr": lr, "check_every": every}
                 else:
-                    settings.update(lbfgs_memory=lbfgs_memory, inner_iterations=inner_iterations)
-                    final, iterations, reason, message = _run_torch_lbfgs(
-                        model,
-                        initial,
-                        tolerance=tolerance,
-                        max_iterations=max_iterations,
-                        memory=lbfgs_memory,
-                        device=torch_device,
-                        dtype=torch_dtype,
-                        inner_iterations=inner_iterations,
-                        state=state,
-                        progress=bar,
-                        callback=callback,
-                    )
+                    runner = _run_torch_lbfgs
+                    specific = {"lbfgs_memory": lbfgs_memory, "inner_iterations": inner_iterations}
+                runner = functools.partial(runner, device=torch_device, dtype=torch_dtype)
+            settings.update(specific)
+            final, iterations, reason, message = runner(
+                model,
+                initial,
+                tolerance=tolerance,
+                max_iterations=max_iterations,
+                state=state,
+                progress=bar,
+                callback=callback,
+                **specific,
+            )
         finally:
             bar.close()
 
