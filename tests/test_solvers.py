@@ -384,6 +384,24 @@ def test_divergence_is_a_stop_reason(method):
     json.dumps(solution.to_dict(), allow_nan=False)
 
 
+@pytest.mark.parametrize(
+    "method, options, phase",
+    [
+        ("numpy_lbfgs", {"warmup_steps": 10_000}, "GD warm-up"),
+        ("kink_lbfgs", {"warmup_steps": 10_000}, "GD warm-up"),
+        ("kink_lbfgs", {"momentum": 0.9, "momentum_steps": 10_000}, "momentum"),
+    ],
+)
+def test_flat_methods_stop_as_diverged_in_the_phase_that_blew_up(method, options, phase):
+    model = DeepUFM(2, 2, (4, 4, 4), 0.004, 0.004)
+    solution = S.solve(model, method, seed=0, lr=1e3, max_iterations=10_000, **options)
+    assert solution.stop_reason == "diverged"
+    assert solution.message.startswith(f"non-finite objective in {phase} step")
+    assert f"returning iteration {solution.iterations}" in solution.message
+    assert solution.iterations < 10_000
+    assert math.isfinite(solution.loss)  # the last finite iterate is returned
+
+
 def test_max_iterations_and_history():
     model = UFM(3, 2, 4, 0.01, 0.01)
     solution = S.solve(
