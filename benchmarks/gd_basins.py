@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -240,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--steps must all be > 0, got {arguments.steps}")
     model = build_model()
     reference = optima.predict(model).optimal_loss
-    ends, start = [], time.perf_counter()
-    for seed in arguments.seeds:
+    ends = []
+    for seed in tqdm(arguments.seeds, desc="seeds", unit="seed", disable=None):
         ends += seed_end_points(
             model,
             seed,
@@ -250,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
             arguments.polish_iterations,
             arguments.kink_iterations,
         )
-        print(f"seed {seed} done ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     print(summary(ends, reference))
     if arguments.plot is not None:
         print(f"wrote {plot(ends, reference, arguments.plot)}")
