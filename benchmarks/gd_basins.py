@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.flow_time <= 0:
         parser.error(f"--flow-time must be > 0, got {arguments.flow_time}")
+    if any(seed < 0 for seed in arguments.seeds):
+        parser.error(f"--seeds must be non-negative integers, got {arguments.seeds}")
     if any(step <= 0 for step in arguments.steps):
         parser.error(f"--steps must all be > 0, got {arguments.steps}")
     model = build_model()

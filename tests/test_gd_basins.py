@@ -70,8 +70,10 @@ def test_command_line_writes_table_and_plot(gd_basins, tmp_path, capsys):
     assert not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("arguments", [["--flow-time", "0"], ["--steps", "0.5", "-1"]])
-def test_command_line_rejects_nonpositive_steps_and_flow_time(gd_basins, arguments, capsys):
+@pytest.mark.parametrize(
+    "arguments", [["--flow-time", "0"], ["--steps", "0.5", "-1"], ["--seeds", "-1"]]
+)
+def test_command_line_rejects_nonpositive_steps_flow_time_and_negative_seeds(gd_basins, arguments, capsys):
     with pytest.raises(SystemExit) as raised:
         gd_basins.main(arguments)
     assert raised.value.code == 2
