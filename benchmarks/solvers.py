@@ -370,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             help=f"kink_lbfgs: {text}",
         )
     arguments = parser.parse_args(argv)
+    if any(seed < 0 for seed in arguments.seeds):
+        parser.error(f"--seeds must be non-negative integers, got {arguments.seeds}")
     gd_budget, qn_budget = (20_000, 3_000) if arguments.quick else (100_000, 10_000)
     budgets = {"gd": gd_budget}
     budgets.update({m: qn_budget for m in arguments.methods if m != "gd"})
