@@ -503,11 +503,12 @@ def _check_model(model: Any) -> None:
         )
 
 
-def _check_positive_int(value: Any, name: str) -> int:
+def _check_integer_at_least(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, checked to be an integer (not a bool) and ≥ ``minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -1971,9 +1972,9 @@ def solve(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     lr = check_positive_scalar(lr, "lr", allow_zero=False)
     tolerance = check_positive_scalar(tolerance, "tolerance")
-    max_iterations = _check_positive_int(max_iterations, "max_iterations")
-    lbfgs_memory = _check_positive_int(lbfgs_memory, "lbfgs_memory")
-    inner_iterations = _check_positive_int(inner_iterations, "inner_iterations")
+    max_iterations = _check_integer_at_least(max_iterations, "max_iterations")
+    lbfgs_memory = _check_integer_at_least(lbfgs_memory, "lbfgs_memory")
+    inner_iterations = _check_integer_at_least(inner_iterations, "inner_iterations")
     ftol = check_positive_scalar(ftol, "ftol")
     init_scale = check_positive_scalar(init_scale, "init_scale", allow_zero=False)
     if (
@@ -1983,36 +1984,24 @@ def solve(
     ):
         raise ValueError(f"history_points must be an integer >= 0, got {history_points!r}")
     if check_every is not None:
-        check_every = _check_positive_int(check_every, "check_every")
+        check_every = _check_integer_at_least(check_every, "check_every")
     if blas_threads is not None:
-        blas_threads = _check_positive_int(blas_threads, "blas_threads")
-    if isinstance(polish_iterations, bool) or not isinstance(polish_iterations, (int, np.integer)):
-        raise TypeError(f"polish_iterations must be an integer, got {polish_iterations!r}")
-    if polish_iterations < 0:
-        raise ValueError(f"polish_iterations must be >= 0, got {polish_iterations}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)):
-        raise TypeError(f"warmup_steps must be an integer, got {warmup_steps!r}")
-    if warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        blas_threads = _check_integer_at_least(blas_threads, "blas_threads")
+    polish_iterations = _check_integer_at_least(polish_iterations, "polish_iterations", minimum=0)
+    warmup_steps = _check_integer_at_least(warmup_steps, "warmup_steps", minimum=0)
     momentum_penalty_scale = check_positive_scalar(
         momentum_penalty_scale, "momentum_penalty_scale", allow_zero=False
     )
     momentum = check_positive_scalar(momentum, "momentum")
     if momentum >= 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    for name, count in (("momentum_steps", momentum_steps), ("stall_window", stall_window)):
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {count!r}")
-        if count < 0 or (name == "stall_window" and count < 1):
-            raise ValueError(f"{name} must be >= {int(name == 'stall_window')}, got {count}")
+    momentum_steps = _check_integer_at_least(momentum_steps, "momentum_steps", minimum=0)
+    stall_window = _check_integer_at_least(stall_window, "stall_window")
     stall_decrease = check_positive_scalar(stall_decrease, "stall_decrease")
     smoothing = _check_smoothing(smoothing)
-    if isinstance(smoothing_iterations, bool) or not isinstance(
-        smoothing_iterations, (int, np.integer)
-    ):
-        raise TypeError(f"smoothing_iterations must be an integer, got {smoothing_iterations!r}")
-    if smoothing_iterations < 0:
-        raise ValueError(f"smoothing_iterations must be >= 0, got {smoothing_iterations}")
+    smoothing_iterations = _check_integer_at_least(
+        smoothing_iterations, "smoothing_iterations", minimum=0
+    )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
@@ -2059,22 +2048,22 @@ def solve(
             elif method == "numpy_lbfgs":
                 runner = _run_numpy_lbfgs
                 specific = {
-                    "lbfgs_memory": lbfgs_memory, "warmup_steps": int(warmup_steps), "lr": lr,
+                    "lbfgs_memory": lbfgs_memory, "warmup_steps": warmup_steps, "lr": lr,
                     "polish_iterations": polish_iterations,
                 }
             elif method == "kink_lbfgs":
                 runner = _run_kink_lbfgs
                 specific = {
                     "lbfgs_memory": lbfgs_memory,
-                    "warmup_steps": int(warmup_steps),
+                    "warmup_steps": warmup_steps,
                     "lr": lr,
                     "momentum": momentum,
-                    "momentum_steps": int(momentum_steps),
+                    "momentum_steps": momentum_steps,
                     "momentum_penalty_scale": momentum_penalty_scale,
-                    "stall_window": int(stall_window),
+                    "stall_window": stall_window,
                     "stall_decrease": stall_decrease,
                     "smoothing": list(smoothing),
-                    "smoothing_iterations": int(smoothing_iterations),
+                    "smoothing_iterations": smoothing_iterations,
                 }
             else:
                 torch_device = resolve_device(device)
@@ -2182,7 +2171,7 @@ def solve_with_restarts(
             "solve_with_restarts draws its own initial points: pass seeds, not initial/seed"
         )
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        seeds = range(_check_positive_int(seeds, "seeds"))
+        seeds = range(_check_integer_at_least(seeds, "seeds"))
     seed_list = [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("seeds must hold at least one seed")
