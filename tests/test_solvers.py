@@ -486,6 +486,29 @@ def test_bad_input_names_the_argument():
         S.solve_with_restarts(model, [0], "gd", initial=model.random_parameters(0))
 
 
+def test_blas_threads_are_limited_during_the_run_and_restored_after():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                if info["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("no BLAS library reported by threadpoolctl")
+    model = UFM(2, 2, 3, 0.01, 0.01)
+    for method in ("gd", "lbfgs"):
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            before = blas_threads()
+            during, unchanged = [], []
+            S.solve(model, method, seed=0, max_iterations=3, blas_threads=1,
+                    callback=lambda iteration, loss: during.append(blas_threads()))
+            assert during and all(counts == [1] * len(before) for counts in during)
+            assert blas_threads() == before
+            S.solve(model, method, seed=0, max_iterations=3, blas_threads=None,
+                    callback=lambda iteration, loss: unchanged.append(blas_threads()))
+            assert unchanged and all(counts == before for counts in unchanged)
+
+
 def test_user_reference_and_disabled_prediction():
     model = UFM(2, 2, 3, 0.01, 0.01)
     solution = S.solve(model, "lbfgs", seed=0, predicted=0.25, max_iterations=100)

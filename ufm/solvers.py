@@ -50,6 +50,7 @@ reference (low-rank points can be lower, THEORY.md §4.5).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -59,6 +60,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from scipy import optimize  # imported here so that its BLAS is loaded before threads are limited
 from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
 
 from .arrays import check_positive_scalar
 from .models import DeepLinearUFM, DeepUFM, LinearHead, ObjectiveParts, Parameters, UFM
@@ -533,81 +535,17 @@ def _objective_parts(model: Any, params: Parameters) -> ObjectiveParts:
         return model.objective(params)
 
 
-_BLAS_SETTERS = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
-
-
-def _loaded_openblas_controls() -> list[tuple[Callable, Callable]]:
-    """(set, get) thread-count functions of every OpenBLAS loaded in this process (Linux only)."""
-    import ctypes
-
-    paths = set()
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                fields = line.split()
-                name = fields[-1] if len(fields) >= 6 else ""
-                if "openblas" in name.lower() and (name.endswith(".so") or ".so." in name):
-                    paths.add(name)
-    except OSError:
-        return []
-    controls = []
-    for path in sorted(paths):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for setter_name, getter_name in _BLAS_SETTERS:
-            setter = getattr(library, setter_name, None)
-            getter = getattr(library, getter_name, None)
-            if setter is not None and getter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_int], None
-                getter.argtypes, getter.restype = [], ctypes.c_int
-                controls.append((setter, getter))
-                break
-    return controls
-
-
-class _BlasThreads:
-    """Context manager limiting BLAS threads (threadpoolctl if installed, else OpenBLAS via ctypes).
+def _blas_threads(count: int | None) -> Any:
+    """Context manager limiting the BLAS threads of numpy/scipy to ``count`` (threadpoolctl).
 
     The objectives here are small matrices evaluated thousands of times; OpenBLAS worker
     threads then cost far more than they save (scipy's L-BFGS-B was measured 10–25× slower with
-    two threads on a busy two-core machine). ``count=None`` leaves the libraries untouched.
+    two threads on a busy two-core machine). ``count=None`` leaves the libraries untouched. The
+    previous limits are restored on exit.
     """
-
-    def __init__(self, count: int | None) -> None:
-        self.count = count
-        self.restore: list[Callable[[], None]] = []
-
-    def __enter__(self) -> "_BlasThreads":
-        if self.count is None:
-            return self
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            threadpool_limits = None
-        if threadpool_limits is not None:
-            limiter = threadpool_limits(limits=self.count, user_api="blas")
-            self.restore.append(limiter.restore_original_limits)
-            return self
-        for setter, getter in _loaded_openblas_controls():
-            try:
-                previous = int(getter())
-                setter(self.count)
-            except Exception:  # pragma: no cover - a foreign OpenBLAS build; leave it alone
-                continue
-            self.restore.append(lambda setter=setter, previous=previous: setter(previous))
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        for undo in reversed(self.restore):
-            undo()
-        self.restore.clear()
+    if count is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=count, user_api="blas")
 
 
 class _Progress:
@@ -2027,14 +1965,13 @@ def solve(
         record_at=set(log_spaced_iterations(max_iterations, history_points).tolist()),
     )
     bar = _Progress(max_iterations, progress, f"{type(model).__name__} {method}")
-    threads = _BlasThreads(blas_threads)
     device_name, dtype_name = "cpu", "float64"
     settings: dict[str, Any] = {
         "tolerance": tolerance,
         "max_iterations": max_iterations,
         "init_scale": init_scale,
     }
-    with threads:
+    with _blas_threads(blas_threads):
         try:
             # Per method: its runner and the options it takes (all recorded in ``settings``).
             if method == "gd":
