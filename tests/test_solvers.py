@@ -22,6 +22,7 @@ import pytest
 from ufm import optima
 from ufm import solvers as S
 from ufm.models import DeepLinearUFM, DeepUFM, LinearHead, Parameters, UFM
+from ufm.solvers import common, kink_lbfgs, numpy_lbfgs
 
 BELOW = 1e-12  # stated bound on "loss below a proven optimum" (module docstring)
 RELATIVE = 1e-6  # accuracy asked of reference values (module docstring)
@@ -607,7 +608,7 @@ def test_numpy_lbfgs_compact_form_is_the_bfgs_inverse_of_the_last_pairs():
     size, memory = 40, 5
     matrix = rng.normal(size=(size, size))
     matrix = matrix @ matrix.T + np.eye(size)
-    store = S._LbfgsMemory(size, memory)
+    store = numpy_lbfgs._LbfgsMemory(size, memory)
     pairs = []
     for _ in range(8):  # more pairs than memory: the ring buffer drops the oldest
         s = rng.normal(size=size)
@@ -734,16 +735,16 @@ def test_kink_lbfgs_revives_a_dead_neuron():
     broken = Parameters(features=solution.parameters.features.copy(), weights=tuple(weights))
     value, gradient = model.value_and_gradient(broken)
     assert np.all(gradient.weights[1][neuron] == 0.0)  # GD and L-BFGS cannot move it
-    state = S._RunState(start=0.0, record_at=set())
-    objective = S._FlatObjective(model, state)
-    x, new_value, revived = S._revive_dead_neurons(model, broken.flatten(), value, objective)
+    state = common._RunState(start=0.0, record_at=set())
+    objective = numpy_lbfgs._FlatObjective(model, state)
+    x, new_value, revived = kink_lbfgs._revive_dead_neurons(model, broken.flatten(), value, objective)
     assert revived >= 1 and new_value < value
     assert new_value == model.objective(model.unflatten(x)).total
     assert np.max(model._forward_numpy(model.unflatten(x))[0][2][neuron]) > 0.0
     # Nothing to revive in a model without ReLU.
     linear = UFM(2, 2, 3, 0.01, 0.01)
     point = linear.random_parameters(0).flatten()
-    assert S._revive_dead_neurons(linear, point, 1.0, objective)[2] == 0
+    assert kink_lbfgs._revive_dead_neurons(linear, point, 1.0, objective)[2] == 0
 
 
 def test_kink_lbfgs_fields_determinism_and_phases():
@@ -839,19 +840,19 @@ def test_kink_lbfgs_revives_a_collapsed_class():
     assert kink.loss == model.objective(kink.parameters).total
     # The revival step alone: Φ decreases at once, class 0 fitted again; nothing to do at a
     # point without a collapsed class or in a model without ReLU.
-    state = S._RunState(start=0.0, record_at=set())
-    objective = S._FlatObjective(model, state)
-    x, new_value, revived = S._revive_collapsed_classes(model, broken.flatten(), value, objective)
+    state = common._RunState(start=0.0, record_at=set())
+    objective = numpy_lbfgs._FlatObjective(model, state)
+    x, new_value, revived = kink_lbfgs._revive_collapsed_classes(model, broken.flatten(), value, objective)
     assert revived == 1 and new_value < value - 0.5 * collapsed_fit
     assert new_value == model.objective(model.unflatten(x)).total
-    scores = S._class_scores(model, model._forward_numpy(model.unflatten(x))[2])
+    scores = kink_lbfgs._class_scores(model, model._forward_numpy(model.unflatten(x))[2])
     assert scores[0] > 0.5 * np.median(scores)
     point = converged.parameters.flatten()
-    same = S._revive_collapsed_classes(model, point, converged.loss, objective)
+    same = kink_lbfgs._revive_collapsed_classes(model, point, converged.loss, objective)
     assert same[2] == 0 and same[1] == converged.loss and np.array_equal(same[0], point)
     linear = UFM(2, 2, 3, 0.01, 0.01)
     point = linear.random_parameters(0).flatten()
-    assert S._revive_collapsed_classes(linear, point, 1.0, objective)[2] == 0
+    assert kink_lbfgs._revive_collapsed_classes(linear, point, 1.0, objective)[2] == 0
 
 
 def test_kink_lbfgs_benchmark_seed_1_escapes_the_collapsed_classes():
