@@ -25,6 +25,9 @@ STOP_REASONS = (
     "diverged",  # non-finite objective; the last finite iterate is returned
     "no_progress",  # L-BFGS: relative decrease of Φ below ftol, or no change of the iterate
     "line_search_failed",  # L-BFGS-B abnormal termination (typically at the rounding floor)
+    "patience",  # global: no lower basin in `patience` consecutive starts
+    "max_starts",  # global: start budget spent
+    "time_budget",  # global: wall-time budget spent
 )
 
 #: Meaning of :attr:`Solution.predicted_kind`.
@@ -145,6 +148,10 @@ class Solution:
         Arithmetic of the iterations (``"float64"`` or ``"float32"``).
     settings : dict
         The method's settings (lr, tolerance, max_iterations, ...).
+    basins : tuple of Basin
+        Method ``"global"``: every distinct minimum its starts ended in, lowest first
+        (:class:`ufm.solvers.global_search.Basin`: value, class-mean rank profile, how often,
+        which kind of start found it); empty for the local methods.
     """
 
     method: str
@@ -168,6 +175,7 @@ class Solution:
     device: str = "cpu"
     dtype: str = "float64"
     settings: dict = field(default_factory=dict)
+    basins: tuple = ()
 
     @property
     def penalty(self) -> float:
@@ -215,6 +223,7 @@ class Solution:
             "device": self.device,
             "dtype": self.dtype,
             "settings": self.settings,
+            "basins": [basin.to_dict() for basin in self.basins],
             "history": self.history.to_dict(),
         }
         if include_parameters:
