@@ -216,6 +216,14 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
                    max_iterations=arguments.max_iterations, progress=arguments.progress)
     if arguments.method == "kink_lbfgs":
         options.update(solvers.KINK_LBFGS_LOW_RANK_SETTINGS)
+    if solvers.default_method(model) == "global" if arguments.method == "auto" else (
+        arguments.method == "global"
+    ):
+        if not arguments.time_budget > 0:
+            raise CommandError(f"--time-budget must be a number of seconds > 0, "
+                               f"got {arguments.time_budget}")
+        options.update(max_starts=arguments.max_starts, patience=arguments.patience,
+                       time_budget=arguments.time_budget, workers=arguments.workers)
     if arguments.restarts > 1:
         seeds = [arguments.seed + index for index in range(arguments.restarts)]
         restarts = solvers.solve_with_restarts(model, seeds, **options)
@@ -261,6 +269,7 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
             "message": solution.message,
             "time_seconds": solution.time_seconds,
             "restart_spread": spread,
+            "basins": [basin.to_dict() for basin in solution.basins],
         },
         "gap_to_predicted": solution.loss - prediction.optimal_loss,
         "predicted_kind": prediction.kind,
@@ -297,6 +306,14 @@ def _format_comparison(result: dict[str, Any]) -> str:
         f"{found['gradient_norm']:.2e}; {found['iterations']} iterations, stop: "
         f"{found['stop_reason']}, {found['time_seconds']:.2f} s"
     )
+    if found.get("basins"):
+        shown = found["basins"][:8]
+        lines.append(f"  basins found ({len(found['basins'])} distinct; lowest "
+                     f"{len(shown)}): loss, class-mean ranks per layer, starts ending there")
+        for basin in shown:
+            ranks = ",".join(str(rank) for rank in basin["ranks"])
+            lines.append(f"    {basin['loss']:.8g}  ranks ({ranks})  ×{basin['count']}  "
+                         f"first by a {basin['found_by']} start")
     if result["model"] == "dufm":
         lines.append("  (W_1's individual singular values are free across the optimal β family, "
                      "THEORY.md §4.4; only ‖W_1‖_F² is fixed)")
@@ -369,11 +386,21 @@ def _register_solve(commands) -> None:
     for name, model in (("ufm", "ufm"), ("deep-linear", "deep_linear"), ("dufm", "dufm")):
         sub = models_parser.add_parser(name, help=f"solve the {name} model")
         _add_model_arguments(sub, "ufm" if name == "ufm" else "deep")
-        sub.add_argument("--method", default="lbfgs",
-                         choices=["lbfgs", "gd", "numpy_lbfgs", "kink_lbfgs", "torch_gd",
-                                  "torch_lbfgs"],
-                         help="solver (kink_lbfgs: the ReLU DUFM only, run with "
+        sub.add_argument("--method", default="auto",
+                         choices=["auto", "global", "lbfgs", "gd", "numpy_lbfgs", "kink_lbfgs",
+                                  "torch_gd", "torch_lbfgs"],
+                         help="solver (default auto: the global search for deep-linear and "
+                              "dufm, lbfgs for ufm; kink_lbfgs: the ReLU DUFM only, run with "
                               "solvers.KINK_LBFGS_LOW_RANK_SETTINGS)")
+        add_count_argument(sub, "--max-starts", 1, default=200,
+                           help="global search: at most this many local runs (default 200)")
+        add_count_argument(sub, "--patience", 1, default=None,
+                           help="global search: stop after this many starts without a lower "
+                                "basin (default 24 for dufm, 6 otherwise)")
+        sub.add_argument("--time-budget", type=float, default=300.0,
+                         help="global search: seconds before no new start is made (default 300)")
+        add_count_argument(sub, "--workers", 1, default=1,
+                           help="global search: starts run at once on local processes (default 1)")
         sub.add_argument("--lr", type=float, default=0.5, help="GD step size η (default 0.5)")
         add_count_argument(sub, "--max-iterations", 1, default=20000,
                            help="iteration budget >= 1 (default 20000)")

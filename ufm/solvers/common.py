@@ -118,10 +118,7 @@ def predicted_reference(model: Any) -> tuple[float | None, str | None]:
         prediction = optima.predict(model)
     except (TypeError, ValueError):
         return None, None
-    kind = "global_optimum"
-    if isinstance(model, DeepUFM) and model.num_classes > 2 and model.num_layers >= 2:
-        kind = "dnc_reference"
-    return float(prediction.optimal_loss), kind
+    return float(prediction.optimal_loss), prediction.kind
 
 
 def _check_smoothing(smoothing: Any) -> tuple[float, ...]:

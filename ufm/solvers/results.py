@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..models import Parameters
+from ..optima import PREDICTION_KINDS
 
 __all__ = ["PREDICTED_KINDS", "STOP_REASONS", "History", "Solution", "RestartsResult"]
 
@@ -32,9 +33,7 @@ STOP_REASONS = (
 
 #: Meaning of :attr:`Solution.predicted_kind`.
 PREDICTED_KINDS = {
-    "global_optimum": "proven global minimum (closed form, THEORY.md §4.1-4.3)",
-    "dnc_reference": "L_DNC, the least value among DNC points; not a proven optimum for K > 2, "
-    "L >= 2 (low-rank points can be lower, THEORY.md §4.5)",
+    **PREDICTION_KINDS,
     "user_reference": "reference value given by the caller",
 }
 
@@ -135,9 +134,11 @@ class Solution:
     predicted_loss : float or None
         Φ* from :func:`ufm.optima.predict`, if available (see ``predicted_kind``).
     predicted_kind : str or None
-        ``"global_optimum"`` (proven minimum: UFM, deep linear UFM, DUFM with K = 2 or L = 1) or
-        ``"dnc_reference"`` (L_DNC of a DUFM with K > 2, L ≥ 2: the best DNC value, not a proven
-        optimum) or ``"user_reference"`` (given by the caller).
+        ``"global_optimum"`` (proven minimum at the model's widths: UFM, deep linear UFM, DUFM
+        with K = 2 or L = 1), ``"dnc_reference"`` (L_DNC of a DUFM with K > 2, L ≥ 2: the best
+        DNC value, not a proven optimum), ``"unreachable_reference"`` (L_DNC of a DUFM whose
+        widths admit no DNC point) or ``"user_reference"`` (given by the caller);
+        :data:`PREDICTED_KINDS`.
     gap_to_predicted : float or None
         ``loss − predicted_loss``. Negative beyond rounding is impossible for a global optimum.
     seed : int or None
