@@ -10,8 +10,10 @@ L_SRG/L_DNC of the improved family at two values of λ (n = 1), the quantity the
 (its λ is unknown); where the DNC optimum is the zero solution (L_DNC = ½) the ratio moves
 towards 1.
 
-Claim reproduced: at L = 3 every ratio is above 1 (DNC wins, barely, for the improved family
-at large r), at L ≥ 4 every ratio is below 1 and falls with r and L.
+Claim reproduced: at L ≥ 4 every ratio is below 1 and falls with r and L. At L = 3 the basic
+point's ratio c_r/K stays above 1 for every r, while the improved family crosses 1 at r = 10
+(K = 45): c(t*)/K = 0.99907 and L_SRG/L_DNC = 0.99913 at n = 1, λ = 0.004 (0.99820 at r = 11,
+K = 55); below r = 10 DNC wins at L = 3, barely.
 """
 
 from __future__ import annotations
