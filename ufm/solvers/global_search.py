@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -411,7 +412,12 @@ def run_global_search(
     started = iterations = 0
     round_index = 0
     reason = "max_starts"
-    executor = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    executor = None
+    if workers > 1:
+        # "spawn": a forked child of a process that has started BLAS or torch threads can
+        # deadlock; the workers import only ufm (numpy, scipy).
+        executor = ProcessPoolExecutor(max_workers=workers,
+                                       mp_context=multiprocessing.get_context("spawn"))
     began = time.perf_counter()
     try:
         while started < max_starts:
