@@ -872,8 +872,7 @@ def plot_atlas(cells: Sequence[AtlasCell], path: str | os.PathLike, title: str |
     finite = table[np.isfinite(table)]
     span = max(float(np.max(np.abs(finite - 1.0))) if finite.size else 0.0, 1e-3)
     norm = TwoSlopeNorm(vcenter=1.0, vmin=1.0 - span, vmax=1.0 + span)
-    colour_map = plt.get_cmap("RdBu_r").copy()
-    colour_map.set_bad("0.85")
+    colour_map = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
     figure, axes = plt.subplots(figsize=(max(5.5, 0.7 * len(ks) + 2.5),
                                          max(3.2, 0.55 * len(ls) + 2.0)))
     image = axes.imshow(np.ma.masked_invalid(table), cmap=colour_map, norm=norm, origin="lower",
