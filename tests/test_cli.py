@@ -56,7 +56,7 @@ def test_predict_errors_name_the_argument(capsys):
         capsys, "predict", "dufm", "--K", "1", "--L", "2", "--n", "5", "--lam-h", "3e-3",
         "--lam-w", "2e-3",
     )
-    assert code == 2 and "num_classes" in err
+    assert code == 2 and "--K" in err and ">= 2" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(
         capsys, "predict", "dufm", "--K", "2", "--L", "2", "--n", "5", "--lam-h=-3e-3",
         "--lam-w", "2e-3",

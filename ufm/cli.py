@@ -40,23 +40,55 @@ def parse_float_list(text: str) -> list[float]:
     return values
 
 
+def add_count_argument(
+    parser: argparse.ArgumentParser, flag: str, minimum: int, **kwargs: Any
+) -> argparse.Action:
+    """Add an integer option ``flag`` whose values below ``minimum`` :func:`main` rejects.
+
+    The (dest, flag, minimum) triple is kept in the parser's default ``count_options``, so
+    :func:`check_count_options` checks every count option of the command that was parsed.
+    """
+    action = parser.add_argument(flag, type=int, **kwargs)
+    counts = tuple(parser.get_default("count_options") or ()) + ((action.dest, flag, minimum),)
+    parser.set_defaults(count_options=counts)
+    return action
+
+
+def check_count_options(arguments: argparse.Namespace) -> None:
+    """Raise :class:`CommandError` (one line naming the option) for a count below its minimum."""
+    for dest, flag, minimum in getattr(arguments, "count_options", ()):
+        value = getattr(arguments, dest, None)
+        if value is not None and value < minimum:
+            raise CommandError(f"{flag} must be an integer >= {minimum}, got {value}")
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser, model: str) -> None:
-    parser.add_argument("--K", type=int, required=True, help="number of classes K >= 2")
-    parser.add_argument("--n", type=int, required=True, help="samples per class n >= 1")
+    add_count_argument(parser, "--K", 2, required=True, help="number of classes K >= 2")
+    add_count_argument(parser, "--n", 1, required=True, help="samples per class n >= 1")
     parser.add_argument("--lam-h", type=float, required=True, help="λ_H, penalty on the features H₁")
     if model == "ufm":
         parser.add_argument("--lam-w", type=float, required=True, help="λ_W, penalty on W")
-        parser.add_argument("--d", type=int, default=None, help="feature dimension d >= K")
+        add_count_argument(
+            parser, "--d", 1, default=None,
+            help="feature dimension d >= 1; below K (K - 1 with --bias) the optimum is "
+                 "rank-limited (predict default: every d >= K; solve default: d = K)",
+        )
         parser.add_argument("--bias", action="store_true", help="unregularized bias b")
     else:
-        parser.add_argument("--L", type=int, required=True, help="number of weight matrices L")
+        add_count_argument(parser, "--L", 1, required=True,
+                           help="number of weight matrices L >= 1")
         parser.add_argument(
             "--lam-w",
             type=parse_float_list,
             required=True,
             help="λ_1..λ_L, comma-separated, or one value for all layers",
         )
-        parser.add_argument("--width", type=int, default=None, help="width of every layer (>= K)")
+        add_count_argument(
+            parser, "--width", 1, default=None,
+            help="width of every layer, >= 1 (predict default: every width >= K; solve default: "
+                 "max(2K, 10)); deep-linear below K is rank-limited, dufm below K has no proven "
+                 "value (L_DNC is flagged as not reachable)",
+        )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -72,22 +104,37 @@ def _layer_lambdas(arguments: argparse.Namespace) -> list[float]:
 
 
 def predicted_optimum(model: str, arguments: argparse.Namespace):
-    """The :class:`ufm.optima.PredictedOptimum` of the model the arguments describe."""
+    """The :class:`ufm.optima.PredictedOptimum` of the model the arguments describe.
+
+    ``--d`` (UFM) and ``--width`` (every layer of the deep models) are passed on: without them
+    the prediction is the width-free one (it holds for every width >= K).
+    """
     from . import optima
 
     if model == "ufm":
         return optima.predict_ufm(
-            arguments.K, arguments.n, arguments.lam_w, arguments.lam_h, bias=arguments.bias
+            arguments.K, arguments.n, arguments.lam_w, arguments.lam_h, bias=arguments.bias,
+            width=arguments.d,
         )
     function = optima.predict_dufm if model == "dufm" else optima.predict_deep_linear
-    return function(arguments.K, arguments.L, arguments.n, arguments.lam_h, _layer_lambdas(arguments))
+    widths = None if arguments.width is None else (arguments.width,) * arguments.L
+    return function(
+        arguments.K, arguments.L, arguments.n, arguments.lam_h, _layer_lambdas(arguments),
+        widths=widths,
+    )
 
 
 def _format_prediction(prediction) -> str:
     data = prediction.to_dict()
-    lines = [f"predicted optimum of the {data['model']} model (THEORY.md §4)"]
-    for key in ("num_classes", "num_layers", "per_class", "lam_h", "lam_w", "optimal_loss",
-                "q_star", "threshold", "penalty_product", "is_zero"):
+    lines = [f"predicted optimum of the {data['model']} model (THEORY.md §4)",
+             f"  holds for: {data['holds_for']}"]
+    if not data["reachable"]:
+        lines.append("  NOT REACHABLE at these widths: optimal_loss is a reference, not an optimum")
+    widths = "any (width-free, see holds for)" if data["widths"] is None else data["widths"]
+    lines.append(f"  {'widths':<22} {widths}")
+    for key in ("rank_limit", "kind", "reachable", "num_classes", "num_layers", "per_class",
+                "lam_h", "lam_w", "optimal_loss", "q_star", "threshold", "penalty_product",
+                "is_zero"):
         lines.append(f"  {key:<22} {data[key]}")
     for index, values in enumerate(data["singular_values"], start=1):
         shown = ", ".join(f"{value:.6g}" for value in values) or "(all zero)"
@@ -153,17 +200,33 @@ def build_model(model: str, arguments: argparse.Namespace):
 
 
 def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[str, Any]:
-    """Solve the model and set the found optimum beside the predicted one (a JSON-ready dict)."""
+    """Solve the model and set the found optimum beside the predicted one (a JSON-ready dict).
+
+    The prediction is :func:`ufm.optima.predict` of the model solved, so it is stated for the
+    model's widths; its ``kind`` (``"global_optimum"``, ``"dnc_reference"`` or
+    ``"unreachable_reference"``) labels the comparison and replaces the solution's own
+    ``predicted_kind``.
+    """
+    import dataclasses
+
     import numpy as np
 
-    from . import reports, solvers
+    from . import optima, reports, solvers
 
     model = build_model(model_name, arguments)
-    prediction = predicted_optimum(model_name, arguments)
+    prediction = optima.predict(model)
     options = dict(method=arguments.method, lr=arguments.lr, tolerance=arguments.tolerance,
                    max_iterations=arguments.max_iterations, progress=arguments.progress)
     if arguments.method == "kink_lbfgs":
         options.update(solvers.KINK_LBFGS_LOW_RANK_SETTINGS)
+    if solvers.default_method(model) == "global" if arguments.method == "auto" else (
+        arguments.method == "global"
+    ):
+        if not arguments.time_budget > 0:
+            raise CommandError(f"--time-budget must be a number of seconds > 0, "
+                               f"got {arguments.time_budget}")
+        options.update(max_starts=arguments.max_starts, patience=arguments.patience,
+                       time_budget=arguments.time_budget, workers=arguments.workers)
     if arguments.restarts > 1:
         seeds = [arguments.seed + index for index in range(arguments.restarts)]
         restarts = solvers.solve_with_restarts(model, seeds, **options)
@@ -172,11 +235,22 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
     else:
         solution = solvers.solve(model, seed=arguments.seed, **options)
         spread = None
+    solution = dataclasses.replace(
+        solution,
+        predicted_loss=prediction.optimal_loss,
+        predicted_kind=prediction.kind,
+        gap_to_predicted=solution.loss - prediction.optimal_loss,
+    )
     parameters = solution.parameters
     forward = model.forward(parameters)
     bias = getattr(model, "bias", False)
     found_q = reports.output_scale(forward.output, model.targets, bias=bool(bias))
-    num_kept = arguments.K - 1 if bias else arguments.K
+    num_kept = prediction.rank_limit
+    full_rank = arguments.K - 1 if bias else arguments.K
+    if num_kept < full_rank:
+        # Output q·PY with P a rank-r projector: ⟨F, Y⟩/‖Y‖² = q·r/m (the same with bias), so
+        # the scale of each fitted direction is m/r times the least-squares scale.
+        found_q *= full_rank / num_kept
     singular_values = [
         np.linalg.svd(np.asarray(weight), compute_uv=False)[:num_kept].tolist()
         for weight in parameters.weights
@@ -198,9 +272,11 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
             "message": solution.message,
             "time_seconds": solution.time_seconds,
             "restart_spread": spread,
+            "basins": [basin.to_dict() for basin in solution.basins],
         },
         "gap_to_predicted": solution.loss - prediction.optimal_loss,
-        "predicted_kind": solution.predicted_kind,
+        "predicted_kind": prediction.kind,
+        "holds_for": prediction.holds_for,
         "layers": report.to_dicts(),
         "totals": report.totals,
         "_report": report,
@@ -210,11 +286,19 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
 
 def _format_comparison(result: dict[str, Any]) -> str:
     predicted, found = result["predicted"], result["found"]
+    full_rank = predicted["num_classes"] - (1 if result["model"] == "ufm_bias" else 0)
+    q_label = "q (output = qY)" if predicted["rank_limit"] >= full_rank else "q (output = qPY)"
     lines = [
         f"{result['model']}: predicted ({result['predicted_kind']}) against found",
+        f"  prediction holds for: {result['holds_for']}",
+    ]
+    if not predicted["reachable"]:
+        lines.append("  NOT REACHABLE at these widths: the predicted loss is a reference, "
+                     "not an optimum; a gap of either sign is possible")
+    lines += [
         f"  {'':<18}{'predicted':>24}{'found':>24}",
         f"  {'loss':<18}{predicted['optimal_loss']:>24.10g}{found['loss']:>24.10g}",
-        f"  {'q (output = qY)':<18}{predicted['q_star']:>24.8g}{found['q']:>24.8g}",
+        f"  {q_label:<18}{predicted['q_star']:>24.8g}{found['q']:>24.8g}",
     ]
     for index, (want, got) in enumerate(zip(predicted["singular_values"], found["singular_values"]), 1):
         want_text = ", ".join(f"{v:.5g}" for v in want) or "0"
@@ -225,6 +309,14 @@ def _format_comparison(result: dict[str, Any]) -> str:
         f"{found['gradient_norm']:.2e}; {found['iterations']} iterations, stop: "
         f"{found['stop_reason']}, {found['time_seconds']:.2f} s"
     )
+    if found.get("basins"):
+        shown = found["basins"][:8]
+        lines.append(f"  basins found ({len(found['basins'])} distinct; lowest "
+                     f"{len(shown)}): loss, class-mean ranks per layer, starts ending there")
+        for basin in shown:
+            ranks = ",".join(str(rank) for rank in basin["ranks"])
+            lines.append(f"    {basin['loss']:.8g}  ranks ({ranks})  ×{basin['count']}  "
+                         f"first by a {basin['found_by']} start")
     if result["model"] == "dufm":
         lines.append("  (W_1's individual singular values are free across the optimal β family, "
                      "THEORY.md §4.4; only ‖W_1‖_F² is fixed)")
@@ -297,16 +389,29 @@ def _register_solve(commands) -> None:
     for name, model in (("ufm", "ufm"), ("deep-linear", "deep_linear"), ("dufm", "dufm")):
         sub = models_parser.add_parser(name, help=f"solve the {name} model")
         _add_model_arguments(sub, "ufm" if name == "ufm" else "deep")
-        sub.add_argument("--method", default="lbfgs",
-                         choices=["lbfgs", "gd", "numpy_lbfgs", "kink_lbfgs", "torch_gd",
-                                  "torch_lbfgs"],
-                         help="solver (kink_lbfgs: the ReLU DUFM only, run with "
+        sub.add_argument("--method", default="auto",
+                         choices=["auto", "global", "lbfgs", "gd", "numpy_lbfgs", "kink_lbfgs",
+                                  "torch_gd", "torch_lbfgs"],
+                         help="solver (default auto: the global search for deep-linear and "
+                              "dufm, lbfgs for ufm; kink_lbfgs: the ReLU DUFM only, run with "
                               "solvers.KINK_LBFGS_LOW_RANK_SETTINGS)")
+        add_count_argument(sub, "--max-starts", 1, default=200,
+                           help="global search: at most this many local runs (default 200)")
+        add_count_argument(sub, "--patience", 1, default=None,
+                           help="global search: stop after this many starts without a lower "
+                                "basin (default 24 for dufm, 6 otherwise)")
+        sub.add_argument("--time-budget", type=float, default=300.0,
+                         help="global search: seconds before no new start is made (default 300)")
+        add_count_argument(sub, "--workers", 1, default=1,
+                           help="global search: starts run at once on local processes (default 1)")
         sub.add_argument("--lr", type=float, default=0.5, help="GD step size η (default 0.5)")
-        sub.add_argument("--max-iterations", type=int, default=20000)
+        add_count_argument(sub, "--max-iterations", 1, default=20000,
+                           help="iteration budget >= 1 (default 20000)")
         sub.add_argument("--tolerance", type=float, default=1e-10, help="gradient-norm stop")
-        sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--restarts", type=int, default=1, help="random starts; the best is shown")
+        add_count_argument(sub, "--seed", 0, default=0,
+                           help="seed >= 0 of the (first) random start")
+        add_count_argument(sub, "--restarts", 1, default=1,
+                           help="random starts >= 1 (seeds seed, seed+1, ...); the best is shown")
         sub.add_argument("--progress", action="store_true", help="show a progress bar")
         sub.add_argument("--save", metavar="DIR", default=None,
                          help="write solution.json and loss_history.png into DIR")
@@ -409,7 +514,7 @@ def _register_metrics_demo(commands) -> None:
         help="a noisy collapsed 3-layer configuration: per-layer table and metrics against noise",
     )
     sub.add_argument("--out", default="outputs", help="output folder (default outputs/)")
-    sub.add_argument("--seed", type=int, default=0)
+    add_count_argument(sub, "--seed", 0, default=0, help="seed >= 0 of the noise")
     sub.add_argument("--quiet", action="store_true", help="do not print the table")
     sub.set_defaults(handler=command_metrics_demo)
 
@@ -527,6 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
+        check_count_options(arguments)
         return int(arguments.handler(arguments) or 0)
     except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -10,6 +10,12 @@
   Brent's method on [(L−1)/(2L), 1]; the threshold P_crit = ((L−1)/L)^{L−1}/(KL)^{L+1} on
   P = nλ_HΠλ_l (exact rational by sympy); per-layer singular values, class-mean norms, a₂ and
   the BAL.scalar value.
+- Widths [derived]: every prediction states the model it holds for (``widths``, ``rank_limit``,
+  ``kind``, ``reachable``, ``holds_for``). For the UFM and the deep linear UFM a width below K
+  (below K − 1 with bias) limits the output rank to r and the global minimum becomes
+  (r/m)·Φ_full + (m − r)/(2K) (:func:`rank_limited_value`); the ReLU DUFM has DNC points of
+  value L_DNC only for d_1 ≥ ⌈K/2⌉, d_l ≥ K (:func:`dnc_min_widths`), and below them its
+  L_DNC is flagged as not reachable.
 - Constructions returning full :class:`ufm.models.Parameters`: :func:`dnc_construct` (the β
   family of §4.4), :func:`ufm_construct` and :func:`srg_construct` (the low-rank
   strongly-regular-graph points of §4.5, basic t = −1, improved family t ∈ (−2, 0), edge
@@ -30,7 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,6 +47,7 @@ from .labels import check_num_classes
 from .models import DeepLinearUFM, DeepUFM, Parameters, UFM
 
 __all__ = [
+    "PREDICTION_KINDS",
     "PredictedOptimum",
     "ScalarOptimum",
     "SRGPrediction",
@@ -49,6 +56,8 @@ __all__ = [
     "ufm_q_star",
     "ufm_optimal_value",
     "ufm_threshold",
+    "rank_limited_value",
+    "dnc_min_widths",
     "predict_ufm",
     "ufm_construct",
     "schatten_penalty",
@@ -313,9 +322,20 @@ def dnc_critical_lambda(num_classes: int, num_layers: int, per_class: int) -> fl
 # --------------------------------------------------------------------------------------------
 
 
+#: Meaning of :attr:`PredictedOptimum.kind` (the same words as ``Solution.predicted_kind``).
+PREDICTION_KINDS = {
+    "global_optimum": "proven global minimum of the model at its widths (closed form, THEORY.md "
+    "§4.1-4.3; rank-limited forms for widths below K)",
+    "dnc_reference": "L_DNC, the least value among DNC points; not a proven optimum for K > 2, "
+    "L >= 2 (low-rank points can be lower, THEORY.md §4.5)",
+    "unreachable_reference": "L_DNC of the ReLU DUFM at widths where no DNC point fits; the "
+    "model cannot reach it by a DNC point and its minimum is unknown",
+}
+
+
 @dataclass(frozen=True)
 class PredictedOptimum:
-    """A predicted optimum (THEORY.md §4.1–4.3) with its structure.
+    """A predicted optimum (THEORY.md §4.1–4.3) with its structure, and the model it holds for.
 
     Attributes
     ----------
@@ -332,28 +352,53 @@ class PredictedOptimum:
     penalty_product : float
         P = nλ_HΠλ_l.
     optimal_loss : float
-        The predicted minimum of Φ (L_DNC for deep models; ρ − ρ²/2, or (K−1)/K times it with
-        bias, for the UFM).
+        The predicted minimum of Φ at ``widths``: L_DNC for deep models, ρ − ρ²/2 (or (K−1)/K
+        times it with bias) for the UFM; for r = ``rank_limit`` below the full rank m (m = K, or
+        K − 1 with bias) the rank-limited value (r/m)·Φ_full + (m − r)/(2K)
+        (:func:`rank_limited_value`). For ``kind == "unreachable_reference"`` it is L_DNC, a
+        value the model at ``widths`` does not reach (``reachable`` is False).
     q_star : float
-        The output is q*·Y (with bias q*Y + ((1 − q*)/K)J).
+        Scale of every fitted direction: the output is q*·Y (with bias q*Y + ((1 − q*)/K)J);
+        for r < m it is q*·PY (P a rank-r orthogonal projector of R^K, inside 1_K^⊥ with bias).
     threshold : float
         P_crit, the critical value of nλ_HΠλ_l: nonzero optimum iff P < P_crit.
     is_zero : bool
         True if the zero solution (q* = 0) is optimal.
     singular_values : tuple of tuple of float
         Nonzero singular values of each weight matrix W_1..W_L (β = 0 representative for W_1):
-        K values s_l = q*^{1/(L+1)}(C/λ_l)^{1/2} each (K − 1 values for the UFM with bias);
-        empty tuples when ``is_zero``.
+        r values s_l = q*^{1/(L+1)}(C/λ_l)^{1/2} each (r = K, K − 1 for the UFM with bias, or
+        the rank limit); empty tuples when ``is_zero``.
     class_mean_norms : tuple of float
-        ‖μ‖_l, the norm of every class mean of H_l, l = 1..L (β = 0): ‖μ‖₁ =
-        q*^{1/(L+1)}(C/(nλ_H))^{1/2}, ‖μ‖_{l+1} = s_l‖μ‖_l.
+        ‖μ‖_l, l = 1..L, the root-mean-square class-mean norm (‖M_l‖_F²/K)^{1/2} of H_l (β = 0),
+        fixed across the optimal set: ‖μ‖₁ = q*^{1/(L+1)}(C/(nλ_H))^{1/2}·(r/m)^{1/2},
+        ‖μ‖_{l+1} = s_l‖μ‖_l. When r = m every class mean has this norm; when r < m only their
+        mean square is fixed (the representative of :func:`optimal_parameters` fits r classes).
     second_layer_mean_norm : float or None
-        a₂ = C q*^{2/(L+1)}/(nλ_Hλ_1)^{1/2}, the class-mean norm of H₂ for every β (L ≥ 2).
+        a₂ = C q*^{2/(L+1)}/(nλ_Hλ_1)^{1/2}·(r/m)^{1/2}, the RMS class-mean norm of H₂ for
+        every β (L ≥ 2).
     balancedness : tuple of float
-        BAL.scalar vector (λ_H‖H₁‖², λ_1‖W_1‖², …, λ_L‖W_L‖²), all equal to K·C·q*^{2/(L+1)}
-        ((K−1)·C·q* for the UFM with bias).
+        BAL.scalar vector (λ_H‖H₁‖², λ_1‖W_1‖², …, λ_L‖W_L‖²), all equal to r·C·q*^{2/(L+1)}.
     stationary_q : float or None
         The largest stationary point of g_K in ((L−1)/(2L), 1) (see :class:`ScalarOptimum`).
+    widths : tuple of int or None
+        The widths the prediction is for: (d,) for the UFM, (d_1, …, d_L) for deep models;
+        None for the width-free prediction, which holds for every width ≥ K (≥ K − 1 with
+        bias; for the ReLU DUFM with L ≥ 2, d_1 ≥ ⌈K/2⌉ and d_l ≥ K, :func:`dnc_min_widths`).
+    rank_limit : int
+        r, the number of target directions the predicted optimum fits (its output, centred
+        with bias, has rank r): min(m, min(widths)) for the UFM and the deep linear UFM, m when
+        ``widths`` is None; for the ReLU DUFM with L ≥ 2 it is K (the DNC structure; the ReLU
+        can raise the rank, so min(widths) bounds nothing there).
+    kind : str
+        A key of :data:`PREDICTION_KINDS`: ``"global_optimum"``, ``"dnc_reference"`` or
+        ``"unreachable_reference"``.
+    reachable : bool
+        True when the model at ``widths`` has a point of value ``optimal_loss`` (the
+        construction of :func:`optimal_parameters`); False for the ReLU DUFM (L ≥ 2) whose
+        widths admit no DNC point (d_1 < ⌈K/2⌉ or some d_l < K, l ≥ 2) unless the zero solution
+        is optimal.
+    holds_for : str
+        One line naming the model, its widths and what the value is there.
     """
 
     model: str
@@ -373,6 +418,11 @@ class PredictedOptimum:
     second_layer_mean_norm: float | None
     balancedness: tuple[float, ...]
     stationary_q: float | None
+    widths: tuple[int, ...] | None
+    rank_limit: int
+    kind: str
+    reachable: bool
+    holds_for: str
 
     def to_dict(self) -> dict:
         """JSON-serializable dictionary (tuples become lists, numbers are Python floats)."""
@@ -394,6 +444,11 @@ class PredictedOptimum:
             "second_layer_mean_norm": self.second_layer_mean_norm,
             "balancedness": list(self.balancedness),
             "stationary_q": self.stationary_q,
+            "widths": None if self.widths is None else list(self.widths),
+            "rank_limit": self.rank_limit,
+            "kind": self.kind,
+            "reachable": self.reachable,
+            "holds_for": self.holds_for,
         }
 
 
@@ -445,16 +500,220 @@ def _predict_deep(model: str, num_classes, num_layers, per_class, lam_h, lam_w) 
         second_layer_mean_norm=second,
         balancedness=balance,
         stationary_q=scalar.stationary_q,
+        widths=None,
+        rank_limit=num_classes,
+        kind="global_optimum",
+        reachable=True,
+        holds_for="",
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Widths: rank-limited optima and the widths a DNC point needs
+# --------------------------------------------------------------------------------------------
+
+
+def _prediction_widths(widths: Any, num_layers: int, name: str = "widths"):
+    """None, one width for every layer, or (d_1, …, d_L), each an integer ≥ 1."""
+    if widths is None:
+        return None
+    if isinstance(widths, (int, np.integer)) and not isinstance(widths, (bool, np.bool_)):
+        return (_positive_integer(widths, name),) * num_layers
+    if isinstance(widths, (str, bytes)):
+        raise TypeError(f"{name} must be an integer or a sequence of L = {num_layers} integers, "
+                        f"got {widths!r}")
+    try:
+        values = tuple(widths)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer or a sequence of L = {num_layers} integers, got {widths!r}"
+        ) from None
+    if len(values) != num_layers:
+        raise ValueError(f"{name} must have L = {num_layers} entries, got {len(values)}")
+    return tuple(_positive_integer(w, f"{name}[{i}]") for i, w in enumerate(values))
+
+
+def rank_limited_value(
+    full_value: float, num_classes: int, rank_limit: int, bias: bool = False
+) -> float:
+    """min Φ when the output can fit only r of the m target directions [derived].
+
+        Φ_r = (r/m)·Φ_full + (m − r)/(2K),   m = K (no bias) or K − 1 (bias), r = min(r, m).
+
+    *Derivation.* Φ_full = (m/K)·v, where v is the least per-direction value: every singular
+    value of Y (of YP_N with bias) equals √n, and a fitted direction of the output with
+    singular value q√n costs (1/K)·g(q), g(q) = ½(1 − q)² + penalty(q), so v = min_q g(q)
+    (v = ρ − ρ²/2 for ρ < 1, else ½, for the UFM; v = L_DNC for deep models). If the output Z
+    has rank ≤ r, von Neumann's trace inequality ⟨Z, Y⟩ ≤ Σ_i s_i(Z)s_i(Y) gives
+    ‖Z − Y‖² ≥ Σ_{i≤r}(s_i(Z) − √n)² + (m − r)n (Mirsky), with equality when Z uses r of the
+    singular pairs of Y; the penalty depends on s_i(Z) only (F1, F2). So r directions cost
+    (1/K)·v each and the m − r others, left at 0, cost (1/(2N))·n = 1/(2K) each.
+
+    Parameters
+    ----------
+    full_value : float
+        Φ_full, the optimum with every direction available (e.g. :func:`ufm_optimal_value`).
+    num_classes : int
+        K ≥ 2.
+    rank_limit : int
+        r ≥ 1, the largest rank the output can have (min(d, K) for the UFM, min_l d_l for the
+        deep linear UFM); values ≥ m give Φ_full.
+    bias : bool
+        m = K − 1 (the bias absorbs the direction 1_K, THEORY.md §4.1) instead of K.
+
+    Returns
+    -------
+    float
+        Φ_r.
+    """
+    num_classes = check_num_classes(num_classes)
+    rank_limit = _positive_integer(rank_limit, "rank_limit")
+    full_value = check_positive_scalar(full_value, "full_value")
+    full_rank = num_classes - 1 if bias else num_classes
+    rank = min(rank_limit, full_rank)
+    if rank == full_rank:
+        return full_value
+    return rank / full_rank * full_value + (full_rank - rank) / (2.0 * num_classes)
+
+
+def dnc_min_widths(num_classes: int, num_layers: int) -> tuple[int, ...]:
+    """The least widths (d_1, …, d_L) at which a DNC point of value L_DNC exists [derived].
+
+    L = 1: (K,). L ≥ 2: (⌈K/2⌉, K, …, K). The class means M_l, l ≥ 2, of a DNC point form an
+    orthogonal frame of K nonzero columns, so d_l ≥ K. For the first layer, the value L_DNC
+    forces equality in F4 (min ‖X₂‖_* over pre-images with σ(X₂) = M₂) and in F1 for
+    X₂ = W₁M₁, so rank X₂ ≤ d_1. Equality in F4 holds iff X₂ = QS with Q = M₂diag(1/‖m_k‖)
+    and S positive semidefinite with diag(S) = (‖m_k‖) and S_{jk} ≤ 0 off the diagonal
+    (⟨Q, X₂⟩ = ‖X₂‖_* with QᵀQ = I forces X₂ = QQᵀX₂, QᵀX₂ ⪰ 0; σ(X₂) = M₂ fixes the
+    signs). Such an S is a singular M-matrix: by Perron–Frobenius each irreducible block of
+    size ≥ 2 has a kernel of dimension ≤ 1 and each 1×1 block none, so rank S ≥ ⌈K/2⌉.
+    Pairs of classes with S-blocks a₂[[1, −1], [−1, 1]] (and one block (3a₂/2)(I₃ − J₃/3) for
+    odd K) attain it (:func:`dnc_construct` with d_1 < K). Below these widths the ReLU DUFM has
+    no DNC point of value L_DNC; its minimum is then unknown (low-rank points, §4.5, may lie
+    below L_DNC).
+    """
+    num_classes = check_num_classes(num_classes)
+    num_layers = _positive_integer(num_layers, "num_layers")
+    if num_layers == 1:
+        return (num_classes,)
+    return ((num_classes + 1) // 2,) + (num_classes,) * (num_layers - 1)
+
+
+_MODEL_NAMES = {
+    "ufm": "UFM without bias",
+    "ufm_bias": "UFM with bias",
+    "deep_linear": "deep linear UFM",
+    "dufm": "ReLU DUFM",
+}
+_SECTIONS = {"ufm": "§4.1", "ufm_bias": "§4.1", "deep_linear": "§4.2", "dufm": "§4.3"}
+
+
+def _holds_for(prediction: PredictedOptimum, full_rank: int) -> str:
+    """One line: the model, its widths and what the predicted value is for it."""
+    k, depth, model = prediction.num_classes, prediction.num_layers, prediction.model
+    relu = model == "dufm" and depth >= 2
+    name = f"{_MODEL_NAMES[model]} (K = {k}, L = {depth})" if model in ("deep_linear", "dufm") \
+        else f"{_MODEL_NAMES[model]} (K = {k})"
+    minimum = dnc_min_widths(k, depth)
+    if prediction.widths is None:
+        if relu:
+            where = f"widths d_1 >= {minimum[0]}, d_l >= {k} (l >= 2)"
+        elif model == "ufm_bias":
+            where = f"any width d >= K - 1 = {k - 1}"
+        elif depth == 1:
+            where = f"any width d >= K = {k}"
+        else:
+            where = f"any widths d_l >= K = {k}"
+    elif depth == 1:
+        where = f"width d = {prediction.widths[0]}"
+    else:
+        where = f"widths {list(prediction.widths)}"
+    section = _SECTIONS[model]
+    rank = prediction.rank_limit
+    if prediction.kind == "unreachable_reference":
+        verdict = (
+            f"L_DNC is the DNC value for d_1 >= {minimum[0]}, d_l >= {k} (l >= 2); no DNC point "
+            "fits these widths, so this value is not reachable and the model's minimum is "
+            f"unknown (THEORY.md {section}, §4.5)"
+        )
+    elif prediction.kind == "dnc_reference":
+        verdict = (
+            "L_DNC, the least value among DNC points; not a proven minimum for K > 2, L >= 2 "
+            "(THEORY.md §4.3, §4.5)"
+        )
+    elif rank < full_rank:
+        verdict = (
+            f"the output has rank <= {rank}, so the optimum fits {rank} of the {full_rank} "
+            f"target directions; global minimum [derived, rank-limited form of THEORY.md {section}]"
+        )
+    else:
+        verdict = f"global minimum (THEORY.md {section})"
+    return f"{name}, {where}: {verdict}"
+
+
+def _at_widths(full: PredictedOptimum, widths: tuple[int, ...] | None) -> PredictedOptimum:
+    """The prediction ``full`` (every direction available) restated for ``widths``.
+
+    UFM, deep linear UFM and the DUFM with L = 1 (no ReLU): the output has rank ≤ min(widths),
+    so with r = min(m, min(widths)) < m the value becomes :func:`rank_limited_value`, every
+    W_l keeps r of its singular values, and the RMS class-mean norms and the BAL.scalar entries
+    scale by (r/m)^{1/2} and r/m. ReLU DUFM with L ≥ 2: L_DNC and the DNC structure are kept;
+    ``reachable`` and ``kind`` say whether a DNC point fits the widths (:func:`dnc_min_widths`).
+    """
+    k, depth = full.num_classes, full.num_layers
+    full_rank = k - 1 if full.model == "ufm_bias" else k
+    relu = full.model == "dufm" and depth >= 2
+    updates: dict[str, Any] = {"widths": widths}
+    if relu:
+        fits = widths is None or all(w >= m for w, m in zip(widths, dnc_min_widths(k, depth)))
+        reachable = fits or full.is_zero
+        updates["rank_limit"] = k
+        updates["reachable"] = reachable
+        if not reachable:
+            updates["kind"] = "unreachable_reference"
+        else:
+            updates["kind"] = "global_optimum" if k == 2 else "dnc_reference"
+    else:
+        rank = full_rank if widths is None else min(full_rank, min(widths))
+        updates.update(rank_limit=rank, reachable=True, kind="global_optimum")
+        if rank < full_rank:
+            share = rank / full_rank
+            updates.update(
+                optimal_loss=rank_limited_value(
+                    full.optimal_loss, k, rank, bias=full.model == "ufm_bias"
+                ),
+                singular_values=tuple(values[:rank] for values in full.singular_values),
+                class_mean_norms=tuple(value * math.sqrt(share) for value in full.class_mean_norms),
+                second_layer_mean_norm=(
+                    None
+                    if full.second_layer_mean_norm is None
+                    else full.second_layer_mean_norm * math.sqrt(share)
+                ),
+                balancedness=tuple(value * share for value in full.balancedness),
+            )
+    prediction = replace(full, **updates)
+    return replace(prediction, holds_for=_holds_for(prediction, full_rank))
+
+
 def predict_dufm(
-    num_classes: int, num_layers: int, per_class: int, lam_h: float, lam_w: Any
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    widths: Any = None,
 ) -> PredictedOptimum:
     """L_DNC and the DNC structure of the L-DUFM (THEORY.md §4.3; (B) for K = 2).
 
     L_DNC is the least objective among DNC points; for K = 2 it is the global minimum of
     Φ_DUFM. Beyond K = 2, L ≥ 3 lower low-rank points can exist (§4.5).
+
+    Widths. A DNC point of value L_DNC needs d_1 ≥ ⌈K/2⌉ and d_l ≥ K for l ≥ 2
+    (:func:`dnc_min_widths`, [derived]). For narrower widths the result still carries L_DNC and
+    its structure, flagged ``reachable = False`` and ``kind = "unreachable_reference"`` (unless
+    the zero solution is optimal): no value is proven there. L = 1 has no ReLU, so Φ_DUFM is
+    the UFM without bias and d_1 < K gives the rank-limited global minimum of
+    :func:`predict_ufm`.
 
     Parameters
     ----------
@@ -464,21 +723,65 @@ def predict_dufm(
         λ_H > 0.
     lam_w : float or sequence of float
         λ_1..λ_L > 0 (one number: equal λ on every layer).
+    widths : int or sequence of int, optional
+        (d_1, …, d_L), each ≥ 1 (one int: every layer). None: the width-free prediction, which
+        holds for d_1 ≥ ⌈K/2⌉, d_l ≥ K.
+
+    Returns
+    -------
+    PredictedOptimum
+        ``model = "dufm"``; ``widths``, ``kind``, ``reachable`` and ``holds_for`` state the
+        model the value holds for.
     """
-    return _predict_deep("dufm", num_classes, num_layers, per_class, lam_h, lam_w)
+    full = _predict_deep("dufm", num_classes, num_layers, per_class, lam_h, lam_w)
+    return _at_widths(full, _prediction_widths(widths, full.num_layers))
 
 
 def predict_deep_linear(
-    num_classes: int, num_layers: int, per_class: int, lam_h: float, lam_w: Any
+    num_classes: int,
+    num_layers: int,
+    per_class: int,
+    lam_h: float,
+    lam_w: Any,
+    widths: Any = None,
 ) -> PredictedOptimum:
-    """Global minimum of the deep linear UFM, min Φ_lin = L_DNC (THEORY.md §4.2).
+    """Global minimum of the deep linear UFM (THEORY.md §4.2), at any widths.
 
-    By F2, min over factorizations of the output X of Σ_j (λ_j/2)‖A_j‖² is
-    ((L+1)/2)(λ_HΠλ_l)^{1/(L+1)}Σ_i s_i(X)^{2/(L+1)} (:func:`schatten_penalty`); each of the
-    K singular values q√n of the output gives (1/K)·g_K(q), so the minimum is that of the
-    scalar problem of §4.3. The optimum is balanced and :func:`dnc_construct` (β = 0) attains it.
+    Widths ≥ K: min Φ_lin = L_DNC. By F2, min over factorizations of the output X of
+    Σ_j (λ_j/2)‖A_j‖² is ((L+1)/2)(λ_HΠλ_l)^{1/(L+1)}Σ_i s_i(X)^{2/(L+1)}
+    (:func:`schatten_penalty`); each of the K singular values q√n of the output gives
+    (1/K)·g_K(q), so the minimum is that of the scalar problem of §4.3. The optimum is balanced
+    and :func:`dnc_construct` (β = 0) attains it.
+
+    Widths with r = min_l d_l < K [derived]: X = W_{L:1}H₁ has rank ≤ r, and F2 is attained at
+    rank X ≤ r by aligned balanced factors of inner widths ≥ r, so
+
+        min Φ_lin = min_{rank X ≤ r} (1/(2N))‖X − Y‖²
+                                     + ((L+1)/2)(λ_HΠλ_l)^{1/(L+1)}Σ_i s_i(X)^{2/(L+1)}
+                  = (r/K)·L_DNC + (K − r)/(2K)
+
+    (von Neumann/Mirsky, :func:`rank_limited_value`): r directions at q*√n with cost
+    (1/K)·g_K(q*) each, K − r at 0 with cost 1/(2K) each. The optimal output is q*PY with P
+    any rank-r orthogonal projector of R^K.
+
+    Parameters
+    ----------
+    num_classes, num_layers, per_class : int
+        K ≥ 2, L ≥ 1, n ≥ 1.
+    lam_h : float
+        λ_H > 0.
+    lam_w : float or sequence of float
+        λ_1..λ_L > 0.
+    widths : int or sequence of int, optional
+        (d_1, …, d_L), each ≥ 1 (one int: every layer). None: any widths ≥ K.
+
+    Returns
+    -------
+    PredictedOptimum
+        ``model = "deep_linear"``, ``kind = "global_optimum"``, ``rank_limit = min(K, r)``.
     """
-    return _predict_deep("deep_linear", num_classes, num_layers, per_class, lam_h, lam_w)
+    full = _predict_deep("deep_linear", num_classes, num_layers, per_class, lam_h, lam_w)
+    return _at_widths(full, _prediction_widths(widths, full.num_layers))
 
 
 def schatten_penalty(matrix: Any, lams: Sequence[float]) -> float:
@@ -513,15 +816,56 @@ def ufm_q_star(num_classes: int, per_class: int, lam_w: float, lam_h: float) -> 
 
 
 def ufm_optimal_value(
-    num_classes: int, per_class: int, lam_w: float, lam_h: float, bias: bool = False
+    num_classes: int,
+    per_class: int,
+    lam_w: float,
+    lam_h: float,
+    bias: bool = False,
+    width: int | None = None,
 ) -> float:
-    """min Φ_UFM (THEORY.md §4.1).
+    """min Φ_UFM (THEORY.md §4.1), at feature dimension ``width`` if given.
 
-    Without bias ρ − ρ²/2 for ρ < 1, else ½; with an unregularized bias (K−1)/K times that.
+    d ≥ K (d ≥ K − 1 with bias), or ``width=None``: without bias v(ρ) = ρ − ρ²/2 for ρ < 1,
+    else ½; with an unregularized bias (K−1)/K·v(ρ).
+
+    d < K without bias [derived]: Z = WH has rank ≤ d, and F1 (Srebro et al. 2005) holds
+    with equality at the balanced factorization, which needs inner dimension rank Z ≤ d, so
+
+        Φ = min_{rank Z ≤ d} (1/(2N))‖Z − Y‖² + √(λ_Wλ_H)‖Z‖_*.
+
+    All K singular values of Y are √n; by von Neumann/Mirsky the optimum keeps d of the K
+    directions, each soft-thresholded to q*√n, q* = (1 − ρ)_+, and leaves K − d at 0:
+
+        Φ = (d/K)·v(ρ) + (K − d)/(2K)   (= (d/K)(ρ − ρ²/2) + (K − d)/(2K) for ρ < 1, ½ else).
+
+    d < K − 1 with bias [derived]: the optimal b centres the residual, Φ depends on ZP_N only
+    and ‖ZP_N‖_* ≤ ‖Z‖_*, rank ZP_N ≤ d; YP_N = P_KY has K − 1 singular values √n and one 0,
+    so r = min(d, K − 1) of the K − 1 directions are kept:
+
+        Φ = (d/K)·v(ρ) + (K − 1 − d)/(2K).
+
+    Parameters
+    ----------
+    num_classes, per_class : int
+        K ≥ 2, n ≥ 1.
+    lam_w, lam_h : float
+        λ_W, λ_H > 0.
+    bias : bool
+        Unregularized bias b.
+    width : int, optional
+        d ≥ 1; None: any d ≥ K.
+
+    Returns
+    -------
+    float
+        min Φ_UFM; see :func:`rank_limited_value`.
     """
     rho = ufm_rho(num_classes, per_class, lam_w, lam_h)
     value = rho - 0.5 * rho * rho if rho < 1.0 else 0.5
-    return value * (num_classes - 1) / num_classes if bias else value
+    value = value * (num_classes - 1) / num_classes if bias else value
+    if width is None:
+        return value
+    return rank_limited_value(value, num_classes, _positive_integer(width, "width"), bias=bias)
 
 
 def ufm_threshold(num_classes: int) -> float:
@@ -531,19 +875,46 @@ def ufm_threshold(num_classes: int) -> float:
 
 
 def predict_ufm(
-    num_classes: int, per_class: int, lam_w: float, lam_h: float, bias: bool = False
+    num_classes: int,
+    per_class: int,
+    lam_w: float,
+    lam_h: float,
+    bias: bool = False,
+    width: int | None = None,
 ) -> PredictedOptimum:
-    """Closed-form optimum of the UFM (THEORY.md §4.1; U1, U2).
+    """Closed-form optimum of the UFM (THEORY.md §4.1; U1, U2), at feature dimension ``width``.
 
     Without bias it is the L = 1 case of :func:`predict_dufm` (``model = "ufm"``): W has K
     singular values (q*√(nλ_H/λ_W))^{1/2}, ‖μ‖ = (q*√(λ_W/(nλ_H)))^{1/2}. With bias
     (``model = "ufm_bias"``): value (K−1)/K times that, M a simplex ETF with
     MᵀM = q*√(λ_W/(nλ_H))·P_K, W = √(nλ_H/λ_W)Mᵀ with K − 1 singular values
     (q*√(nλ_H/λ_W))^{1/2}, ‖μ‖ = (q*√(λ_W/(nλ_H))(K−1)/K)^{1/2}, b* = 1_K/K.
+
+    Width d below K (below K − 1 with bias): the rank-limited global minimum of
+    :func:`ufm_optimal_value` [derived]; W keeps d singular values (q*√(nλ_H/λ_W))^{1/2}, the
+    output is q*PY (+ ((1 − q*)/K)J with bias) with P a rank-d orthogonal projector (inside
+    1_K^⊥ with bias), ``rank_limit = d``.
+
+    Parameters
+    ----------
+    num_classes, per_class : int
+        K ≥ 2, n ≥ 1.
+    lam_w, lam_h : float
+        λ_W, λ_H > 0.
+    bias : bool
+        Unregularized bias.
+    width : int, optional
+        d ≥ 1, the feature dimension; None: any d ≥ K (≥ K − 1 with bias).
+
+    Returns
+    -------
+    PredictedOptimum
+        ``kind = "global_optimum"``; ``widths = (d,)`` or None.
     """
     result = _predict_deep("ufm", num_classes, 1, per_class, lam_h, lam_w)
+    widths = _prediction_widths(width, 1, "width")
     if not bias:
-        return result
+        return _at_widths(result, widths)
     k = result.num_classes
     q = result.q_star
     ratio = math.sqrt(result.per_class * result.lam_h / result.lam_w[0])  # c = √(nλ_H/λ_W)
@@ -555,25 +926,17 @@ def predict_ufm(
         singular_values = ((math.sqrt(q * ratio),) * (k - 1),)
         norms = (math.sqrt(q / ratio * (k - 1) / k),)
         balance = ((k - 1) * result.constant * q,) * 2
-    return PredictedOptimum(
+    full = replace(
+        result,
         model="ufm_bias",
-        num_classes=k,
-        num_layers=1,
-        per_class=result.per_class,
-        lam_h=result.lam_h,
-        lam_w=result.lam_w,
-        constant=result.constant,
-        penalty_product=result.penalty_product,
         optimal_loss=result.optimal_loss * (k - 1) / k,
-        q_star=q,
-        threshold=result.threshold,
-        is_zero=result.is_zero,
         singular_values=singular_values,
         class_mean_norms=norms,
         second_layer_mean_norm=None,
         balancedness=balance,
-        stationary_q=result.stationary_q,
+        rank_limit=k - 1,
     )
+    return _at_widths(full, widths)
 
 
 def _centred_frame(num_classes: int) -> np.ndarray:
@@ -594,32 +957,80 @@ def ufm_construct(
     lam_h: float,
     bias: bool = False,
 ) -> Parameters:
-    """An optimal point of the UFM (THEORY.md §4.1).
+    """An optimal point of the UFM at feature dimension d = ``width`` (THEORY.md §4.1).
 
-    Without bias (width d ≥ K): H = MY with M = m[I_K; 0], m² = q*√(λ_W/(nλ_H)) (orthogonal
+    Without bias (d ≥ K): H = MY with M = m[I_K; 0], m² = q*√(λ_W/(nλ_H)) (orthogonal
     frame), W = √(nλ_H/λ_W)Mᵀ, so WH = q*Y. With bias (d ≥ K − 1): M = (q*√(λ_W/(nλ_H)))^{1/2}
     [E; 0] with EᵀE = P_K (simplex ETF, μ_G = 0), W = √(nλ_H/λ_W)Mᵀ, b* = 1_K/K, so
     WH + b1ᵀ = q*Y + ((1 − q*)/K)J. When ρ ≥ 1 all blocks but the bias are 0.
+
+    Narrower d (rank-limited optimum of :func:`ufm_optimal_value`, [derived]): without bias
+    M = m[I_d 0; 0 0] (d × K), so WH = q*·diag(1_d, 0_{K−d})Y fits the first d classes and
+    outputs 0 for the others; with bias M = (q*√(λ_W/(nλ_H)))^{1/2}E_d, E_d the first d rows of
+    E, so WH + b1ᵀ = q*E_dᵀE_dY + ((1 − q*)/K)J.
 
     Returns
     -------
     Parameters
         Fits :class:`ufm.models.UFM` (num_classes, per_class, width, lam_w, lam_h, bias).
     """
-    if not bias:
-        return dnc_construct(num_classes, 1, per_class, lam_h, lam_w, widths=(width,))
     num_classes = check_num_classes(num_classes)
     width = _positive_integer(width, "width")
-    if width < num_classes - 1:
-        raise ValueError(f"width must be >= K - 1 = {num_classes - 1} with bias, got {width}")
+    if not bias:
+        if width >= num_classes:
+            return dnc_construct(num_classes, 1, per_class, lam_h, lam_w, widths=(width,))
+        return _rank_limited_point(num_classes, 1, per_class, lam_h, lam_w, (width,))
     prediction = predict_ufm(num_classes, per_class, lam_w, lam_h, bias=True)
     q = prediction.q_star
     ratio = math.sqrt(prediction.per_class * prediction.lam_h / prediction.lam_w[0])
-    means = math.sqrt(q / ratio) * _embed(_centred_frame(num_classes), (width, num_classes))
+    rank = min(width, num_classes - 1)
+    frame = _centred_frame(num_classes)[:rank]
+    means = math.sqrt(q / ratio) * _embed(frame, (width, num_classes))
     features = _class_means_to_features(means, prediction.per_class)
     weight = ratio * means.T
     bias_vector = np.full(num_classes, 1.0 / num_classes)
     return Parameters(features=features, weights=(weight,), bias=bias_vector)
+
+
+def _rank_limited_point(
+    num_classes: int, num_layers: int, per_class: int, lam_h: float, lam_w: Any, dims: tuple
+) -> Parameters:
+    """Optimum of the UFM without bias or of the deep linear UFM at widths ``dims`` with
+    r = min(dims) < K: the β = 0 DNC point restricted to the first r classes, H₁ = ‖μ‖₁
+    [I_r 0; 0 0]Y, W_l = s_l[I_r 0; 0 0], output q*·diag(1_r, 0)Y (value of
+    :func:`rank_limited_value`)."""
+    prediction = predict_dufm(num_classes, num_layers, per_class, lam_h, lam_w)
+    k, depth, n = prediction.num_classes, prediction.num_layers, prediction.per_class
+    dims = _layer_widths(dims, depth, (1,) * depth)
+    layer_dims = dims + (k,)
+    rank = min(min(dims), k)
+    if prediction.is_zero:
+        features = np.zeros((dims[0], k * n))
+        weights = tuple(np.zeros((layer_dims[l + 1], layer_dims[l])) for l in range(depth))
+        return Parameters(features=features, weights=weights)
+    weights = tuple(
+        _embed(values[0] * np.eye(rank), (layer_dims[l + 1], layer_dims[l]))
+        for l, values in enumerate(prediction.singular_values)
+    )
+    means = _embed(prediction.class_mean_norms[0] * np.eye(rank), (dims[0], k))
+    return Parameters(features=_class_means_to_features(means, n), weights=weights)
+
+
+def _paired_preimage_factor(num_classes: int) -> np.ndarray:
+    """R ∈ R^{K×⌈K/2⌉} with orthogonal columns and S = RRᵀ: diag(S) = 1, S_jk ≤ 0 off the
+    diagonal, rank ⌈K/2⌉ (see :func:`dnc_min_widths`). Classes (0, 1), (2, 3), … are paired by
+    columns e_i − e_{i+1} (S-block [[1, −1], [−1, 1]]); for odd K the last three classes share
+    the block (3/2)(I₃ − J₃/3) = R₃R₃ᵀ, R₃ = √(3/2)·E₃ᵀ (E₃ the Helmert rows of size 3)."""
+    k = num_classes
+    rank = (k + 1) // 2
+    factor = np.zeros((k, rank))
+    pairs = k // 2 if k % 2 == 0 else (k - 3) // 2
+    for i in range(pairs):
+        factor[2 * i, i] = 1.0
+        factor[2 * i + 1, i] = -1.0
+    if k % 2:
+        factor[k - 3:, rank - 2:] = math.sqrt(1.5) * _centred_frame(3).T
+    return factor
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,9 +1066,13 @@ def dnc_construct(
     lam_w : float or sequence of float
         λ_1..λ_L > 0.
     beta : float
-        β ∈ [0, 1/(K−1)]; must be 0 for L = 1.
+        β ∈ [0, 1/(K−1)]; must be 0 for L = 1 and when d_1 < K.
     widths : sequence of int, optional
-        (d_1, …, d_L), each ≥ K (default all K).
+        (d_1, …, d_L), each ≥ K (default all K). For L ≥ 2 and β = 0, d_1 may be as small as
+        ⌈K/2⌉ (:func:`dnc_min_widths`): (W_1, M_1) is then the balanced factorization of the
+        paired pre-image X₂ = a₂RRᵀ (R of :func:`dnc_min_widths`' proof, orthogonal columns),
+        W_1 = (nλ_H/λ_1)^{1/4}√a₂·R and M_1 = (λ_1/(nλ_H))^{1/4}√a₂·Rᵀ, again of value L_DNC
+        [derived]. When the zero solution is optimal any widths ≥ 1 are accepted.
 
     Returns
     -------
@@ -672,17 +1087,31 @@ def dnc_construct(
         raise ValueError("beta must be 0 for L = 1 (the β family needs a ReLU after W_1)")
     if beta > 1.0 / (k - 1):
         raise ValueError(f"beta must lie in [0, 1/(K-1)] = [0, {1.0 / (k - 1)}], got {beta}")
-    dims = _layer_widths(widths, depth, (k,) * depth)
+    if prediction.is_zero:
+        minimum: tuple = (1,) * depth
+    elif beta == 0.0:
+        minimum = dnc_min_widths(k, depth)
+    else:
+        minimum = (k,) * depth
+    dims = (k,) * depth if widths is None else _layer_widths(widths, depth, minimum)
     layer_dims = dims + (k,)
     if prediction.is_zero:
         features = np.zeros((dims[0], k * n))
         weights = tuple(np.zeros((layer_dims[l + 1], layer_dims[l])) for l in range(depth))
         return Parameters(features=features, weights=weights)
     values = [sv[0] for sv in prediction.singular_values]
-    weights = [
-        _embed(values[l] * np.eye(k), (layer_dims[l + 1], layer_dims[l])) for l in range(depth)
+    if dims[0] < k:  # L ≥ 2, β = 0: the paired pre-image of rank ⌈K/2⌉
+        a2 = prediction.second_layer_mean_norm
+        ratio = prediction.per_class * prediction.lam_h / prediction.lam_w[0]  # b/a = nλ_H/λ_1
+        factor = math.sqrt(a2) * _paired_preimage_factor(k)
+        first = _embed(ratio**0.25 * factor, (layer_dims[1], layer_dims[0]))
+        means = _embed(ratio**-0.25 * factor.T, (dims[0], k))
+    else:
+        first = _embed(values[0] * np.eye(k), (layer_dims[1], layer_dims[0]))
+        means = _embed(prediction.class_mean_norms[0] * np.eye(k), (dims[0], k))
+    weights = [first] + [
+        _embed(values[l] * np.eye(k), (layer_dims[l + 1], layer_dims[l])) for l in range(1, depth)
     ]
-    means = _embed(prediction.class_mean_norms[0] * np.eye(k), (dims[0], k))
     if beta != 0.0:
         a2 = prediction.second_layer_mean_norm
         centring = np.eye(k) - np.full((k, k), 1.0 / k)
@@ -697,24 +1126,54 @@ def dnc_construct(
 
 
 def predict(model: Any) -> PredictedOptimum:
-    """Predicted optimum of a :class:`ufm.models.UFM`, ``DeepLinearUFM`` or ``DeepUFM``."""
+    """Predicted optimum of a :class:`ufm.models.UFM`, ``DeepLinearUFM`` or ``DeepUFM`` at the
+    model's own widths.
+
+    UFM and deep linear UFM: the global minimum, rank-limited when a width is below K (below
+    K − 1 with bias), see :func:`predict_ufm`, :func:`predict_deep_linear`. ReLU DUFM:
+    :func:`predict_dufm`; when no DNC point fits the widths (d_1 < ⌈K/2⌉ or some d_l < K,
+    l ≥ 2) it returns L_DNC with ``reachable = False`` and ``kind = "unreachable_reference"``
+    rather than raising, so callers that use L_DNC as a reference keep working; check
+    ``kind``/``reachable`` before calling the value an optimum.
+
+    Raises
+    ------
+    TypeError
+        For other objectives (e.g. ``LinearHead``).
+    ValueError
+        For a zero penalty (the closed forms need every λ > 0).
+    """
     if isinstance(model, UFM):
-        return predict_ufm(model.num_classes, model.per_class, model.lam_w, model.lam_h, model.bias)
+        return predict_ufm(
+            model.num_classes, model.per_class, model.lam_w, model.lam_h, model.bias,
+            width=model.width,
+        )
     if isinstance(model, DeepLinearUFM):
         return predict_deep_linear(
-            model.num_classes, model.num_layers, model.per_class, model.lam_h, model.lam_w
+            model.num_classes, model.num_layers, model.per_class, model.lam_h, model.lam_w,
+            widths=model.widths,
         )
     if isinstance(model, DeepUFM):
         return predict_dufm(
-            model.num_classes, model.num_layers, model.per_class, model.lam_h, model.lam_w
+            model.num_classes, model.num_layers, model.per_class, model.lam_h, model.lam_w,
+            widths=model.widths,
         )
     raise TypeError(f"no closed-form optimum for {type(model).__name__}")
 
 
 def optimal_parameters(model: Any, beta: float = 0.0) -> Parameters:
-    """The constructed optimum (DNC point for deep models) in the shapes of ``model``.
+    """The constructed optimum in the shapes of ``model`` (value ``predict(model).optimal_loss``).
 
-    For the DUFM this is the DNC point of value L_DNC, the global optimum for K = 2 only.
+    UFM: :func:`ufm_construct` (rank-limited for d < K). Deep linear UFM: the β = 0 DNC point,
+    or for min(widths) < K the rank-limited optimum (first r classes fitted, the others at 0).
+    ReLU DUFM: the DNC point of value L_DNC (the global optimum for K = 2 only); for L = 1 and
+    d < K the rank-limited optimum.
+
+    Raises
+    ------
+    ValueError
+        ``beta`` ≠ 0 where the β family does not apply, or a DUFM whose widths admit no DNC
+        point (the message names the width, see :func:`dnc_min_widths`).
     """
     if isinstance(model, UFM):
         return ufm_construct(
@@ -723,6 +1182,14 @@ def optimal_parameters(model: Any, beta: float = 0.0) -> Parameters:
     if isinstance(model, (DeepLinearUFM, DeepUFM)):
         if isinstance(model, DeepLinearUFM) and beta != 0.0:
             raise ValueError("beta must be 0 for the deep linear UFM (σ(X₂) = X₂ there)")
+        narrow = min(model.widths) < model.num_classes
+        if narrow and (isinstance(model, DeepLinearUFM) or model.num_layers == 1):
+            if beta != 0.0:
+                raise ValueError("beta must be 0 for L = 1 (the β family needs a ReLU after W_1)")
+            return _rank_limited_point(
+                model.num_classes, model.num_layers, model.per_class, model.lam_h, model.lam_w,
+                model.widths,
+            )
         return dnc_construct(
             model.num_classes,
             model.num_layers,

@@ -4,6 +4,14 @@
 model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHead``) and returns a
 :class:`Solution`. Methods:
 
+- ``"auto"`` (the default): ``"global"`` for the deep models, ``"lbfgs"`` for the UFM and the
+  linear head (:func:`default_method`).
+- ``"global"``: the search for the global minimum (:mod:`~ufm.solvers.global_search`): local
+  runs from the known constructions (closed-form or DNC optimum, SRG family of THEORY.md §4.5),
+  from random, low-rank and narrow-width starts and from perturbations of the best points so
+  far, until no lower basin appears for ``patience`` starts. Its :class:`Solution` lists every
+  distinct basin found (value, class-mean rank profile, how often, found by which start), and
+  its value is never above a construction or a given start.
 - ``"gd"``: plain full-batch gradient descent as the papers ran it, θ ← θ − η∇Φ(θ) with a fixed
   step η (``lr``), followed by the projection H₁ ← max(H₁, 0) when the model has ``nonneg_H1``
   (projected GD, THEORY.md §2(c)). float64 numpy.
@@ -48,7 +56,7 @@ DUFM with K = 2 or L = 1; for the DUFM with K > 2 and L ≥ 2 the DNC value L_DN
 reference (low-rank points can be lower, THEORY.md §4.5).
 
 Modules: :mod:`~ufm.solvers.dispatch` (:func:`solve`, :func:`solve_with_restarts`, the option
-checks), :mod:`~ufm.solvers.gradient_descent` (``"gd"`` and the fixed-step warm-up),
+checks), :mod:`~ufm.solvers.global_search` (``"global"``), :mod:`~ufm.solvers.gradient_descent` (``"gd"`` and the fixed-step warm-up),
 :mod:`~ufm.solvers.scipy_lbfgs` (``"lbfgs"`` and the Barzilai-Borwein polish),
 :mod:`~ufm.solvers.numpy_lbfgs` (``"numpy_lbfgs"`` and the L-BFGS pieces it shares),
 :mod:`~ufm.solvers.kink_lbfgs` (``"kink_lbfgs"``), :mod:`~ufm.solvers.torch_methods`
@@ -58,11 +66,15 @@ the methods). Every public name is importable from ``ufm.solvers``.
 """
 
 from .common import log_spaced_iterations, predicted_reference, resolve_device, stationarity_norm
-from .dispatch import METHODS, solve, solve_with_restarts
+from .dispatch import METHODS, default_method, solve, solve_with_restarts
+from .global_search import Basin, class_mean_ranks
 from .kink_lbfgs import KINK_LBFGS_LOW_RANK_SETTINGS  # public, outside __all__ (as before)
 from .results import PREDICTED_KINDS, STOP_REASONS, History, RestartsResult, Solution
 
 __all__ = [
+    "Basin",
+    "class_mean_ranks",
+    "default_method",
     "METHODS",
     "PREDICTED_KINDS",
     "STOP_REASONS",

@@ -118,10 +118,7 @@ def predicted_reference(model: Any) -> tuple[float | None, str | None]:
         prediction = optima.predict(model)
     except (TypeError, ValueError):
         return None, None
-    kind = "global_optimum"
-    if isinstance(model, DeepUFM) and model.num_classes > 2 and model.num_layers >= 2:
-        kind = "dnc_reference"
-    return float(prediction.optimal_loss), kind
+    return float(prediction.optimal_loss), prediction.kind
 
 
 def _check_smoothing(smoothing: Any) -> tuple[float, ...]:
@@ -188,11 +185,13 @@ def _blas_threads(count: int | None) -> Any:
 class _Progress:
     """A tqdm bar updated in blocks (cheap per iteration); a no-op when disabled."""
 
-    def __init__(self, total: int, enabled: bool | None, description: str) -> None:
+    def __init__(
+        self, total: int, enabled: bool | None, description: str, auto_minimum: int = 10_000
+    ) -> None:
         self.bar = None
         self.count = 0
         self.step = max(1, total // 500)
-        if enabled is False or (enabled is None and total < 10_000):
+        if enabled is False or (enabled is None and total < auto_minimum):
             return
         from tqdm.auto import tqdm
 
@@ -222,6 +221,7 @@ class _RunState:
     record_at: set
     history: History = field(default_factory=History)
     evaluations: int = 0
+    basins: tuple = ()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start

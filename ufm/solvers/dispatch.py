@@ -12,12 +12,12 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..arrays import check_positive_scalar
-from ..models import Parameters
+from ..models import DeepLinearUFM, DeepUFM, Parameters
 from .common import (
     _Progress,
     _RunState,
@@ -33,6 +33,7 @@ from .common import (
     resolve_device,
     stationarity_norm,
 )
+from .global_search import GLOBAL_DEFAULTS, run_global_search
 from .gradient_descent import _run_gd
 from .kink_lbfgs import _run_kink_lbfgs
 from .numpy_lbfgs import _run_numpy_lbfgs
@@ -40,15 +41,23 @@ from .results import RestartsResult, Solution
 from .scipy_lbfgs import _run_scipy_lbfgs
 from .torch_methods import _run_torch_gd, _run_torch_lbfgs, _torch_dtype
 
-__all__ = ["METHODS", "solve", "solve_with_restarts"]
+__all__ = ["METHODS", "default_method", "solve", "solve_with_restarts"]
 
 #: Names accepted by :func:`solve`.
-METHODS = ("gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_gd", "torch_lbfgs")
+METHODS = ("auto", "global", "gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_gd", "torch_lbfgs")
+
+
+def default_method(model: Any) -> str:
+    """The method ``"auto"`` stands for: ``"global"`` for the deep models (``DeepUFM``,
+    ``DeepLinearUFM``), whose landscapes hold spurious minima (the zero solution for L ≥ 2,
+    THEORY.md §4.3; one-class and low-rank points, §4.5–4.6); ``"lbfgs"`` for the UFM, every local
+    minimum of which is global (Zhou et al. 2022, THEORY.md §4.1), and for ``LinearHead``."""
+    return "global" if isinstance(model, (DeepUFM, DeepLinearUFM)) else "lbfgs"
 
 
 def solve(
     model: Any,
-    method: str = "lbfgs",
+    method: str = "auto",
     *,
     initial: Parameters | None = None,
     seed: Any = None,
@@ -76,6 +85,12 @@ def solve(
     progress: bool | None = None,
     blas_threads: int | None = 1,
     callback: Callable[[int, float], Any] | None = None,
+    starts: Sequence[Parameters] = (),
+    max_starts: int = GLOBAL_DEFAULTS["max_starts"],
+    patience: int | None = None,
+    time_budget: float | None = GLOBAL_DEFAULTS["time_budget"],
+    basin_tolerance: float = GLOBAL_DEFAULTS["basin_tolerance"],
+    workers: int = GLOBAL_DEFAULTS["workers"],
 ) -> Solution:
     """Minimize Φ(θ) of ``model`` (THEORY.md §1.2, §2) and return a :class:`Solution`.
 
@@ -83,7 +98,14 @@ def solve(
     ----------
     model : UFM, DeepLinearUFM, DeepUFM or LinearHead
         The objective (:mod:`ufm.models`).
-    method : {"gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_gd", "torch_lbfgs"}
+    method : {"auto", "global", "gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_gd", "torch_lbfgs"}
+        ``"auto"`` (default): ``"global"`` for ``DeepUFM`` and ``DeepLinearUFM``, ``"lbfgs"``
+        for ``UFM`` and ``LinearHead`` (:func:`default_method`). ``"global"``: multistart and
+        basin-hopping search (:mod:`ufm.solvers.global_search`): local runs from the known
+        constructions (closed-form or DNC optimum, SRG family), from random, low-rank and
+        narrow-width starts and from perturbations of the best points, until no lower basin
+        appears in ``patience`` starts; the result lists every distinct basin found
+        (``Solution.basins``) and is never above a construction or a point in ``starts``.
         ``"gd"``: θ_{k+1} = P(θ_k − η∇Φ(θ_k)) with fixed η = ``lr`` and P the projection
         H₁ ← max(H₁, 0) for ``nonneg_H1`` (identity otherwise), exactly the papers' full-batch GD
         (weights: W ← (1 − ηλ)W − η∇_W(fit)). ``"lbfgs"``: scipy L-BFGS-B on the flattened vector
@@ -174,8 +196,27 @@ def solve(
         faster single-threaded); None leaves the libraries' setting unchanged.
     callback : callable, optional
         ``callback(iteration, loss)`` with Φ of the current iterate: after every iteration
-        (``gd``, ``lbfgs``; not the polish steps) or at every stopping test (torch methods).
+        (``gd``, ``lbfgs``; not the polish steps) or at every stopping test (torch methods);
+        for ``"global"`` ``callback(starts_done, best_loss)`` after every start.
         For progress monitoring and time-to-target measurements; its return value is ignored.
+    starts : sequence of Parameters
+        ``"global"`` only: further start points (e.g. a construction of one's own); the result
+        is never above the lowest of them. ``initial``, when given, is one of them; ``seed``
+        (default 0) seeds the search's own draws.
+    max_starts : int
+        ``"global"`` only: at most this many local runs (≥ 1).
+    patience : int, optional
+        ``"global"`` only: stop after this many consecutive starts that found no basin lower
+        than the best by more than ``basin_tolerance`` (relative); default 24 for the DUFM and
+        6 for the smooth models.
+    time_budget : float or None
+        ``"global"`` only: stop starting new rounds after this many seconds (None: no limit).
+        The result is deterministic for a given seed and worker count unless this ends it.
+    basin_tolerance : float
+        ``"global"`` only: end points whose values agree to this relative tolerance and whose
+        class-mean rank profiles agree count as one basin (in [0, 1)).
+    workers : int
+        ``"global"`` only: starts run per round, on that many local processes when > 1.
 
     Returns
     -------
@@ -192,6 +233,8 @@ def solve(
     _check_model(model)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "auto":
+        method = default_method(model)
     lr = check_positive_scalar(lr, "lr", allow_zero=False)
     tolerance = check_positive_scalar(tolerance, "tolerance")
     max_iterations = _check_integer_at_least(max_iterations, "max_iterations")
@@ -226,6 +269,25 @@ def solve(
     )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
+    if method == "global":
+        max_starts = _check_integer_at_least(max_starts, "max_starts")
+        if patience is None:
+            patience = 24 if isinstance(model, DeepUFM) else 6
+        patience = _check_integer_at_least(patience, "patience")
+        if time_budget is not None:
+            time_budget = check_positive_scalar(time_budget, "time_budget", allow_zero=False)
+        basin_tolerance = check_positive_scalar(basin_tolerance, "basin_tolerance")
+        if basin_tolerance >= 1.0:
+            raise ValueError(f"basin_tolerance must be in [0, 1), got {basin_tolerance}")
+        workers = _check_integer_at_least(workers, "workers")
+        if isinstance(starts, Parameters) or not isinstance(starts, Iterable):
+            raise TypeError("starts must be a sequence of ufm.models.Parameters")
+        starts = list(starts)
+        given_initial = initial is not None
+        if seed is None:
+            seed = 0
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0 for method 'global', got {seed!r}")
 
     if initial is None:
         initial = model.random_parameters(seed, init_scale)
@@ -248,7 +310,11 @@ def solve(
         start=time.perf_counter(),
         record_at=set(log_spaced_iterations(max_iterations, history_points).tolist()),
     )
-    bar = _Progress(max_iterations, progress, f"{type(model).__name__} {method}")
+    if method == "global":
+        bar = _Progress(max_starts, progress, f"{type(model).__name__} global", auto_minimum=1)
+        bar.step = 1
+    else:
+        bar = _Progress(max_iterations, progress, f"{type(model).__name__} {method}")
     device_name, dtype_name = "cpu", "float64"
     settings: dict[str, Any] = {
         "tolerance": tolerance,
@@ -258,7 +324,15 @@ def solve(
     with _blas_threads(blas_threads):
         try:
             # Per method: its runner and the options it takes (all recorded in ``settings``).
-            if method == "gd":
+            if method == "global":
+                runner = run_global_search
+                specific = {
+                    "seed": int(seed), "starts": starts, "max_starts": max_starts,
+                    "patience": patience, "time_budget": time_budget,
+                    "basin_tolerance": basin_tolerance, "workers": workers,
+                    "include_initial": given_initial,
+                }
+            elif method == "gd":
                 runner, specific = _run_gd, {"lr": lr}
             elif method == "lbfgs":
                 runner = _run_scipy_lbfgs
@@ -298,6 +372,8 @@ def solve(
                     specific = {"lbfgs_memory": lbfgs_memory, "inner_iterations": inner_iterations}
                 runner = functools.partial(runner, device=torch_device, dtype=torch_dtype)
             settings.update(specific)
+            if method == "global":
+                settings["starts"] = len(starts)
             final, iterations, reason, message = runner(
                 model,
                 initial,
@@ -349,6 +425,7 @@ def solve(
         device=device_name,
         dtype=dtype_name,
         settings=settings,
+        basins=tuple(state.basins),
     )
 
 

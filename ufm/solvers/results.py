@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..models import Parameters
+from ..optima import PREDICTION_KINDS
 
 __all__ = ["PREDICTED_KINDS", "STOP_REASONS", "History", "Solution", "RestartsResult"]
 
@@ -25,13 +26,14 @@ STOP_REASONS = (
     "diverged",  # non-finite objective; the last finite iterate is returned
     "no_progress",  # L-BFGS: relative decrease of Φ below ftol, or no change of the iterate
     "line_search_failed",  # L-BFGS-B abnormal termination (typically at the rounding floor)
+    "patience",  # global: no lower basin in `patience` consecutive starts
+    "max_starts",  # global: start budget spent
+    "time_budget",  # global: wall-time budget spent
 )
 
 #: Meaning of :attr:`Solution.predicted_kind`.
 PREDICTED_KINDS = {
-    "global_optimum": "proven global minimum (closed form, THEORY.md §4.1-4.3)",
-    "dnc_reference": "L_DNC, the least value among DNC points; not a proven optimum for K > 2, "
-    "L >= 2 (low-rank points can be lower, THEORY.md §4.5)",
+    **PREDICTION_KINDS,
     "user_reference": "reference value given by the caller",
 }
 
@@ -132,9 +134,11 @@ class Solution:
     predicted_loss : float or None
         Φ* from :func:`ufm.optima.predict`, if available (see ``predicted_kind``).
     predicted_kind : str or None
-        ``"global_optimum"`` (proven minimum: UFM, deep linear UFM, DUFM with K = 2 or L = 1) or
-        ``"dnc_reference"`` (L_DNC of a DUFM with K > 2, L ≥ 2: the best DNC value, not a proven
-        optimum) or ``"user_reference"`` (given by the caller).
+        ``"global_optimum"`` (proven minimum at the model's widths: UFM, deep linear UFM, DUFM
+        with K = 2 or L = 1), ``"dnc_reference"`` (L_DNC of a DUFM with K > 2, L ≥ 2: the best
+        DNC value, not a proven optimum), ``"unreachable_reference"`` (L_DNC of a DUFM whose
+        widths admit no DNC point) or ``"user_reference"`` (given by the caller);
+        :data:`PREDICTED_KINDS`.
     gap_to_predicted : float or None
         ``loss − predicted_loss``. Negative beyond rounding is impossible for a global optimum.
     seed : int or None
@@ -145,6 +149,10 @@ class Solution:
         Arithmetic of the iterations (``"float64"`` or ``"float32"``).
     settings : dict
         The method's settings (lr, tolerance, max_iterations, ...).
+    basins : tuple of Basin
+        Method ``"global"``: every distinct minimum its starts ended in, lowest first
+        (:class:`ufm.solvers.global_search.Basin`: value, class-mean rank profile, how often,
+        which kind of start found it); empty for the local methods.
     """
 
     method: str
@@ -168,6 +176,7 @@ class Solution:
     device: str = "cpu"
     dtype: str = "float64"
     settings: dict = field(default_factory=dict)
+    basins: tuple = ()
 
     @property
     def penalty(self) -> float:
@@ -215,6 +224,7 @@ class Solution:
             "device": self.device,
             "dtype": self.dtype,
             "settings": self.settings,
+            "basins": [basin.to_dict() for basin in self.basins],
             "history": self.history.to_dict(),
         }
         if include_parameters:
