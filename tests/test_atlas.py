@@ -72,8 +72,8 @@ def test_csv_columns_and_values(small_atlas):
         assert float(row["ratio"]) == best / dnc
         if k == 2:
             # L_DNC is the global minimum for K = 2 ((B), THEORY.md §4.3): no point is lower
-            # than it by more than the basin tolerance.
-            assert float(row["ratio"]) >= 1.0 - atlas.BASIN_TOLERANCE / dnc
+            # than it by more than the (relative) basin tolerance.
+            assert float(row["ratio"]) >= 1.0 - atlas.BASIN_TOLERANCE
         if depth >= 3 and k == 3:  # K = 3 = r(r−1)/2 with r = 3: the triangular construction
             srg = optima.predict_srg(3, depth, n, lam, lam, shift=None).optimal_loss
             assert float(row["srg_loss"]) == srg
@@ -88,8 +88,10 @@ def test_csv_columns_and_values(small_atlas):
         assert searched == [max(2 * k, 10), max(2 * k, 10) + k]
         kept = min(cell.searches, key=lambda search: search["loss"])
         assert int(row["width"]) == kept["width"] == cell.width
-        assert cell.wider_lower == (
-            cell.searches[1]["loss"] < cell.searches[0]["loss"] - atlas.BASIN_TOLERANCE)
+        # the wider search also starts from the narrower best point: never above it
+        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"]
+        assert cell.wider_lower == (cell.searches[1]["loss"] < cell.searches[0]["loss"]
+                                    * (1.0 - atlas.BASIN_TOLERANCE))
     data = json.loads((out / "atlas.json").read_text())
     assert data["columns"] == list(atlas.CSV_COLUMNS) and len(data["cells"]) == 4
     assert data["settings"]["method"] == "kink_lbfgs"
@@ -325,3 +327,34 @@ def test_api_errors_name_the_argument(tmp_path):
         with pytest.raises((ValueError, TypeError), match=name):
             atlas.run_atlas(**kwargs, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The global search
+# --------------------------------------------------------------------------------------------
+
+
+def test_global_method_is_the_default_and_runs(tmp_path):
+    from ufm import solvers
+
+    assert "global" in solvers.METHODS and atlas.DEFAULT_METHOD == "global"
+    result = atlas.run_atlas(2, [2, 3], width="auto", max_starts=4, patience=2, time_budget=20.0,
+                             out=tmp_path)
+    assert result.computed == 2 and not result.failed
+    for cell in result.cells:
+        assert cell.method == "global"
+        # K = 2: L_DNC is the minimum; the search starts from the DNC point, so it reaches it
+        assert 1.0 - atlas.BASIN_TOLERANCE <= cell.ratio <= 1.0 + 1e-9
+        assert cell.basins == len(cell.basin_list) >= 1
+        assert all({"loss", "ranks", "count"} <= set(basin) for basin in cell.basin_list)
+        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"]
+    config = json.loads(store_rows(tmp_path / "atlas.sqlite")[0][3])
+    assert (config["method"], config["max_starts"], config["patience"]) == ("global", 4, 2)
+
+
+def test_basins_group_like_the_global_method():
+    ends = [(1.0, (2, 2)), (1.00005, (2, 2)), (1.00005, (3, 3)), (1.001, (2, 2)),
+            (float("nan"), (2, 2))]
+    basins = atlas._basins_of(ends, 1e-4)
+    assert [(basin["loss"], basin["ranks"], basin["count"]) for basin in basins] == [
+        (1.0, [2, 2], 2), (1.00005, [3, 3], 1), (1.001, [2, 2], 1)]

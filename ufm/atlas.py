@@ -18,13 +18,16 @@ its certificate, the point that attains it. Beside it the atlas sets
 - ``ranks``, the numerical ranks (singular values above ``RANK_RTOL`` = 1e-3 times the largest)
   of the class means M_1..M_L of the post-activations H_1..H_L and of the last pre-activation
   H̃_L (low rank before the last ReLU is the mark of the SRG-type minima, THEORY.md §4.5);
-- ``basins``, the number of distinct minima the search ended in (values closer than
-  ``BASIN_TOLERANCE`` count as one).
+- ``basins``, the number of distinct minima the search ended in (end values within the relative
+  ``BASIN_TOLERANCE`` of each other and with the same rank profile count as one, as in the
+  method ``"global"`` of :func:`ufm.solvers.solve`).
 
-Width ``"auto"``: a cell is searched at width w = max(2K, 10) and at the wider w + K; both are
-recorded, the lower value is kept, and the cell is flagged (``wider_lower``) when the wider
-search was lower by more than ``BASIN_TOLERANCE``, i.e. when w did not look wide enough for a
-wider layer not to lower the value. An integer width fixes every layer's width.
+Width ``"auto"``: a cell is searched at width w = max(2K, 10), then at the wider w + K, the
+wider search also starting from the best point of the first embedded with zero rows and columns
+(same Φ, so the wider value is never above the narrower one); both are recorded, the lower value
+is kept, and the cell is flagged (``wider_lower``) when the wider search was lower by more than
+the basin tolerance, best_{w+K} < best_w·(1 − BASIN_TOLERANCE): then w was not wide enough for
+a wider layer not to lower the value. An integer width fixes every layer's width.
 
 Cells run in this process (``workers=1``), on local processes (``workers=N``,
 :class:`concurrent.futures.ProcessPoolExecutor`) or on a ``dask.distributed`` cluster
@@ -90,10 +93,11 @@ CSV_COLUMNS = (
     "basins", "seconds", "point",
 )
 
-#: Two end values closer than this (absolute, in units of Φ) are one basin; also the margin by
-#: which the wider width of ``width="auto"`` must win to flag a cell. The value of
-#: ``benchmarks/gd_basins.py`` (SAME_MINIMUM): polishers stop at the ReLU kinks up to ~5e-5 above
-#: the bottom of one minimum.
+#: Relative tolerance of a basin: end values Φ, Φ' with |Φ − Φ'| ≤ BASIN_TOLERANCE·max(Φ, Φ')
+#: (and equal rank profiles) are one minimum; also the relative margin by which the wider width
+#: of ``width="auto"`` must win to flag a cell. The ``basin_tolerance`` of the method
+#: ``"global"`` (``ufm.solvers.global_search.GLOBAL_DEFAULTS``): local runs stop at the ReLU
+#: kinks a little above the bottom of a minimum.
 BASIN_TOLERANCE = 1e-4
 
 #: Relative tolerance of the numerical ranks: #{i : s_i > RANK_RTOL·s_1} (THEORY.md §3 RANK).
@@ -104,9 +108,11 @@ QUICK_CLASSES = tuple(range(2, 7))
 QUICK_LAYERS = tuple(range(2, 6))
 
 #: Per-search budget (each width of a cell is one search): at most ``max_starts`` starts, no new
-#: start after ``time_budget`` seconds, ``max_iterations`` per start for the local methods.
-FULL_BUDGET = {"max_starts": 32, "time_budget": 60.0, "max_iterations": 5000}
-QUICK_BUDGET = {"max_starts": 4, "time_budget": 2.0, "max_iterations": 2000}
+#: start after ``time_budget`` seconds, ``max_iterations`` per start (None: the solver's
+#: default), and for ``"global"`` a stop after ``patience`` starts without a lower basin. The
+#: full budget is the default budget of ``"global"``.
+FULL_BUDGET = {"max_starts": 200, "patience": 24, "time_budget": 300.0, "max_iterations": None}
+QUICK_BUDGET = {"max_starts": 40, "patience": 12, "time_budget": 6.0, "max_iterations": None}
 
 _STORE_FORMAT = "ufm-atlas-store"
 _STORE_VERSION = 1
@@ -120,13 +126,14 @@ def _solver_methods() -> tuple[str, ...]:
 
 
 def _atlas_methods() -> tuple[str, ...]:
-    """Methods of :func:`ufm.solvers.solve` the atlas can run (not the torch ones)."""
-    return tuple(method for method in _solver_methods() if not method.startswith("torch"))
+    """Methods of :func:`ufm.solvers.solve` the atlas can run (not the torch ones, and not
+    ``"auto"``, another name of ``"global"`` for the DUFM)."""
+    return tuple(method for method in _solver_methods()
+                 if not method.startswith("torch") and method != "auto")
 
 
-#: ``"global"`` (the multistart / basin-hopping search of :func:`ufm.solvers.solve`) when the
-#: solvers provide it, else ``"kink_lbfgs"`` restarted from ``max_starts`` seeds.
-DEFAULT_METHOD = "global" if "global" in _solver_methods() else "kink_lbfgs"
+#: The multistart / basin-hopping search of :func:`ufm.solvers.solve`.
+DEFAULT_METHOD = "global"
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,9 +268,11 @@ class CellConfig:
     max_starts : int
         Starts per search.
     time_budget : float
-        Seconds per search after which no new start begins (``"global"``: its ``time_budget``).
+        Seconds per search after which no new start begins.
     max_iterations : int or None
-        Iterations per start of a local method (None for ``"global"``, which sets its own).
+        Iterations per start (None: the solver's default).
+    patience : int or None
+        ``"global"`` only: stop after this many starts without a lower basin (None otherwise).
     """
 
     num_classes: int
@@ -276,6 +285,7 @@ class CellConfig:
     max_starts: int
     time_budget: float
     max_iterations: int | None
+    patience: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable dictionary (the stored configuration)."""
@@ -363,12 +373,17 @@ def srg_reference(num_classes: int, num_layers: int, per_class: int, lam: float
 
 
 def _basins_of(ends: list[tuple[float, tuple[int, ...]]], tolerance: float) -> list[dict]:
-    """Group end values into basins: sorted, a new basin when the value is more than
-    ``tolerance`` above the lowest value of the current one."""
+    """Group end points into basins as the method ``"global"`` does: the same rank profile and
+    values within ``tolerance`` relative; each basin keeps its lowest value. Sorted by value."""
     basins: list[dict] = []
     for loss, ranks in sorted(ends, key=lambda item: item[0]):
-        if basins and loss - basins[-1]["loss"] <= tolerance:
-            basins[-1]["count"] += 1
+        if not math.isfinite(loss):
+            continue
+        for basin in basins:
+            if (basin["ranks"] == list(ranks)
+                    and abs(loss - basin["loss"]) <= tolerance * max(abs(loss), abs(basin["loss"]))):
+                basin["count"] += 1
+                break
         else:
             basins.append({"loss": float(loss), "ranks": list(ranks), "count": 1})
     return basins
@@ -383,15 +398,30 @@ def _basin_dict(basin: Any) -> dict:
     }
 
 
-def _search(config: CellConfig, width: int) -> dict:
-    """One search of the cell's model at ``width``: the best point, its value and the basins."""
+def _search(config: CellConfig, width: int, previous: dict | None = None) -> dict:
+    """One search of the cell's model at ``width``: the best point, its value and the basins.
+
+    ``previous``: an earlier search at a narrower width, whose best point (embedded with zero
+    rows and columns, same Φ) is a further start.
+    """
     from . import solvers
 
     model = config.model(width)
     start = time.perf_counter()
+    given = []
+    if previous is not None and previous["_parameters"] is not None:
+        from .solvers.global_search import embed_parameters
+
+        given.append(embed_parameters(previous["_parameters"], model))
+    common: dict[str, Any] = dict(predicted=None, history_points=0, progress=False)
+    if config.max_iterations is not None:
+        common["max_iterations"] = config.max_iterations
     if config.method == "global":
+        if config.patience is not None:
+            common["patience"] = config.patience
         solution = solvers.solve(model, "global", seed=config.seed, max_starts=config.max_starts,
-                                 time_budget=config.time_budget, progress=False)
+                                 time_budget=config.time_budget, starts=given,
+                                 basin_tolerance=BASIN_TOLERANCE, **common)
         best = solution.parameters
         best_loss = float(solution.loss)
         basins = [_basin_dict(basin) for basin in getattr(solution, "basins", ()) or ()]
@@ -400,8 +430,7 @@ def _search(config: CellConfig, width: int) -> dict:
                        "count": 1}]
         starts = sum(basin["count"] for basin in basins)
     else:
-        options: dict[str, Any] = dict(max_iterations=config.max_iterations, predicted=None,
-                                       history_points=0, progress=False)
+        options = dict(common)
         if config.method == "kink_lbfgs":
             options.update(solvers.KINK_LBFGS_LOW_RANK_SETTINGS)
         ends = []
@@ -409,12 +438,20 @@ def _search(config: CellConfig, width: int) -> dict:
         for index in range(config.max_starts):
             if index and time.perf_counter() - start >= config.time_budget:
                 break
-            rng = np.random.default_rng([config.seed, index])
-            solution = solvers.solve(model, config.method, seed=rng, **options)
-            loss = float(solution.loss)
-            ends.append((loss, class_mean_ranks(model, solution.parameters)))
+            if index < len(given):
+                # as "global" does with a given start: never end above it
+                solution = solvers.solve(model, config.method, initial=given[index], **options)
+                end, loss = solution.parameters, float(solution.loss)
+                start_loss = float(model.objective(given[index]).total)
+                if start_loss < loss:
+                    end, loss = given[index], start_loss
+            else:
+                rng = np.random.default_rng([config.seed, index - len(given)])
+                solution = solvers.solve(model, config.method, seed=rng, **options)
+                end, loss = solution.parameters, float(solution.loss)
+            ends.append((loss, class_mean_ranks(model, end)))
             if loss < best_loss:
-                best, best_loss = solution.parameters, loss
+                best, best_loss = end, loss
         basins = _basins_of(ends, BASIN_TOLERANCE)
         starts = len(ends)
     return {
@@ -467,10 +504,12 @@ def compute_cell(config: dict) -> dict:
     cell = CellConfig(**config)
     started = time.perf_counter()
     widths = auto_widths(cell.num_classes) if cell.width == "auto" else (int(cell.width),)
-    searches = [_search(cell, width) for width in widths]
+    searches: list[dict] = []
+    for width in widths:
+        searches.append(_search(cell, width, searches[-1] if searches else None))
     kept = min(searches, key=lambda search: search["loss"])
-    wider_lower = bool(len(searches) > 1
-                       and searches[1]["loss"] < searches[0]["loss"] - BASIN_TOLERANCE)
+    wider_lower = bool(len(searches) > 1 and searches[1]["loss"]
+                       < searches[0]["loss"] - BASIN_TOLERANCE * abs(searches[0]["loss"]))
     model, parameters = kept["_model"], kept["_parameters"]
     dnc = optima.predict_dufm(cell.num_classes, cell.num_layers, cell.per_class, cell.lam, cell.lam)
     srg_loss, srg = srg_reference(cell.num_classes, cell.num_layers, cell.per_class, cell.lam)
@@ -706,7 +745,8 @@ class AtlasCell:
     method, seed, config_key, width_setting
         The configuration (``width_setting``: ``"auto"`` or the fixed width).
     wider_lower : bool
-        ``width="auto"`` only: the wider search was lower by more than ``BASIN_TOLERANCE``.
+        ``width="auto"`` only: the wider search was lower by more than the basin tolerance
+        (relative, ``BASIN_TOLERANCE``).
     searches : tuple of dict
         Each width searched: ``width``, ``loss``, ``basins``, ``starts``, ``seconds``.
     basin_list : tuple of dict
@@ -1026,6 +1066,7 @@ def run_atlas(
     max_starts: int | None = None,
     time_budget: float | None = None,
     max_iterations: int | None = None,
+    patience: int | None = None,
     scheduler_timeout: float = 10.0,
     progress: bool = False,
 ) -> AtlasResult:
@@ -1034,8 +1075,7 @@ def run_atlas(
     For every cell the search of ``method`` minimizes Φ_DUFM with λ_H = λ_1 = … = λ_L = λ and n
     samples per class; the kept point's value is recomputed from its file (:func:`load_point`)
     and set against L_DNC (THEORY.md §4.3): ratio = best / L_DNC. For K = 2 (any L) and L = 1,
-    L_DNC is the proven minimum, so there ratio ≥ 1 − BASIN_TOLERANCE/L_DNC is a check of the
-    search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (THEORY.md
+    L_DNC is the proven minimum, so there ratio ≥ 1 − BASIN_TOLERANCE is a check of the search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (THEORY.md
     §4.5), set beside L_SRG of the explicit construction (:func:`srg_reference`).
 
     Parameters
@@ -1050,15 +1090,18 @@ def run_atlas(
     lam : float
         λ > 0 on every block.
     width : "auto" or int
-        ``"auto"``: search at w = max(2K, 10) and at w + K, keep the lower, and flag the cell
-        (``wider_lower``) if w + K was lower by more than :data:`BASIN_TOLERANCE`, i.e. if w was
+        ``"auto"``: search at w = max(2K, 10), then at w + K also from the first search's best
+        point (embedded with zeros, same Φ), keep the lower, and flag the cell
+        (``wider_lower``) if best_{w+K} < best_w·(1 − :data:`BASIN_TOLERANCE`), i.e. if w was
         not wide enough that a wider layer does not lower the value. An integer (≥ the largest
         K) fixes every layer's width.
     method : str
-        Method of :func:`ufm.solvers.solve` (not the torch ones). ``"global"`` gets
-        ``seed``, ``max_starts`` and ``time_budget``; a local method is restarted from seeds
+        Method of :func:`ufm.solvers.solve` (not the torch ones). ``"global"`` gets ``seed``,
+        ``max_starts``, ``patience``, ``time_budget``, ``max_iterations`` and
+        ``basin_tolerance`` = :data:`BASIN_TOLERANCE`; a local method is restarted from seeds
         [seed, i], i = 0..max_starts−1, each with ``max_iterations`` (``"kink_lbfgs"`` with
-        :data:`ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS`), no new start after ``time_budget``.
+        :data:`ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS`), no new start after ``time_budget``,
+        and its end points are grouped into basins as ``"global"`` does.
     seed : int
         Seed of every search (≥ 0).
     workers : int
@@ -1075,8 +1118,10 @@ def run_atlas(
     quick : bool
         :data:`QUICK_CLASSES` × :data:`QUICK_LAYERS` by default and :data:`QUICK_BUDGET`
         (instead of :data:`FULL_BUDGET`) for the budget options left at None.
-    max_starts, time_budget, max_iterations : optional
-        Per-search budget (each width of a cell is one search); None takes the default.
+    max_starts, time_budget, max_iterations, patience : optional
+        Per-search budget (each width of a cell is one search); None takes the default of
+        :data:`FULL_BUDGET` or :data:`QUICK_BUDGET` (``max_iterations`` None: the solver's
+        default; ``patience`` is used by ``"global"`` only).
     scheduler_timeout : float
         Seconds to wait for the scheduler before giving up.
     progress : bool
@@ -1126,8 +1171,10 @@ def run_atlas(
         budget["time_budget"] = check_positive_scalar(time_budget, "time_budget", allow_zero=False)
     if max_iterations is not None:
         budget["max_iterations"] = _integer_at_least(max_iterations, "max_iterations", 1)
-    if method == "global":
-        budget["max_iterations"] = None
+    if patience is not None:
+        budget["patience"] = _integer_at_least(patience, "patience", 1)
+    if method != "global":
+        budget["patience"] = None
     out_path = _check_out(out)
     store_path = _check_store(store)
     if store_path is None and out_path is not None:
@@ -1136,7 +1183,7 @@ def run_atlas(
         CellConfig(num_classes=k, num_layers=l, per_class=per_class, lam=lam, width=width,
                    method=method, seed=seed, max_starts=budget["max_starts"],
                    time_budget=float(budget["time_budget"]),
-                   max_iterations=budget["max_iterations"])
+                   max_iterations=budget["max_iterations"], patience=budget["patience"])
         for k in classes for l in layers
     ]
     settings = {

@@ -560,7 +560,8 @@ def command_atlas(arguments: argparse.Namespace) -> int:
         raise CommandError(f"--method: must be one of {', '.join(atlas._atlas_methods())}, "
                            f"got {method!r}")
     for option, value in (("--max-starts", arguments.max_starts),
-                          ("--max-iterations", arguments.max_iterations)):
+                          ("--max-iterations", arguments.max_iterations),
+                          ("--patience", arguments.patience)):
         if value is not None and value < 1:
             raise CommandError(f"{option}: must be >= 1, got {value}")
     if arguments.time_budget is not None and not arguments.time_budget > 0:
@@ -575,7 +576,7 @@ def command_atlas(arguments: argparse.Namespace) -> int:
         scheduler=arguments.scheduler, store=arguments.store, out=arguments.out,
         quick=arguments.quick, max_starts=arguments.max_starts,
         time_budget=arguments.time_budget, max_iterations=arguments.max_iterations,
-        scheduler_timeout=arguments.scheduler_timeout, progress=not arguments.no_progress,
+        patience=arguments.patience, scheduler_timeout=arguments.scheduler_timeout, progress=not arguments.no_progress,
     )
     print(f"atlas: {len(result.cells)} cells ({result.computed} computed, {result.reused} "
           f"from the store {result.paths.get('store')})")
@@ -604,14 +605,16 @@ def _register_atlas(commands) -> None:
     sub.add_argument("--width", default="auto",
                      help="'auto' (max(2K, 10) and that + K, the lower kept) or an integer")
     sub.add_argument("--method", default=None,
-                     help="search method of ufm.solvers.solve (default 'global' when the solvers "
-                          "have it, else 'kink_lbfgs' restarted --max-starts times)")
+                     help="search method of ufm.solvers.solve (default 'global'; a local method "
+                          "such as kink_lbfgs is restarted --max-starts times)")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--max-starts", type=int, default=None, help="starts per search")
     sub.add_argument("--time-budget", type=float, default=None,
                      help="seconds per search after which no new start begins")
     sub.add_argument("--max-iterations", type=int, default=None,
-                     help="iterations per start (local methods)")
+                     help="iterations per start (default: the solver's)")
+    sub.add_argument("--patience", type=int, default=None,
+                     help="global: stop after this many starts without a lower basin")
     sub.add_argument("--workers", type=int, default=1, help="local processes (default 1: in process)")
     sub.add_argument("--scheduler", default=None, help="dask.distributed scheduler tcp://HOST:8786")
     sub.add_argument("--scheduler-timeout", type=float, default=10.0,
