@@ -358,3 +358,13 @@ def test_basins_group_like_the_global_method():
     basins = atlas._basins_of(ends, 1e-4)
     assert [(basin["loss"], basin["ranks"], basin["count"]) for basin in basins] == [
         (1.0, [2, 2], 2), (1.00005, [3, 3], 1), (1.001, [2, 2], 1)]
+
+
+def test_without_output_folder_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = atlas.run_atlas(2, 2, width=4, **CHEAP)
+    assert result.paths == {} and list(tmp_path.iterdir()) == []
+    cell = result.cells[0]
+    assert cell.point == "" and cell.best_loss == pytest.approx(cell.stored_loss, rel=1e-12)
+    assert result.to_csv().splitlines()[0] == ",".join(atlas.CSV_COLUMNS)
+    json.dumps(result.to_dict(), allow_nan=False)
