@@ -399,7 +399,7 @@ def _register_solve(commands) -> None:
                            help="global search: at most this many local runs (default 200)")
         add_count_argument(sub, "--patience", 1, default=None,
                            help="global search: stop after this many starts without a lower "
-                                "basin (default 24 for dufm, 6 otherwise)")
+                                "basin (default 40 for dufm, 6 otherwise)")
         sub.add_argument("--time-budget", type=float, default=300.0,
                          help="global search: seconds before no new start is made (default 300)")
         add_count_argument(sub, "--workers", 1, default=1,
@@ -640,3 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of stdout went away (``| head``): stop quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -207,7 +207,7 @@ def solve(
         ``"global"`` only: at most this many local runs (≥ 1).
     patience : int, optional
         ``"global"`` only: stop after this many consecutive starts that found no basin lower
-        than the best by more than ``basin_tolerance`` (relative); default 24 for the DUFM and
+        than the best by more than ``basin_tolerance`` (relative); default 40 for the DUFM and
         6 for the smooth models.
     time_budget : float or None
         ``"global"`` only: stop starting new rounds after this many seconds (None: no limit).
@@ -272,7 +272,7 @@ def solve(
     if method == "global":
         max_starts = _check_integer_at_least(max_starts, "max_starts")
         if patience is None:
-            patience = 24 if isinstance(model, DeepUFM) else 6
+            patience = 40 if isinstance(model, DeepUFM) else 6
         patience = _check_integer_at_least(patience, "patience")
         if time_budget is not None:
             time_budget = check_positive_scalar(time_budget, "time_budget", allow_zero=False)

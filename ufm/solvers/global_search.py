@@ -55,7 +55,7 @@ __all__ = ["Basin", "GLOBAL_DEFAULTS", "class_mean_ranks", "embed_parameters", "
 #: Default budget of the global method (see :func:`ufm.solvers.solve`).
 GLOBAL_DEFAULTS = {
     "max_starts": 200,
-    "patience": 24,
+    "patience": 40,  # for the DUFM; solve() uses 6 for the smooth models
     "time_budget": 300.0,
     "basin_tolerance": 1e-4,
     "workers": 1,
@@ -387,7 +387,8 @@ def run_global_search(
     began = time.perf_counter()
     try:
         while started < max_starts:
-            if time_budget is not None and time.perf_counter() - began >= time_budget:
+            # The first round always runs: it holds the constructions.
+            if started and time_budget is not None and time.perf_counter() - began >= time_budget:
                 reason = "time_budget"
                 break
             if since_better >= patience and not queue:
