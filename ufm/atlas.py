@@ -46,6 +46,7 @@ Command line: ``python -m ufm atlas --K 2..20 --L 2..6 --out DIR`` (see :mod:`uf
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import math
@@ -63,6 +64,8 @@ import numpy as np
 
 from .arrays import check_positive_scalar
 from .models import DeepUFM, Parameters
+from .solvers import solve
+from .solvers.global_search import GLOBAL_DEFAULTS
 
 __all__ = [
     "BASIN_TOLERANCE",
@@ -98,7 +101,7 @@ CSV_COLUMNS = (
 #: of ``width="auto"`` must win to flag a cell. The ``basin_tolerance`` of the method
 #: ``"global"`` (``ufm.solvers.global_search.GLOBAL_DEFAULTS``): local runs stop at the ReLU
 #: kinks a little above the bottom of a minimum.
-BASIN_TOLERANCE = 1e-4
+BASIN_TOLERANCE = float(GLOBAL_DEFAULTS["basin_tolerance"])  # 1e-4
 
 #: Relative tolerance of the numerical ranks: #{i : s_i > RANK_RTOL·s_1} (THEORY.md §3 RANK).
 RANK_RTOL = 1e-3
@@ -108,11 +111,18 @@ QUICK_CLASSES = tuple(range(2, 7))
 QUICK_LAYERS = tuple(range(2, 6))
 
 #: Per-search budget (each width of a cell is one search): at most ``max_starts`` starts, no new
-#: start after ``time_budget`` seconds, ``max_iterations`` per start (None: the solver's
-#: default), and for ``"global"`` a stop after ``patience`` starts without a lower basin. The
-#: full budget is the default budget of ``"global"``.
-FULL_BUDGET = {"max_starts": 200, "patience": 24, "time_budget": 300.0, "max_iterations": None}
-QUICK_BUDGET = {"max_starts": 40, "patience": 12, "time_budget": 6.0, "max_iterations": None}
+#: start after ``time_budget`` seconds, ``max_iterations`` per start, and for ``"global"`` a
+#: stop after ``patience`` starts without a lower basin. The full budget is the default of
+#: :func:`ufm.solvers.solve` with ``"global"`` (``GLOBAL_DEFAULTS``), written out so that the
+#: stored configurations record the numbers, not "the solver's default".
+FULL_BUDGET = {
+    "max_starts": GLOBAL_DEFAULTS["max_starts"],
+    "patience": GLOBAL_DEFAULTS["patience"],
+    "time_budget": float(GLOBAL_DEFAULTS["time_budget"]),
+    "max_iterations": inspect.signature(solve).parameters["max_iterations"].default,
+}
+QUICK_BUDGET = {"max_starts": 40, "patience": 12, "time_budget": 6.0,
+                "max_iterations": FULL_BUDGET["max_iterations"]}
 
 _STORE_FORMAT = "ufm-atlas-store"
 _STORE_VERSION = 1
@@ -1138,9 +1148,9 @@ def run_atlas(
         :data:`QUICK_CLASSES` × :data:`QUICK_LAYERS` by default and :data:`QUICK_BUDGET`
         (instead of :data:`FULL_BUDGET`) for the budget options left at None.
     max_starts, time_budget, max_iterations, patience : optional
-        Per-search budget (each width of a cell is one search); None takes the default of
-        :data:`FULL_BUDGET` or :data:`QUICK_BUDGET` (``max_iterations`` None: the solver's
-        default; ``patience`` is used by ``"global"`` only).
+        Per-search budget (each width of a cell is one search); None takes the value of
+        :data:`FULL_BUDGET` (the defaults of ``"global"``) or :data:`QUICK_BUDGET`
+        (``patience`` is used by ``"global"`` only).
     scheduler_timeout : float
         Seconds to wait for the scheduler before giving up.
     progress : bool
