@@ -286,7 +286,8 @@ def test_local_processes(tmp_path):
     assert result.computed == 2 and not result.failed
     assert [(cell.num_classes, cell.num_layers) for cell in result.cells] == [(2, 2), (3, 2)]
     # the cells ran in other processes
-    pids = {json.loads(row[4])["worker"].rsplit(":", 1)[1] for row in store_rows(tmp_path / "atlas.sqlite")}
+    pids = {json.loads(row[4])["worker"].rsplit(":", 1)[1]
+            for row in store_rows(tmp_path / "atlas.sqlite")}
     assert str(os.getpid()) not in pids
 
 

@@ -58,7 +58,7 @@ import time
 from concurrent.futures import Executor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -1104,7 +1104,8 @@ def run_atlas(
     For every cell the search of ``method`` minimizes Φ_DUFM with λ_H = λ_1 = … = λ_L = λ and n
     samples per class; the kept point's value is recomputed from its file (:func:`load_point`)
     and set against L_DNC (THEORY.md §4.3): ratio = best / L_DNC. For K = 2 (any L) and L = 1,
-    L_DNC is the proven minimum, so there ratio ≥ 1 − BASIN_TOLERANCE is a check of the search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (THEORY.md
+    L_DNC is the proven minimum, so there ratio ≥ 1 − BASIN_TOLERANCE is a check of the
+    search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (THEORY.md
     §4.5), set beside L_SRG of the explicit construction (:func:`srg_reference`).
 
     Parameters

@@ -576,7 +576,8 @@ def command_atlas(arguments: argparse.Namespace) -> int:
         scheduler=arguments.scheduler, store=arguments.store, out=arguments.out,
         quick=arguments.quick, max_starts=arguments.max_starts,
         time_budget=arguments.time_budget, max_iterations=arguments.max_iterations,
-        patience=arguments.patience, scheduler_timeout=arguments.scheduler_timeout, progress=not arguments.no_progress,
+        patience=arguments.patience, scheduler_timeout=arguments.scheduler_timeout,
+        progress=not arguments.no_progress,
     )
     print(f"atlas: {len(result.cells)} cells ({result.computed} computed, {result.reused} "
           f"from the store {result.paths.get('store')})")
