@@ -10,6 +10,9 @@ metrics
     Every collapse metric of THEORY.md §3 of features saved from any framework.
 metrics-demo
     A noisy collapsed configuration: the per-layer metric table and a plot against noise level.
+atlas
+    Best-known minima of the deep ReLU UFM over a (K, L) grid against L_DNC and L_SRG
+    (:mod:`ufm.atlas`).
 """
 
 from __future__ import annotations
@@ -517,6 +520,115 @@ def _register_metrics_demo(commands) -> None:
 
 
 _REGISTRARS.append(_register_metrics_demo)
+
+
+# --------------------------------------------------------------------------------------------
+# atlas
+# --------------------------------------------------------------------------------------------
+
+
+def command_atlas(arguments: argparse.Namespace) -> int:
+    import os
+
+    from . import atlas
+
+    # Every check before anything is written; errors name the option.
+    if arguments.K is None and not arguments.quick:
+        raise CommandError("--K: required (a range like 2..20), unless --quick")
+    if arguments.L is None and not arguments.quick:
+        raise CommandError("--L: required (a range like 2..6), unless --quick")
+    classes = (atlas.parse_range(arguments.K, "--K", 2) if arguments.K is not None
+               else atlas.QUICK_CLASSES)
+    layers = (atlas.parse_range(arguments.L, "--L", 1) if arguments.L is not None
+              else atlas.QUICK_LAYERS)
+    if arguments.n < 1:
+        raise CommandError(f"--n: must be >= 1, got {arguments.n}")
+    if not (arguments.lam > 0 and arguments.lam < float("inf")):
+        raise CommandError(f"--lam: must be a finite number > 0, got {arguments.lam}")
+    try:
+        width = atlas._check_width(arguments.width, max(classes), "--width")
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
+    if arguments.workers < 1:
+        raise CommandError(f"--workers: must be >= 1, got {arguments.workers}")
+    if arguments.scheduler is not None and arguments.workers > 1:
+        raise CommandError("--scheduler: exclusive with --workers (the cluster has its workers)")
+    if arguments.seed < 0:
+        raise CommandError(f"--seed: must be >= 0, got {arguments.seed}")
+    method = atlas.DEFAULT_METHOD if arguments.method is None else arguments.method
+    if method not in atlas._atlas_methods():
+        raise CommandError(f"--method: must be one of {', '.join(atlas._atlas_methods())}, "
+                           f"got {method!r}")
+    for option, value in (("--max-starts", arguments.max_starts),
+                          ("--max-iterations", arguments.max_iterations),
+                          ("--patience", arguments.patience)):
+        if value is not None and value < 1:
+            raise CommandError(f"{option}: must be >= 1, got {value}")
+    if arguments.time_budget is not None and not arguments.time_budget > 0:
+        raise CommandError(f"--time-budget: must be > 0, got {arguments.time_budget}")
+    if os.path.exists(arguments.out) and not os.path.isdir(arguments.out):
+        raise CommandError(f"--out: {arguments.out!r} is a file, expected a folder")
+    if arguments.store is not None and os.path.isdir(arguments.store):
+        raise CommandError(f"--store: {arguments.store!r} is a folder, expected a SQLite file")
+    result = atlas.run_atlas(
+        classes, layers, per_class=arguments.n, lam=arguments.lam, width=width,
+        method=method, seed=arguments.seed, workers=arguments.workers,
+        scheduler=arguments.scheduler, store=arguments.store, out=arguments.out,
+        quick=arguments.quick, max_starts=arguments.max_starts,
+        time_budget=arguments.time_budget, max_iterations=arguments.max_iterations,
+        patience=arguments.patience, scheduler_timeout=arguments.scheduler_timeout,
+        progress=not arguments.no_progress,
+    )
+    print(f"atlas: {len(result.cells)} cells ({result.computed} computed, {result.reused} "
+          f"from the store {result.paths.get('store')})")
+    for cell in result.flagged:
+        print(f"  K={cell.num_classes} L={cell.num_layers}: the wider width was lower by more "
+              f"than {atlas.BASIN_TOLERANCE:g} (width auto); kept width {cell.width}")
+    for name in ("csv", "json", "png"):
+        if name in result.paths:
+            print(f"wrote {result.paths[name]}")
+    for failure in result.failed:
+        print(f"error: K={failure['K']} L={failure['L']}: {failure['error']}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _register_atlas(commands) -> None:
+    sub = commands.add_parser(
+        "atlas", help="best-known DUFM minima over a (K, L) grid against L_DNC and L_SRG",
+        description="For every (K, L) search the deep ReLU UFM (λ on every block, n per class) "
+                    "and write DIR/atlas.csv, atlas.json, atlas.png and the points "
+                    "(THEORY.md §4.3-4.6). Resumable from its SQLite store.",
+    )
+    sub.add_argument("--K", default=None, help="classes: a range 2..20, an integer or a list 2,3,5")
+    sub.add_argument("--L", default=None, help="weight matrices: a range 2..6, an integer or a list")
+    sub.add_argument("--n", type=int, default=1, help="samples per class (default 1)")
+    sub.add_argument("--lam", type=float, default=0.004, help="λ on every block (default 0.004)")
+    sub.add_argument("--width", default="auto",
+                     help="'auto' (max(2K, 10) and that + K, the lower kept) or an integer")
+    sub.add_argument("--method", default=None,
+                     help="search method of ufm.solvers.solve (default 'global'; a local method "
+                          "such as kink_lbfgs is restarted --max-starts times)")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--max-starts", type=int, default=None, help="starts per search")
+    sub.add_argument("--time-budget", type=float, default=None,
+                     help="seconds per search after which no new start begins")
+    sub.add_argument("--max-iterations", type=int, default=None,
+                     help="iterations per start (default: the solver's)")
+    sub.add_argument("--patience", type=int, default=None,
+                     help="global: stop after this many starts without a lower basin")
+    sub.add_argument("--workers", type=int, default=1, help="local processes (default 1: in process)")
+    sub.add_argument("--scheduler", default=None, help="dask.distributed scheduler tcp://HOST:8786")
+    sub.add_argument("--scheduler-timeout", type=float, default=10.0,
+                     help="seconds to wait for the scheduler (default 10)")
+    sub.add_argument("--store", default=None, help="SQLite store (default DIR/atlas.sqlite)")
+    sub.add_argument("--quick", action="store_true",
+                     help="K 2..6, L 2..5 (unless --K/--L) with a small per-cell budget")
+    sub.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    sub.set_defaults(handler=command_atlas)
+
+
+_REGISTRARS.append(_register_atlas)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,425 @@
+"""Tests of :mod:`ufm.atlas` and ``python -m ufm atlas`` (tiny cells, cheap local methods)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ufm import atlas, cli, optima
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+LAM = 0.004
+# Cheap search: kink_lbfgs from 2 seeds, 600 iterations each (the tiny cells converge well
+# within them or not: the checks below hold for any point).
+CHEAP = dict(method="kink_lbfgs", max_starts=2, max_iterations=600, time_budget=30.0)
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def store_rows(path: Path) -> list[tuple]:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    try:
+        return connection.execute(
+            "SELECT config_key, K, L, config, result, finished FROM cells ORDER BY finished"
+        ).fetchall()
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def small_atlas(tmp_path_factory):
+    """K ∈ {2, 3}, L ∈ {2, 3}, width auto (two widths per cell)."""
+    out = tmp_path_factory.mktemp("atlas")
+    result = atlas.run_atlas([2, 3], "2..3", per_class=1, lam=LAM, width="auto", out=out,
+                             **CHEAP)
+    return out, result
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+
+
+def test_csv_columns_and_values(small_atlas):
+    out, result = small_atlas
+    columns, rows = read_csv(out / "atlas.csv")
+    assert columns == list(atlas.CSV_COLUMNS)
+    assert columns == ["K", "L", "n", "lam", "width", "best_loss", "dnc_loss", "ratio",
+                       "srg_loss", "ranks", "basins", "seconds", "point"]
+    assert [(int(row["K"]), int(row["L"])) for row in rows] == [(2, 2), (2, 3), (3, 2), (3, 3)]
+    assert result.computed == 4 and result.reused == 0 and not result.failed
+    for row, cell in zip(rows, result.cells):
+        k, depth, n, lam = int(row["K"]), int(row["L"]), int(row["n"]), float(row["lam"])
+        assert (n, lam) == (1, LAM)
+        dnc = optima.predict_dufm(k, depth, n, lam, lam).optimal_loss
+        assert float(row["dnc_loss"]) == dnc  # full precision in the CSV
+        best = float(row["best_loss"])
+        assert float(row["ratio"]) == best / dnc
+        if k == 2:
+            # L_DNC is the global minimum for K = 2 ((B), THEORY.md §4.3): no point is lower
+            # than it by more than the (relative) basin tolerance.
+            assert float(row["ratio"]) >= 1.0 - atlas.BASIN_TOLERANCE
+        if depth >= 3 and k == 3:  # K = 3 = r(r−1)/2 with r = 3: the triangular construction
+            srg = optima.predict_srg(3, depth, n, lam, lam, shift=None).optimal_loss
+            assert float(row["srg_loss"]) == srg
+        else:
+            assert row["srg_loss"] == ""
+        ranks = [int(value) for value in row["ranks"].split(";")]
+        assert len(ranks) == depth + 1 and all(0 <= rank <= k for rank in ranks)
+        assert int(row["basins"]) >= 1 and float(row["seconds"]) > 0
+        assert row["point"] == f"points/K{k}_L{depth}.npz" and (out / row["point"]).is_file()
+        # width auto: searched at w = max(2K, 10) and w + K, the lower kept
+        searched = [search["width"] for search in cell.searches]
+        assert searched == [max(2 * k, 10), max(2 * k, 10) + k]
+        kept = min(cell.searches, key=lambda search: search["loss"])
+        assert int(row["width"]) == kept["width"] == cell.width
+        # the wider search also starts from the narrower best point: never above it
+        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"]
+        assert cell.wider_lower == (cell.searches[1]["loss"] < cell.searches[0]["loss"]
+                                    * (1.0 - atlas.BASIN_TOLERANCE))
+    data = json.loads((out / "atlas.json").read_text())
+    assert data["columns"] == list(atlas.CSV_COLUMNS) and len(data["cells"]) == 4
+    assert data["settings"]["method"] == "kink_lbfgs"
+
+
+def test_stored_point_reevaluates_to_its_value(small_atlas):
+    out, result = small_atlas
+    _, rows = read_csv(out / "atlas.csv")
+    stored = {(row[1], row[2]): json.loads(row[4]) for row in store_rows(out / "atlas.sqlite")}
+    for row in rows:
+        k, depth = int(row["K"]), int(row["L"])
+        model, parameters, value = atlas.load_point(out / row["point"])
+        assert (model.num_classes, model.num_layers, model.per_class) == (k, depth, 1)
+        assert model.widths == (int(row["width"]),) * depth
+        assert model.lam_h == LAM and model.lam_w == (LAM,) * depth
+        assert parameters.features.shape == (int(row["width"]), k)
+        # the CSV's value is the recomputed one, the search's own value agrees with it
+        assert float(row["best_loss"]) == value
+        search_value = stored[k, depth]["loss"]
+        assert value == pytest.approx(search_value, rel=1e-12, abs=0.0)
+        # the ranks of the CSV are those of the stored point
+        assert row["ranks"] == ";".join(str(r) for r in atlas.class_mean_ranks(model, parameters))
+
+
+def test_load_point_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        atlas.load_point(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, H1=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="lacks"):
+        atlas.load_point(bad)
+
+
+def test_heatmap_written(small_atlas, tmp_path):
+    out, result = small_atlas
+    assert (out / "atlas.png").read_bytes()[:8] == PNG_MAGIC
+    assert result.paths["png"] == str(out / "atlas.png")
+    # a grid with L = 1 and a flagged cell, and a missing cell (K = 3, L = 1)
+    cells = [cell for cell in result.cells]
+    extra = atlas.AtlasCell(2, 1, 1, LAM, 10, 0.02, 0.02, 1.0, None, (2, 2), 1, 0.1, "",
+                            "lbfgs", 0, "x", "auto", True)
+    path = atlas.plot_atlas(cells + [extra], tmp_path / "figure.png", title="test")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ValueError, match="cells"):
+        atlas.plot_atlas([], tmp_path / "empty.png")
+
+
+# --------------------------------------------------------------------------------------------
+# Store: resume, configurations kept apart
+# --------------------------------------------------------------------------------------------
+
+
+def test_resume_after_kill(tmp_path, capsys):
+    out, store = tmp_path / "out", tmp_path / "store.sqlite"
+    # every cell takes at least the time budget (1,000 starts allowed, no new one after 0.7 s)
+    arguments = ["atlas", "--K", "2..3", "--L", "2..3", "--width", "6", "--method",
+                 "kink_lbfgs", "--max-starts", "1000", "--max-iterations", "300",
+                 "--time-budget", "0.7", "--store", str(store), "--out", str(out),
+                 "--no-progress"]
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPOSITORY), os.environ.get("PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "ufm", *arguments], cwd=tmp_path,
+                               env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    first = None
+    deadline = time.monotonic() + 120.0
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if store.exists():
+                try:
+                    rows = store_rows(store)
+                except sqlite3.OperationalError:  # schema not created yet
+                    rows = []
+                if rows:
+                    first = rows[0]
+                    break
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert first is not None, "no cell was stored before the deadline"
+    killed = store_rows(store)
+    assert 1 <= len(killed) < 4  # killed in flight: the later cells are missing
+    assert not (out / "atlas.csv").exists()
+
+    assert cli.main(arguments) == 0
+    captured = capsys.readouterr()
+    assert f"{4 - len(killed)} computed, {len(killed)} from the store" in captured.out
+    rows = store_rows(store)
+    assert len(rows) == 4
+    assert sorted((row[1], row[2]) for row in rows) == [(2, 2), (2, 3), (3, 2), (3, 3)]
+    assert len({row[0] for row in rows}) == 4
+    # the first cell was not recomputed: its row, time stamp included, is unchanged
+    assert [row for row in rows if row[0] == first[0]] == [first]
+    _, csv_rows = read_csv(out / "atlas.csv")
+    assert len(csv_rows) == 4
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (Linux /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_killed_coordinator_takes_its_workers_down(tmp_path):
+    store = tmp_path / "atlas.sqlite"
+    arguments = ["atlas", "--K", "2..3", "--L", "2..3", "--width", "6", "--method",
+                 "kink_lbfgs", "--max-starts", "1000", "--max-iterations", "300",
+                 "--time-budget", "1.0", "--workers", "2", "--out", str(tmp_path / "out"),
+                 "--no-progress"]
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPOSITORY), os.environ.get("PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "ufm", *arguments], cwd=tmp_path,
+                               env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    try:
+        # the resource tracker and the two workers
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and len(children) < 3 and process.poll() is None:
+            children = _children(process.pid)
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert len(children) >= 2, "the workers did not start"
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.1)
+    survivors = [pid for pid in children if _alive(pid)]
+    for pid in survivors:  # do not leave them behind if the check fails
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors
+
+
+def test_configuration_change_is_kept_apart(tmp_path):
+    store = tmp_path / "shared.sqlite"
+    options = dict(width=4, store=store, **CHEAP)
+    first = atlas.run_atlas(2, 2, lam=0.004, out=tmp_path / "a", **options)
+    second = atlas.run_atlas(2, 2, lam=0.005, out=tmp_path / "b", **options)
+    assert (first.computed, second.computed) == (1, 1)
+    rows = store_rows(store)
+    assert len(rows) == 2 and {(row[1], row[2]) for row in rows} == {(2, 2)}
+    assert sorted(json.loads(row[3])["lam"] for row in rows) == [0.004, 0.005]
+    _, csv_rows = read_csv(tmp_path / "b" / "atlas.csv")
+    assert [float(row["lam"]) for row in csv_rows] == [0.005]
+    assert float(csv_rows[0]["dnc_loss"]) == optima.predict_dufm(2, 2, 1, 0.005, 0.005).optimal_loss
+    # a rerun of the first configuration computes nothing; another seed is another cell
+    again = atlas.run_atlas(2, 2, lam=0.004, out=tmp_path / "a", **options)
+    assert (again.computed, again.reused) == (0, 1)
+    assert again.cells[0].best_loss == first.cells[0].best_loss
+    other_seed = atlas.run_atlas(2, 2, lam=0.004, seed=1, out=tmp_path / "c", **options)
+    assert other_seed.computed == 1 and len(store_rows(store)) == 3
+
+
+def test_store_rejects_other_files(tmp_path):
+    other = tmp_path / "other.sqlite"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    connection.execute("INSERT INTO store_info VALUES ('format', 'something-else')")
+    connection.commit()
+    connection.close()
+    with pytest.raises(ValueError, match="store"):
+        atlas.AtlasStore(other)
+
+
+# --------------------------------------------------------------------------------------------
+# Executors
+# --------------------------------------------------------------------------------------------
+
+
+def test_local_processes(tmp_path):
+    result = atlas.run_atlas([2, 3], 2, width=6, workers=2, out=tmp_path, **CHEAP)
+    assert result.computed == 2 and not result.failed
+    assert [(cell.num_classes, cell.num_layers) for cell in result.cells] == [(2, 2), (3, 2)]
+    # the cells ran in other processes
+    pids = {json.loads(row[4])["worker"].rsplit(":", 1)[1]
+            for row in store_rows(tmp_path / "atlas.sqlite")}
+    assert str(os.getpid()) not in pids
+
+
+def test_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        result = atlas.run_atlas(2, [2, 3], width=4, scheduler=cluster.scheduler_address,
+                                 out=tmp_path, **CHEAP)
+    assert result.computed == 2 and not result.failed
+    assert (tmp_path / "atlas.csv").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_parse_range():
+    assert atlas.parse_range("2..5", "--K", 2) == (2, 3, 4, 5)
+    assert atlas.parse_range("4", "--K", 2) == (4,)
+    assert atlas.parse_range("5,2,3", "--K", 2) == (2, 3, 5)
+    for text, message in (("1..3", ">= 2"), ("5..2", "empty"), ("a..b", "expected a range"),
+                          ("", "expected a range"), ("2..", "expected a range")):
+        with pytest.raises(ValueError, match=message) as error:
+            atlas.parse_range(text, "--K", 2)
+        assert str(error.value).startswith("--K:")
+
+
+@pytest.mark.parametrize(
+    "extra, name",
+    [
+        (["--K", "1..3"], "--K"),
+        (["--K", "5..2"], "--K"),
+        (["--K", "2..x"], "--K"),
+        (["--L", "0..2"], "--L"),
+        (["--lam", "-1"], "--lam"),
+        (["--n", "0"], "--n"),
+        (["--width", "2", "--K", "2..3"], "--width"),
+        (["--workers", "0"], "--workers"),
+        (["--method", "torch_gd"], "--method"),
+        (["--out-is-file"], "--out"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, extra, name):
+    out = tmp_path / "out"
+    if extra == ["--out-is-file"]:
+        out = tmp_path / "a_file"
+        out.write_text("keep me")
+        extra = []
+    arguments = ["atlas", "--K", "2", "--L", "2", "--width", "4", "--method", "kink_lbfgs",
+                 "--out", str(out), "--no-progress"]
+    # later options win in argparse
+    code = cli.main(arguments + extra)
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and lines[0].startswith("error:")
+    assert captured.out == ""
+    if out.is_file():
+        assert out.read_text() == "keep me"
+    else:
+        assert not out.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ([] if not out.is_file()
+                                                                else ["a_file"])
+
+
+def test_unreachable_scheduler(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    code = cli.main(["atlas", "--K", "2", "--L", "2", "--width", "4", "--out", str(out),
+                     "--method", "kink_lbfgs", "--scheduler", "tcp://127.0.0.1:9",
+                     "--scheduler-timeout", "1", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "scheduler" in lines[0] and "tcp://127.0.0.1:9" in lines[0]
+    assert not out.exists()
+
+
+def test_api_errors_name_the_argument(tmp_path):
+    cases = [
+        (dict(num_classes=[1, 2], num_layers=2), "num_classes"),
+        (dict(num_classes=2, num_layers=2, lam=0.0), "lam"),
+        (dict(num_classes=2, num_layers=2, width="wide"), "width"),
+        (dict(num_classes=3, num_layers=2, width=2), "width"),
+        (dict(num_classes=2, num_layers=2, method="newton"), "method"),
+        (dict(num_classes=2, num_layers=2, workers=2, scheduler="tcp://x:1"), "scheduler"),
+        (dict(num_classes=None, num_layers=2), "num_classes"),
+    ]
+    for kwargs, name in cases:
+        with pytest.raises((ValueError, TypeError), match=name):
+            atlas.run_atlas(**kwargs, out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The global search
+# --------------------------------------------------------------------------------------------
+
+
+def test_global_method_is_the_default_and_runs(tmp_path):
+    from ufm import solvers
+
+    assert "global" in solvers.METHODS and atlas.DEFAULT_METHOD == "global"
+    result = atlas.run_atlas(2, [2, 3], width="auto", max_starts=4, patience=2, time_budget=20.0,
+                             out=tmp_path)
+    assert result.computed == 2 and not result.failed
+    for cell in result.cells:
+        assert cell.method == "global"
+        # K = 2: L_DNC is the minimum; the search starts from the DNC point, so it reaches it
+        assert 1.0 - atlas.BASIN_TOLERANCE <= cell.ratio <= 1.0 + 1e-9
+        assert cell.basins == len(cell.basin_list) >= 1
+        assert all({"loss", "ranks", "count"} <= set(basin) for basin in cell.basin_list)
+        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"]
+    config = json.loads(store_rows(tmp_path / "atlas.sqlite")[0][3])
+    assert (config["method"], config["max_starts"], config["patience"]) == ("global", 4, 2)
+
+
+def test_basins_group_like_the_global_method():
+    ends = [(1.0, (2, 2)), (1.00005, (2, 2)), (1.00005, (3, 3)), (1.001, (2, 2)),
+            (float("nan"), (2, 2))]
+    basins = atlas._basins_of(ends, 1e-4)
+    assert [(basin["loss"], basin["ranks"], basin["count"]) for basin in basins] == [
+        (1.0, [2, 2], 2), (1.00005, [3, 3], 1), (1.001, [2, 2], 1)]
+
+
+def test_without_output_folder_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = atlas.run_atlas(2, 2, width=4, **CHEAP)
+    assert result.paths == {} and list(tmp_path.iterdir()) == []
+    cell = result.cells[0]
+    assert cell.point == "" and cell.best_loss == pytest.approx(cell.stored_loss, rel=1e-12)
+    assert result.to_csv().splitlines()[0] == ",".join(atlas.CSV_COLUMNS)
+    json.dumps(result.to_dict(), allow_nan=False)

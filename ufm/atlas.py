@@ -1,0 +1,1291 @@
+"""The atlas of best-known minima of the deep ReLU UFM over (K, L) (THEORY.md §4.3–4.6).
+
+For every cell (K, L) of a grid, :func:`run_atlas` searches the L-DUFM of THEORY.md §2(c) with
+equal penalties on every block (λ_H = λ_1 = … = λ_L = λ), n samples per class and equal widths,
+
+    Φ_DUFM = (1/(2N))‖W_Lσ(W_{L−1}σ(⋯σ(W_1H_1)⋯)) − Y‖² + (λ/2)(‖H_1‖² + Σ_l ‖W_l‖²),
+
+and keeps the lowest point it finds. Each kept point is written to a file (``points/K{K}_L{L}.npz``)
+that holds the parameters and the model, and its value is recomputed from that file
+(:func:`load_point`): every ``best_loss`` of the atlas is an upper bound on min Φ_DUFM together with
+its certificate, the point that attains it. Beside it the atlas sets
+
+- ``dnc_loss`` = L_DNC (:func:`ufm.optima.predict_dufm`, THEORY.md §4.3), the least value among
+  points with DNC structure, proven optimal for K = 2 (every L, (B)) and for L = 1 (the UFM);
+- ``ratio`` = best_loss / L_DNC (< 1: the search found a point that beats every DNC point);
+- ``srg_loss``, the best low-rank SRG construction of THEORY.md §4.5 for that (K, L) where one
+  exists (L ≥ 3, K ≥ 3: the triangular graph when K = r(r−1)/2, else the best edge subset);
+- ``ranks``, the numerical ranks (singular values above ``RANK_RTOL`` = 1e-3 times the largest)
+  of the class means M_1..M_L of the post-activations H_1..H_L and of the last pre-activation
+  H̃_L (low rank before the last ReLU is the mark of the SRG-type minima, THEORY.md §4.5);
+- ``basins``, the number of distinct minima the search ended in (end values within the relative
+  ``BASIN_TOLERANCE`` of each other and with the same rank profile count as one, as in the
+  method ``"global"`` of :func:`ufm.solvers.solve`).
+
+Width ``"auto"``: a cell is searched at width w = max(2K, 10), then at the wider w + K, the
+wider search also starting from the best point of the first embedded with zero rows and columns
+(same Φ, so the wider value is never above the narrower one); both are recorded, the lower value
+is kept, and the cell is flagged (``wider_lower``) when the wider search was lower by more than
+the basin tolerance, best_{w+K} < best_w·(1 − BASIN_TOLERANCE): then w was not wide enough for
+a wider layer not to lower the value. An integer width fixes every layer's width.
+
+Cells run in this process (``workers=1``), on local processes (``workers=N``,
+:class:`concurrent.futures.ProcessPoolExecutor`) or on a ``dask.distributed`` cluster
+(``scheduler="tcp://HOST:8786"``). Every finished cell is written at once to a SQLite store (one
+file, WAL mode, :class:`AtlasStore`), keyed by its whole configuration (K, L, n, λ, width, method,
+seed, budget): a rerun skips the cells already stored, a killed run loses only the cells in
+flight, no cell is stored twice, and a run with another configuration never mixes with it.
+
+Outputs in ``out``: ``atlas.csv`` (:data:`CSV_COLUMNS`), ``atlas.json`` (every detail: the
+searches at each width, the basins, the SRG construction used), ``atlas.png`` (heatmap of
+best/L_DNC, :func:`plot_atlas`) and ``points/``.
+
+Command line: ``python -m ufm atlas --K 2..20 --L 2..6 --out DIR`` (see :mod:`ufm.cli`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import math
+import os
+import socket
+import sqlite3
+import sys
+import time
+from concurrent.futures import Executor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .arrays import check_positive_scalar
+from .models import DeepUFM, Parameters
+from .solvers import solve
+from .solvers.global_search import GLOBAL_DEFAULTS
+
+__all__ = [
+    "BASIN_TOLERANCE",
+    "CSV_COLUMNS",
+    "DEFAULT_METHOD",
+    "FULL_BUDGET",
+    "QUICK_BUDGET",
+    "QUICK_CLASSES",
+    "QUICK_LAYERS",
+    "RANK_RTOL",
+    "AtlasCell",
+    "AtlasResult",
+    "AtlasStore",
+    "CellConfig",
+    "auto_widths",
+    "class_mean_ranks",
+    "compute_cell",
+    "load_point",
+    "parse_range",
+    "plot_atlas",
+    "run_atlas",
+    "srg_reference",
+]
+
+#: Columns of ``atlas.csv``, in order.
+CSV_COLUMNS = (
+    "K", "L", "n", "lam", "width", "best_loss", "dnc_loss", "ratio", "srg_loss", "ranks",
+    "basins", "seconds", "point",
+)
+
+#: Relative tolerance of a basin: end values Φ, Φ' with |Φ − Φ'| ≤ BASIN_TOLERANCE·max(Φ, Φ')
+#: (and equal rank profiles) are one minimum; also the relative margin by which the wider width
+#: of ``width="auto"`` must win to flag a cell. The ``basin_tolerance`` of the method
+#: ``"global"`` (``ufm.solvers.global_search.GLOBAL_DEFAULTS``): local runs stop at the ReLU
+#: kinks a little above the bottom of a minimum.
+BASIN_TOLERANCE = float(GLOBAL_DEFAULTS["basin_tolerance"])  # 1e-4
+
+#: Relative tolerance of the numerical ranks: #{i : s_i > RANK_RTOL·s_1} (THEORY.md §3 RANK).
+RANK_RTOL = 1e-3
+
+#: Grid of ``quick=True``: K = 2..6, L = 2..5.
+QUICK_CLASSES = tuple(range(2, 7))
+QUICK_LAYERS = tuple(range(2, 6))
+
+#: Per-search budget (each width of a cell is one search): at most ``max_starts`` starts, no new
+#: start after ``time_budget`` seconds, ``max_iterations`` per start, and for ``"global"`` a
+#: stop after ``patience`` starts without a lower basin. The full budget is the default of
+#: :func:`ufm.solvers.solve` with ``"global"`` (``GLOBAL_DEFAULTS``), written out so that the
+#: stored configurations record the numbers, not "the solver's default".
+FULL_BUDGET = {
+    "max_starts": GLOBAL_DEFAULTS["max_starts"],
+    "patience": GLOBAL_DEFAULTS["patience"],
+    "time_budget": float(GLOBAL_DEFAULTS["time_budget"]),
+    "max_iterations": inspect.signature(solve).parameters["max_iterations"].default,
+}
+QUICK_BUDGET = {"max_starts": 40, "patience": 12, "time_budget": 6.0,
+                "max_iterations": FULL_BUDGET["max_iterations"]}
+
+_STORE_FORMAT = "ufm-atlas-store"
+_STORE_VERSION = 1
+_RESULT_FORMAT = 1
+
+
+def _solver_methods() -> tuple[str, ...]:
+    from . import solvers
+
+    return tuple(solvers.METHODS)
+
+
+def _atlas_methods() -> tuple[str, ...]:
+    """Methods of :func:`ufm.solvers.solve` the atlas can run (not the torch ones, and not
+    ``"auto"``, another name of ``"global"`` for the DUFM)."""
+    return tuple(method for method in _solver_methods()
+                 if not method.startswith("torch") and method != "auto")
+
+
+#: The multistart / basin-hopping search of :func:`ufm.solvers.solve`.
+DEFAULT_METHOD = "global"
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _integer_at_least(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def parse_range(text: str, name: str, minimum: int) -> tuple[int, ...]:
+    """Parse ``"2..20"`` (inclusive), ``"5"`` or ``"2,3,5"`` into a sorted tuple of integers.
+
+    Parameters
+    ----------
+    text : str
+        The range.
+    name : str
+        Named in the error (``"--K"``).
+    minimum : int
+        Least allowed value.
+
+    Raises
+    ------
+    ValueError
+        For text that is not a range, an empty range (start > end) or a value below ``minimum``.
+    """
+    stripped = str(text).strip()
+    try:
+        if ".." in stripped:
+            start_text, end_text = stripped.split("..", 1)
+            start, end = int(start_text), int(end_text)
+            if start > end:
+                raise ValueError(f"{name}: the range {stripped} is empty (start {start} > end {end})")
+            values = list(range(start, end + 1))
+        else:
+            values = [int(part) for part in stripped.split(",")]
+    except ValueError as error:
+        if str(error).startswith(name):
+            raise
+        raise ValueError(
+            f"{name}: expected a range like 2..20, an integer or a comma-separated list, "
+            f"got {text!r}"
+        ) from None
+    low = min(values)
+    if low < minimum:
+        raise ValueError(f"{name}: values must be >= {minimum}, got {low} in {stripped}")
+    return tuple(sorted(set(values)))
+
+
+def _grid(values: Any, name: str, minimum: int) -> tuple[int, ...]:
+    if isinstance(values, str):
+        return parse_range(values, name, minimum)
+    if isinstance(values, (int, np.integer)) and not isinstance(values, (bool, np.bool_)):
+        values = [values]
+    try:
+        items = list(values)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, a range or a sequence of integers, "
+                        f"got {values!r}") from None
+    if not items:
+        raise ValueError(f"{name} must hold at least one value")
+    return tuple(sorted({_integer_at_least(item, name, minimum) for item in items}))
+
+
+def _check_width(width: Any, max_classes: int, name: str = "width") -> str | int:
+    if isinstance(width, str):
+        if width.strip().lower() == "auto":
+            return "auto"
+        try:
+            width = int(width)
+        except ValueError:
+            raise ValueError(f"{name} must be 'auto' or an integer, got {width!r}") from None
+    width = _integer_at_least(width, name, 1)
+    if width < max_classes:
+        raise ValueError(
+            f"{name} must be >= K = {max_classes} (the largest K of the grid), got {width}"
+        )
+    return width
+
+
+def auto_widths(num_classes: int) -> tuple[int, int]:
+    """The two widths of ``width="auto"``: w = max(2K, 10) and the wider w + K."""
+    base = max(2 * int(num_classes), 10)
+    return base, base + int(num_classes)
+
+
+def _check_out(out: Any, name: str = "out") -> Path | None:
+    if out is None:
+        return None
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}: {str(path)!r} is a file, expected a folder")
+    return path
+
+
+def _check_store(store: Any, name: str = "store") -> Path | None:
+    if store is None:
+        return None
+    path = Path(store)
+    if path.is_dir():
+        raise ValueError(f"{name}: {str(path)!r} is a folder, expected a SQLite file")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# One cell
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """The whole configuration of one atlas cell; the store keys cells by it (:attr:`key`).
+
+    Attributes
+    ----------
+    num_classes, num_layers, per_class : int
+        K ≥ 2, L ≥ 1, n ≥ 1.
+    lam : float
+        λ > 0 on every block (λ_H = λ_l = λ).
+    width : "auto" or int
+        Width of every layer (``"auto"``: :func:`auto_widths`).
+    method : str
+        Method of :func:`ufm.solvers.solve`.
+    seed : int
+        Seed of the search (the local methods start from seeds [seed, i], i = 0, 1, …).
+    max_starts : int
+        Starts per search.
+    time_budget : float
+        Seconds per search after which no new start begins.
+    max_iterations : int or None
+        Iterations per start (None: the solver's default).
+    patience : int or None
+        ``"global"`` only: stop after this many starts without a lower basin (None otherwise).
+    """
+
+    num_classes: int
+    num_layers: int
+    per_class: int
+    lam: float
+    width: Any
+    method: str
+    seed: int
+    max_starts: int
+    time_budget: float
+    max_iterations: int | None
+    patience: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable dictionary (the stored configuration)."""
+        return asdict(self)
+
+    @property
+    def key(self) -> str:
+        """SHA-256 (hex, 24 digits) of the configuration as sorted JSON."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    @property
+    def point_name(self) -> str:
+        """File name of the cell's point: ``K{K}_L{L}.npz``."""
+        return f"K{self.num_classes}_L{self.num_layers}.npz"
+
+    def model(self, width: int) -> DeepUFM:
+        """The L-DUFM of this cell at ``width`` (equal λ on every block)."""
+        return DeepUFM(self.num_classes, self.per_class, (int(width),) * self.num_layers,
+                       self.lam, self.lam)
+
+
+def class_mean_ranks(model: DeepUFM, parameters: Parameters, rtol: float = RANK_RTOL
+                     ) -> tuple[int, ...]:
+    """Numerical ranks of the class means of H_1..H_L and of H̃_L (THEORY.md §3 RANK, §4.5).
+
+    Features are columns ordered by class, so the class means of a layer X (d, Kn) are
+    X.reshape(d, K, n).mean(axis=2); the rank counts singular values > ``rtol``·s_1.
+
+    Returns
+    -------
+    tuple of int
+        L + 1 ranks: M_1 (= class means of H_1), …, M_L, then M̃_L.
+    """
+    from .metrics import numerical_rank
+
+    layers = model.forward(parameters)
+    k, n = model.num_classes, model.per_class
+    ranks = []
+    for features in [*layers.post_activations, layers.pre_activations[-1]]:
+        means = np.asarray(features).reshape(features.shape[0], k, n).mean(axis=2)
+        ranks.append(numerical_rank(means, rtol))
+    return tuple(ranks)
+
+
+def srg_reference(num_classes: int, num_layers: int, per_class: int, lam: float
+                  ) -> tuple[float | None, dict | None]:
+    """L_SRG: the best low-rank construction of THEORY.md §4.5 for (K, L), where one exists.
+
+    L ≥ 3 and K ≥ 3: if K = r(r−1)/2 the triangular graph T(r)
+    (``predict_srg(r, L, n, λ, λ, shift=None)``, t* of the improved family), else the best edge
+    subset of :func:`ufm.optima.srg_edge_subset_search` (random subsets drawn with seed 0 when
+    there are too many to enumerate). Otherwise, or when the construction does not apply
+    (ValueError), none.
+
+    Returns
+    -------
+    loss : float or None
+        L_SRG.
+    construction : dict or None
+        ``kind`` ("triangular" or "edge_subset"), ``num_vertices`` r, ``shift`` t*, ``edges``.
+    """
+    from . import optima
+
+    if num_layers < 3 or num_classes < 3:
+        return None, None
+    vertices = int(round((1 + math.sqrt(1 + 8 * num_classes)) / 2))
+    try:
+        if vertices * (vertices - 1) // 2 == num_classes:
+            kind = "triangular"
+            prediction = optima.predict_srg(vertices, num_layers, per_class, lam, lam, shift=None)
+        else:
+            kind = "edge_subset"
+            subset = optima.srg_edge_subset_search(num_classes, num_layers, rng=0)
+            prediction = optima.predict_srg(subset.num_vertices, num_layers, per_class, lam, lam,
+                                            shift=None, edges=subset.edges)
+    except ValueError:
+        return None, None
+    return float(prediction.optimal_loss), {
+        "kind": kind,
+        "num_vertices": prediction.num_vertices,
+        "shift": prediction.shift,
+        "edges": [list(edge) for edge in prediction.edges],
+    }
+
+
+def _basins_of(ends: list[tuple[float, tuple[int, ...]]], tolerance: float) -> list[dict]:
+    """Group end points into basins as the method ``"global"`` does: the same rank profile and
+    values within ``tolerance`` relative; each basin keeps its lowest value. Sorted by value."""
+    basins: list[dict] = []
+    for loss, ranks in sorted(ends, key=lambda item: item[0]):
+        if not math.isfinite(loss):
+            continue
+        for basin in basins:
+            if (basin["ranks"] == list(ranks)
+                    and abs(loss - basin["loss"]) <= tolerance * max(abs(loss), abs(basin["loss"]))):
+                basin["count"] += 1
+                break
+        else:
+            basins.append({"loss": float(loss), "ranks": list(ranks), "count": 1})
+    return basins
+
+
+def _basin_dict(basin: Any) -> dict:
+    ranks = getattr(basin, "ranks", ())
+    return {
+        "loss": float(getattr(basin, "loss")),
+        "ranks": [int(rank) for rank in (ranks if ranks is not None else ())],
+        "count": int(getattr(basin, "count", 1)),
+    }
+
+
+def _search(config: CellConfig, width: int, previous: dict | None = None) -> dict:
+    """One search of the cell's model at ``width``: the best point, its value and the basins.
+
+    ``previous``: an earlier search at a narrower width, whose best point (embedded with zero
+    rows and columns, same Φ) is a further start.
+    """
+    from . import solvers
+
+    model = config.model(width)
+    start = time.perf_counter()
+    given = []
+    if previous is not None and previous["_parameters"] is not None:
+        from .solvers.global_search import embed_parameters
+
+        given.append(embed_parameters(previous["_parameters"], model))
+    common: dict[str, Any] = dict(predicted=None, history_points=0, progress=False)
+    if config.max_iterations is not None:
+        common["max_iterations"] = config.max_iterations
+    if config.method == "global":
+        if config.patience is not None:
+            common["patience"] = config.patience
+        solution = solvers.solve(model, "global", seed=config.seed, max_starts=config.max_starts,
+                                 time_budget=config.time_budget, starts=given,
+                                 basin_tolerance=BASIN_TOLERANCE, **common)
+        best = solution.parameters
+        best_loss = float(solution.loss)
+        basins = [_basin_dict(basin) for basin in getattr(solution, "basins", ()) or ()]
+        if not basins:
+            basins = [{"loss": best_loss, "ranks": list(class_mean_ranks(model, best)),
+                       "count": 1}]
+        starts = sum(basin["count"] for basin in basins)
+    else:
+        options = dict(common)
+        if config.method == "kink_lbfgs":
+            options.update(solvers.KINK_LBFGS_LOW_RANK_SETTINGS)
+        ends = []
+        best, best_loss = None, math.inf
+        for index in range(config.max_starts):
+            if index and time.perf_counter() - start >= config.time_budget:
+                break
+            if index < len(given):
+                # as "global" does with a given start: never end above it
+                solution = solvers.solve(model, config.method, initial=given[index], **options)
+                end, loss = solution.parameters, float(solution.loss)
+                start_loss = float(model.objective(given[index]).total)
+                if start_loss < loss:
+                    end, loss = given[index], start_loss
+            else:
+                rng = np.random.default_rng([config.seed, index - len(given)])
+                solution = solvers.solve(model, config.method, seed=rng, **options)
+                end, loss = solution.parameters, float(solution.loss)
+            ends.append((loss, class_mean_ranks(model, end)))
+            if loss < best_loss:
+                best, best_loss = end, loss
+        basins = _basins_of(ends, BASIN_TOLERANCE)
+        starts = len(ends)
+    return {
+        "width": int(width),
+        "loss": best_loss,
+        "basins": basins,
+        "starts": int(starts),
+        "seconds": time.perf_counter() - start,
+        "_parameters": best,
+        "_model": model,
+    }
+
+
+def _point_bytes(model: DeepUFM, parameters: Parameters, loss: float, config: dict) -> bytes:
+    arrays: dict[str, Any] = {"H1": np.asarray(parameters.features, dtype=np.float64)}
+    for index, weight in enumerate(parameters.weights, start=1):
+        arrays[f"W{index}"] = np.asarray(weight, dtype=np.float64)
+    arrays.update(
+        num_classes=np.int64(model.num_classes),
+        per_class=np.int64(model.per_class),
+        widths=np.asarray(model.widths, dtype=np.int64),
+        lam_h=np.float64(model.lam_h),
+        lam_w=np.asarray(model.lam_w, dtype=np.float64),
+        nonneg_H1=np.bool_(model.nonneg_H1),
+        loss=np.float64(loss),
+        config=np.str_(json.dumps(config, sort_keys=True)),
+    )
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def compute_cell(config: dict) -> dict:
+    """Search one cell (runs in a worker): the payload the coordinator stores.
+
+    Parameters
+    ----------
+    config : dict
+        :meth:`CellConfig.to_dict`.
+
+    Returns
+    -------
+    dict
+        ``result``: JSON-ready dict (configuration, kept width and value, ranks, basins, the
+        search at each width, ``wider_lower``, L_DNC, L_SRG and its construction, seconds);
+        ``point``: the kept point as ``.npz`` bytes (parameters, model settings, value).
+    """
+    from . import optima
+
+    cell = CellConfig(**config)
+    started = time.perf_counter()
+    widths = auto_widths(cell.num_classes) if cell.width == "auto" else (int(cell.width),)
+    searches: list[dict] = []
+    for width in widths:
+        searches.append(_search(cell, width, searches[-1] if searches else None))
+    kept = min(searches, key=lambda search: search["loss"])
+    wider_lower = bool(len(searches) > 1 and searches[1]["loss"]
+                       < searches[0]["loss"] - BASIN_TOLERANCE * abs(searches[0]["loss"]))
+    model, parameters = kept["_model"], kept["_parameters"]
+    dnc = optima.predict_dufm(cell.num_classes, cell.num_layers, cell.per_class, cell.lam, cell.lam)
+    srg_loss, srg = srg_reference(cell.num_classes, cell.num_layers, cell.per_class, cell.lam)
+    result = {
+        "format": _RESULT_FORMAT,
+        "config": cell.to_dict(),
+        "key": cell.key,
+        "width": kept["width"],
+        "loss": kept["loss"],
+        "ranks": list(class_mean_ranks(model, parameters)),
+        "basins": kept["basins"],
+        "searches": [{key: value for key, value in search.items() if not key.startswith("_")}
+                     for search in searches],
+        "wider_lower": wider_lower,
+        "dnc_loss": float(dnc.optimal_loss),
+        "srg_loss": srg_loss,
+        "srg": srg,
+        "seconds": time.perf_counter() - started,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
+    return {"result": result, "point": _point_bytes(model, parameters, kept["loss"], cell.to_dict())}
+
+
+# --------------------------------------------------------------------------------------------
+# Points
+# --------------------------------------------------------------------------------------------
+
+
+def _load_npz(source: Any, label: str) -> tuple[DeepUFM, Parameters, float]:
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"point file {label!r} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"point {label!r} is not a readable .npz file: {error}") from None
+    required = ("H1", "num_classes", "per_class", "widths", "lam_h", "lam_w")
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise ValueError(f"point {label!r} lacks {', '.join(missing)}")
+    widths = tuple(int(width) for width in arrays["widths"])
+    weights = []
+    for index in range(1, len(widths) + 1):
+        if f"W{index}" not in arrays:
+            raise ValueError(f"point {label!r} lacks W{index} (L = {len(widths)})")
+        weights.append(np.array(arrays[f"W{index}"], dtype=np.float64))
+    model = DeepUFM(
+        int(arrays["num_classes"]), int(arrays["per_class"]), widths, float(arrays["lam_h"]),
+        tuple(float(lam) for lam in arrays["lam_w"]),
+        nonneg_H1=bool(arrays["nonneg_H1"]) if "nonneg_H1" in arrays else False,
+    )
+    parameters = Parameters(features=np.array(arrays["H1"], dtype=np.float64),
+                            weights=tuple(weights))
+    model.check_parameters(parameters)
+    return model, parameters, float(model.objective(parameters).total)
+
+
+def load_point(path: str | os.PathLike) -> tuple[DeepUFM, Parameters, float]:
+    """Load an atlas point and recompute its value: (model, parameters, Φ(parameters)).
+
+    The file (``.npz``) holds H1, W1..WL and the model settings (num_classes, per_class, widths,
+    lam_h, lam_w, nonneg_H1), plus the value the search reported (``loss``) and the cell's
+    configuration (``config``, JSON). The value returned is not the stored one: it is Φ_DUFM
+    recomputed by ``model.objective`` (THEORY.md §2(c)), so it is a certified upper bound on the
+    minimum of that model, whatever produced the file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not an atlas point.
+    """
+    return _load_npz(os.fspath(path), os.fspath(path))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Store
+# --------------------------------------------------------------------------------------------
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+    config_key TEXT PRIMARY KEY,
+    K INTEGER NOT NULL,
+    L INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    result TEXT NOT NULL,
+    point BLOB NOT NULL,
+    finished REAL NOT NULL
+);
+"""
+
+
+class AtlasStore:
+    """The atlas store: one SQLite file in WAL mode, one row per finished cell.
+
+    Schema (format ``ufm-atlas-store``, version 1)::
+
+        store_info(key TEXT PRIMARY KEY, value TEXT)      -- format, version
+        cells(config_key TEXT PRIMARY KEY, K INTEGER, L INTEGER, config TEXT (JSON),
+              result TEXT (JSON, :func:`compute_cell`), point BLOB (.npz), finished REAL)
+
+    A row is keyed by :attr:`CellConfig.key`, the hash of the whole configuration, so cells of
+    runs with other settings for the same (K, L) are kept apart. Rows are inserted with
+    ``INSERT OR IGNORE`` in one transaction each: a cell is stored whole or not at all, and
+    never twice. One process writes (the coordinator of :func:`run_atlas`); readers may read
+    while it writes (WAL).
+
+    Parameters
+    ----------
+    path : path or None
+        The file (created with its folder if absent); None keeps the store in memory.
+    """
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = None if path is None else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(":memory:" if self.path is None else str(self.path),
+                                           timeout=60.0)
+        try:
+            if self.path is not None:
+                self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.executescript(_SCHEMA)
+            with self._connection:
+                self._connection.execute(
+                    "INSERT OR IGNORE INTO store_info VALUES ('format', ?), ('version', ?)",
+                    (_STORE_FORMAT, str(_STORE_VERSION)),
+                )
+            info = dict(self._connection.execute("SELECT key, value FROM store_info"))
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            raise ValueError(f"store: {str(self.path)!r} is not an atlas store ({error})") from None
+        if info.get("format") != _STORE_FORMAT or info.get("version") != str(_STORE_VERSION):
+            self._connection.close()
+            raise ValueError(f"store: {str(self.path)!r} is not an atlas store of version "
+                             f"{_STORE_VERSION} (found {info})")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
+    def __enter__(self) -> "AtlasStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def keys(self) -> set[str]:
+        """Configuration keys of the stored cells."""
+        return {row[0] for row in self._connection.execute("SELECT config_key FROM cells")}
+
+    def put(self, config: CellConfig, payload: dict) -> bool:
+        """Store a finished cell (``payload`` from :func:`compute_cell`); False if it was there."""
+        with self._connection:
+            cursor = self._connection.execute(
+                "INSERT OR IGNORE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (config.key, config.num_classes, config.num_layers,
+                 json.dumps(config.to_dict(), sort_keys=True),
+                 json.dumps(payload["result"], allow_nan=False), sqlite3.Binary(payload["point"]),
+                 time.time()),
+            )
+        return cursor.rowcount == 1
+
+    def get(self, key: str) -> dict | None:
+        """The stored row of ``key``: ``config``, ``result`` (dicts), ``point`` (bytes),
+        ``finished`` (Unix seconds); None if absent."""
+        row = self._connection.execute(
+            "SELECT config, result, point, finished FROM cells WHERE config_key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {"config": json.loads(row[0]), "result": json.loads(row[1]),
+                "point": bytes(row[2]), "finished": float(row[3])}
+
+    def rows(self) -> list[dict]:
+        """Every stored row (as :meth:`get`, without the point), ordered by (K, L, finished)."""
+        return [
+            {"key": key, "config": json.loads(config), "result": json.loads(result),
+             "finished": float(finished)}
+            for key, config, result, finished in self._connection.execute(
+                "SELECT config_key, config, result, finished FROM cells ORDER BY K, L, finished")
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AtlasCell:
+    """One cell of the atlas: the best-known minimum of the L-DUFM at (K, L).
+
+    Attributes
+    ----------
+    num_classes, num_layers, per_class : int
+        K, L, n.
+    lam : float
+        λ on every block.
+    width : int
+        Width of the kept point.
+    best_loss : float
+        Φ_DUFM recomputed from the stored point (:func:`load_point`): an upper bound on the
+        minimum with its certificate.
+    dnc_loss : float
+        L_DNC (THEORY.md §4.3).
+    ratio : float
+        best_loss / L_DNC.
+    srg_loss : float or None
+        L_SRG, the best construction of THEORY.md §4.5 (:func:`srg_reference`), or None.
+    ranks : tuple of int
+        Ranks of M_1..M_L and M̃_L at the kept point (:func:`class_mean_ranks`).
+    basins : int
+        Number of distinct basins the search at the kept width ended in.
+    seconds : float
+        Wall time of the cell (every width).
+    point : str
+        The point file relative to the output folder (``points/K{K}_L{L}.npz``); empty when the
+        atlas was run without an output folder.
+    method, seed, config_key, width_setting
+        The configuration (``width_setting``: ``"auto"`` or the fixed width).
+    wider_lower : bool
+        ``width="auto"`` only: the wider search was lower by more than the basin tolerance
+        (relative, ``BASIN_TOLERANCE``).
+    searches : tuple of dict
+        Each width searched: ``width``, ``loss``, ``basins``, ``starts``, ``seconds``.
+    basin_list : tuple of dict
+        Basins of the kept search: ``loss``, ``ranks``, ``count``.
+    srg : dict or None
+        The construction behind ``srg_loss``.
+    stored_loss : float
+        The value the search reported (equal to ``best_loss`` up to rounding).
+    finished : float
+        When the cell was stored (Unix seconds).
+    """
+
+    num_classes: int
+    num_layers: int
+    per_class: int
+    lam: float
+    width: int
+    best_loss: float
+    dnc_loss: float
+    ratio: float
+    srg_loss: float | None
+    ranks: tuple[int, ...]
+    basins: int
+    seconds: float
+    point: str
+    method: str
+    seed: int
+    config_key: str
+    width_setting: Any
+    wider_lower: bool
+    searches: tuple = ()
+    basin_list: tuple = ()
+    srg: dict | None = None
+    stored_loss: float = math.nan
+    finished: float = math.nan
+
+    @property
+    def dnc_proven_optimal(self) -> bool:
+        """K = 2 (any L, (B), THEORY.md §4.3) or L = 1 (the UFM): L_DNC is the minimum."""
+        return self.num_classes == 2 or self.num_layers == 1
+
+    def csv_row(self) -> dict[str, Any]:
+        """The row of ``atlas.csv`` (:data:`CSV_COLUMNS`; floats at full precision)."""
+        return {
+            "K": self.num_classes,
+            "L": self.num_layers,
+            "n": self.per_class,
+            "lam": repr(self.lam),
+            "width": self.width,
+            "best_loss": repr(self.best_loss),
+            "dnc_loss": repr(self.dnc_loss),
+            "ratio": repr(self.ratio),
+            "srg_loss": "" if self.srg_loss is None else repr(self.srg_loss),
+            "ranks": ";".join(str(rank) for rank in self.ranks),
+            "basins": self.basins,
+            "seconds": f"{self.seconds:.3f}",
+            "point": self.point,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable dictionary."""
+        data = asdict(self)
+        data["ranks"] = list(self.ranks)
+        data["searches"] = list(self.searches)
+        data["basin_list"] = list(self.basin_list)
+        data["dnc_proven_optimal"] = self.dnc_proven_optimal
+        for key in ("stored_loss", "finished"):
+            if not math.isfinite(data[key]):
+                data[key] = None
+        return data
+
+
+@dataclass
+class AtlasResult:
+    """What :func:`run_atlas` produced.
+
+    Attributes
+    ----------
+    cells : list of AtlasCell
+        One per (K, L) of the grid that finished, ordered by (K, L).
+    settings : dict
+        The run's configuration (grid, n, λ, width, method, seed, budget, store).
+    computed, reused : int
+        Cells searched by this run and cells taken from the store.
+    failed : list of dict
+        Cells whose search raised: ``K``, ``L``, ``error``.
+    paths : dict
+        Files written (``csv``, ``json``, ``png``, ``store``), as strings.
+    """
+
+    cells: list[AtlasCell]
+    settings: dict[str, Any]
+    computed: int = 0
+    reused: int = 0
+    failed: list[dict] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable dictionary."""
+        return {
+            "settings": self.settings,
+            "computed": self.computed,
+            "reused": self.reused,
+            "failed": self.failed,
+            "paths": self.paths,
+            "columns": list(CSV_COLUMNS),
+            "cells": [cell.to_dict() for cell in self.cells],
+        }
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """The CSV text (:data:`CSV_COLUMNS`); also written atomically to ``path`` if given."""
+        import csv
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for cell in self.cells:
+            writer.writerow(cell.csv_row())
+        text = buffer.getvalue()
+        if path is not None:
+            _write_atomically(Path(path), text.encode())
+        return text
+
+    @property
+    def flagged(self) -> list[AtlasCell]:
+        """Cells where the wider width of ``width="auto"`` was lower (``wider_lower``)."""
+        return [cell for cell in self.cells if cell.wider_lower]
+
+
+# --------------------------------------------------------------------------------------------
+# Heatmap
+# --------------------------------------------------------------------------------------------
+
+
+def plot_atlas(cells: Sequence[AtlasCell], path: str | os.PathLike, title: str | None = None
+               ) -> Path:
+    """Heatmap of best/L_DNC over (K, L), written to ``path`` (PNG, matplotlib Agg).
+
+    Diverging colour map centred at 1 (blue: below L_DNC, the search beat every DNC point;
+    red: above), every cell annotated with its ratio (``*``: flagged by ``width="auto"``). The
+    cells where DNC is provably optimal — K = 2 for every L ((B), THEORY.md §4.3) and L = 1 (the
+    UFM, §4.1) — are hatched; grid cells without a result are grey.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Patch, Rectangle
+
+    if not cells:
+        raise ValueError("cells: nothing to plot")
+    ks = sorted({cell.num_classes for cell in cells})
+    ls = sorted({cell.num_layers for cell in cells})
+    ks = list(range(ks[0], ks[-1] + 1))
+    ls = list(range(ls[0], ls[-1] + 1))
+    table = np.full((len(ls), len(ks)), np.nan)
+    by_position = {}
+    for cell in cells:
+        row, column = ls.index(cell.num_layers), ks.index(cell.num_classes)
+        table[row, column] = cell.ratio
+        by_position[row, column] = cell
+    finite = table[np.isfinite(table)]
+    span = max(float(np.max(np.abs(finite - 1.0))) if finite.size else 0.0, 1e-3)
+    norm = TwoSlopeNorm(vcenter=1.0, vmin=1.0 - span, vmax=1.0 + span)
+    colour_map = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
+    figure, axes = plt.subplots(figsize=(max(5.5, 0.7 * len(ks) + 2.5),
+                                         max(3.2, 0.55 * len(ls) + 2.0)))
+    image = axes.imshow(np.ma.masked_invalid(table), cmap=colour_map, norm=norm, origin="lower",
+                        aspect="auto")
+    fontsize = 8 if len(ks) <= 12 else 6
+    for row, layers in enumerate(ls):
+        for column, classes in enumerate(ks):
+            if classes == 2 or layers == 1:
+                axes.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False,
+                                         hatch="///", edgecolor="0.35", linewidth=1.2))
+    for (row, column), cell in by_position.items():
+        shade = float(norm(cell.ratio))
+        colour = "white" if abs(shade - 0.5) > 0.35 else "black"
+        box = None
+        if cell.dnc_proven_optimal:  # readable over the hatching
+            colour, box = "black", {"boxstyle": "round,pad=0.15", "facecolor": "white",
+                                    "alpha": 0.8, "linewidth": 0}
+        text = f"{cell.ratio:.4f}" + ("*" if cell.wider_lower else "")
+        axes.text(column, row, text, ha="center", va="center", fontsize=fontsize, color=colour,
+                  bbox=box)
+    axes.set_xticks(range(len(ks)), [str(k) for k in ks])
+    axes.set_yticks(range(len(ls)), [str(l) for l in ls])
+    axes.set_xlabel("K (classes)")
+    axes.set_ylabel("L (weight matrices)")
+    axes.set_title(title or "best-known Φ_DUFM / L_DNC (THEORY.md §4.3, §4.5)", fontsize=10)
+    colour_bar = figure.colorbar(image, ax=axes)
+    colour_bar.set_label("best / L_DNC")
+    handles = [Patch(facecolor="none", edgecolor="0.25", hatch="///",
+                     label="DNC provably optimal (K = 2; L = 1)")]
+    if any(cell.wider_lower for cell in cells):
+        handles.append(Patch(facecolor="none", edgecolor="none",
+                             label="* wider width was lower (width auto)"))
+    figure.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0.0, 0.07, 1.0, 1.0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    figure.savefig(temporary, dpi=130)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def _exit_with_parent(parent: int, interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:  # the coordinator died (e.g. SIGKILL): its cell is lost
+            os._exit(1)
+
+
+def _initialize_worker(parent: int) -> None:
+    """Initializer of local workers: one BLAS thread, and exit when the coordinator dies (a
+    worker of a killed ``ProcessPoolExecutor`` would otherwise wait on its queue forever)."""
+    import threading
+
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    threading.Thread(target=_exit_with_parent, args=(parent, 0.5), daemon=True,
+                     name="ufm-atlas-parent-watch").start()
+
+
+def _local_executor(workers: int) -> Executor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_initialize_worker, initargs=(os.getpid(),))
+
+
+def _dask_executor(address: str, timeout: float) -> tuple[Executor, Any]:
+    try:
+        from distributed import Client
+    except ModuleNotFoundError:
+        raise ValueError("scheduler: running on a dask cluster needs the package 'distributed'"
+                         ) from None
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(f"scheduler: cannot reach {address!r} within {timeout:g} s ({reason})"
+                         ) from None
+    except (ValueError, TypeError) as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(f"scheduler: {address!r} is not a scheduler address ({reason})") from None
+    return client.get_executor(pure=False), client
+
+
+def _results(todo: list[CellConfig], executor: Executor | None,
+             failures: list[dict]) -> Iterator[tuple[CellConfig, dict]]:
+    """(config, payload) of every cell as it finishes; failures are collected, not raised."""
+    if executor is None:
+        for config in todo:
+            try:
+                payload = compute_cell(config.to_dict())
+            except Exception as error:  # noqa: BLE001 - one failed cell does not stop the atlas
+                failures.append({"K": config.num_classes, "L": config.num_layers,
+                                 "error": f"{type(error).__name__}: {error}"})
+                continue
+            yield config, payload
+        return
+    futures = {executor.submit(compute_cell, config.to_dict()): config for config in todo}
+    for future in as_completed(futures):
+        config = futures[future]
+        try:
+            payload = future.result()
+        except Exception as error:  # noqa: BLE001
+            failures.append({"K": config.num_classes, "L": config.num_layers,
+                             "error": f"{type(error).__name__}: {error}"})
+            continue
+        yield config, payload
+
+
+def _cell_from_row(row: dict, point_path: Path | None, out: Path | None) -> AtlasCell:
+    """An :class:`AtlasCell` from a stored row, its value recomputed from the point."""
+    result, config = row["result"], row["config"]
+    if point_path is not None:
+        _write_atomically(point_path, row["point"])
+        _, _, value = load_point(point_path)
+        point = point_path.relative_to(out).as_posix() if out is not None else str(point_path)
+    else:
+        _, _, value = _load_npz(io.BytesIO(row["point"]), f"store cell {row['key']}")
+        point = ""
+    dnc = float(result["dnc_loss"])
+    return AtlasCell(
+        num_classes=int(config["num_classes"]),
+        num_layers=int(config["num_layers"]),
+        per_class=int(config["per_class"]),
+        lam=float(config["lam"]),
+        width=int(result["width"]),
+        best_loss=value,
+        dnc_loss=dnc,
+        ratio=value / dnc,
+        srg_loss=result["srg_loss"],
+        ranks=tuple(int(rank) for rank in result["ranks"]),
+        basins=len(result["basins"]),
+        seconds=float(result["seconds"]),
+        point=point,
+        method=str(config["method"]),
+        seed=int(config["seed"]),
+        config_key=str(row["key"]),
+        width_setting=config["width"],
+        wider_lower=bool(result["wider_lower"]),
+        searches=tuple(result["searches"]),
+        basin_list=tuple(result["basins"]),
+        srg=result["srg"],
+        stored_loss=float(result["loss"]),
+        finished=float(row["finished"]),
+    )
+
+
+def run_atlas(
+    num_classes: Any = None,
+    num_layers: Any = None,
+    *,
+    per_class: int = 1,
+    lam: float = 0.004,
+    width: Any = "auto",
+    method: str = DEFAULT_METHOD,
+    seed: int = 0,
+    workers: int = 1,
+    scheduler: str | None = None,
+    store: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    quick: bool = False,
+    max_starts: int | None = None,
+    time_budget: float | None = None,
+    max_iterations: int | None = None,
+    patience: int | None = None,
+    scheduler_timeout: float = 10.0,
+    progress: bool = False,
+) -> AtlasResult:
+    """Build the atlas of best-known L-DUFM minima over a (K, L) grid (THEORY.md §4.3–4.6).
+
+    For every cell the search of ``method`` minimizes Φ_DUFM with λ_H = λ_1 = … = λ_L = λ and n
+    samples per class; the kept point's value is recomputed from its file (:func:`load_point`)
+    and set against L_DNC (THEORY.md §4.3): ratio = best / L_DNC. For K = 2 (any L) and L = 1,
+    L_DNC is the proven minimum, so there ratio ≥ 1 − BASIN_TOLERANCE is a check of the
+    search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (THEORY.md
+    §4.5), set beside L_SRG of the explicit construction (:func:`srg_reference`).
+
+    Parameters
+    ----------
+    num_classes : int, sequence of int or str
+        The K of the grid (each ≥ 2); a string is a range ``"2..20"``. Default with ``quick``:
+        :data:`QUICK_CLASSES`.
+    num_layers : int, sequence of int or str
+        The L of the grid (each ≥ 1). Default with ``quick``: :data:`QUICK_LAYERS`.
+    per_class : int
+        n ≥ 1.
+    lam : float
+        λ > 0 on every block.
+    width : "auto" or int
+        ``"auto"``: search at w = max(2K, 10), then at w + K also from the first search's best
+        point (embedded with zeros, same Φ), keep the lower, and flag the cell
+        (``wider_lower``) if best_{w+K} < best_w·(1 − :data:`BASIN_TOLERANCE`), i.e. if w was
+        not wide enough that a wider layer does not lower the value. An integer (≥ the largest
+        K) fixes every layer's width.
+    method : str
+        Method of :func:`ufm.solvers.solve` (not the torch ones). ``"global"`` gets ``seed``,
+        ``max_starts``, ``patience``, ``time_budget``, ``max_iterations`` and
+        ``basin_tolerance`` = :data:`BASIN_TOLERANCE`; a local method is restarted from seeds
+        [seed, i], i = 0..max_starts−1, each with ``max_iterations`` (``"kink_lbfgs"`` with
+        :data:`ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS`), no new start after ``time_budget``,
+        and its end points are grouped into basins as ``"global"`` does.
+    seed : int
+        Seed of every search (≥ 0).
+    workers : int
+        1: cells run in this process; N > 1: N local processes.
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler (``tcp://HOST:8786``); cells run on its
+        workers (which must import this ``ufm``). Exclusive with ``workers`` > 1.
+    store : path, optional
+        The SQLite store (:class:`AtlasStore`); default ``out/atlas.sqlite``, or in memory
+        without ``out``.
+    out : path, optional
+        Output folder: ``atlas.csv``, ``atlas.json``, ``atlas.png``, ``points/``. Without it
+        nothing is written (but the store, if given).
+    quick : bool
+        :data:`QUICK_CLASSES` × :data:`QUICK_LAYERS` by default and :data:`QUICK_BUDGET`
+        (instead of :data:`FULL_BUDGET`) for the budget options left at None.
+    max_starts, time_budget, max_iterations, patience : optional
+        Per-search budget (each width of a cell is one search); None takes the value of
+        :data:`FULL_BUDGET` (the defaults of ``"global"``) or :data:`QUICK_BUDGET`
+        (``patience`` is used by ``"global"`` only).
+    scheduler_timeout : float
+        Seconds to wait for the scheduler before giving up.
+    progress : bool
+        A tqdm bar over cells on stderr.
+
+    Returns
+    -------
+    AtlasResult
+
+    Raises
+    ------
+    ValueError
+        For bad arguments (named), an unreachable scheduler, or a ``store`` that is not an atlas
+        store. Nothing is written before the arguments are checked.
+    """
+    if not isinstance(quick, (bool, np.bool_)):
+        raise TypeError(f"quick must be True or False, got {quick!r}")
+    if num_classes is None:
+        if not quick:
+            raise ValueError("num_classes is required (or quick=True)")
+        num_classes = QUICK_CLASSES
+    if num_layers is None:
+        if not quick:
+            raise ValueError("num_layers is required (or quick=True)")
+        num_layers = QUICK_LAYERS
+    classes = _grid(num_classes, "num_classes", 2)
+    layers = _grid(num_layers, "num_layers", 1)
+    per_class = _integer_at_least(per_class, "per_class", 1)
+    lam = check_positive_scalar(lam, "lam", allow_zero=False)
+    width = _check_width(width, max(classes))
+    methods = _atlas_methods()
+    if method not in methods:
+        raise ValueError(f"method must be one of {methods}, got {method!r}")
+    seed = _integer_at_least(seed, "seed", 0)
+    workers = _integer_at_least(workers, "workers", 1)
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or not scheduler.strip():
+            raise ValueError(f"scheduler must be an address like tcp://HOST:8786, got {scheduler!r}")
+        if workers > 1:
+            raise ValueError("workers and scheduler are exclusive (the cluster has its workers)")
+    scheduler_timeout = check_positive_scalar(scheduler_timeout, "scheduler_timeout",
+                                              allow_zero=False)
+    budget = dict(QUICK_BUDGET if quick else FULL_BUDGET)
+    if max_starts is not None:
+        budget["max_starts"] = _integer_at_least(max_starts, "max_starts", 1)
+    if time_budget is not None:
+        budget["time_budget"] = check_positive_scalar(time_budget, "time_budget", allow_zero=False)
+    if max_iterations is not None:
+        budget["max_iterations"] = _integer_at_least(max_iterations, "max_iterations", 1)
+    if patience is not None:
+        budget["patience"] = _integer_at_least(patience, "patience", 1)
+    if method != "global":
+        budget["patience"] = None
+    out_path = _check_out(out)
+    store_path = _check_store(store)
+    if store_path is None and out_path is not None:
+        store_path = out_path / "atlas.sqlite"
+    configs = [
+        CellConfig(num_classes=k, num_layers=l, per_class=per_class, lam=lam, width=width,
+                   method=method, seed=seed, max_starts=budget["max_starts"],
+                   time_budget=float(budget["time_budget"]),
+                   max_iterations=budget["max_iterations"], patience=budget["patience"])
+        for k in classes for l in layers
+    ]
+    settings = {
+        "num_classes": list(classes), "num_layers": list(layers), "per_class": per_class,
+        "lam": lam, "width": width, "method": method, "seed": seed, **budget,
+        "basin_tolerance": BASIN_TOLERANCE, "rank_rtol": RANK_RTOL,
+        "workers": workers, "scheduler": scheduler,
+        "store": None if store_path is None else str(store_path),
+    }
+
+    executor, client = None, None
+    if scheduler is not None:
+        executor, client = _dask_executor(scheduler, scheduler_timeout)
+    try:
+        atlas_store = AtlasStore(store_path)
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
+    failures: list[dict] = []
+    computed = 0
+    try:
+        done = atlas_store.keys()
+        todo = [config for config in configs if config.key not in done]
+        if executor is None and workers > 1 and len(todo) > 1:
+            executor = _local_executor(min(workers, len(todo)))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="atlas",
+                   unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        try:
+            for config, payload in _results(todo, executor, failures):
+                atlas_store.put(config, payload)
+                computed += 1
+                if out_path is not None:
+                    _write_atomically(out_path / "points" / config.point_name, payload["point"])
+                result = payload["result"]
+                bar.set_postfix_str(f"K={config.num_classes} L={config.num_layers} "
+                                    f"ratio={result['loss'] / result['dnc_loss']:.4f}")
+                bar.update(1)
+        finally:
+            bar.close()
+            if executor is not None:
+                try:
+                    executor.shutdown(wait=True, cancel_futures=True)
+                except TypeError:  # dask's ClientExecutor
+                    executor.shutdown(wait=True)
+        cells = []
+        for config in configs:
+            row = atlas_store.get(config.key)
+            if row is None:
+                continue
+            row["key"] = config.key
+            point_path = None if out_path is None else out_path / "points" / config.point_name
+            cells.append(_cell_from_row(row, point_path, out_path))
+    finally:
+        atlas_store.close()
+        if client is not None:
+            client.close()
+
+    atlas = AtlasResult(cells=cells, settings=settings, computed=computed,
+                        reused=len(cells) - computed, failed=failures)
+    if store_path is not None:
+        atlas.paths["store"] = str(store_path)
+    if out_path is not None:
+        csv_path = out_path / "atlas.csv"
+        atlas.to_csv(csv_path)
+        atlas.paths["csv"] = str(csv_path)
+        json_path = out_path / "atlas.json"
+        atlas.paths["json"] = str(json_path)
+        if cells:
+            png_path = plot_atlas(cells, out_path / "atlas.png")
+            atlas.paths["png"] = str(png_path)
+        _write_atomically(json_path, json.dumps(atlas.to_dict(), indent=2).encode())
+    return atlas
