@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from process_tree import HAS_PROC, children, survivors_after
 
 from ufm import atlas, cli, optima
 
@@ -191,29 +192,7 @@ def test_resume_after_kill(tmp_path, capsys):
     assert len(csv_rows) == 4
 
 
-def _children(pid: int) -> list[int]:
-    """Child process ids of ``pid`` (Linux /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(entry.name))
-    return children
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc")
 def test_killed_coordinator_takes_its_workers_down(tmp_path):
     store = tmp_path / "atlas.sqlite"
     arguments = ["atlas", "--K", "2..3", "--L", "2..3", "--width", "6", "--method",
@@ -225,24 +204,18 @@ def test_killed_coordinator_takes_its_workers_down(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "ufm", *arguments], cwd=tmp_path,
                                env=environment, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    children: list[int] = []
+    pids: list[int] = []
     try:
         # the resource tracker and the two workers
         deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline and len(children) < 3 and process.poll() is None:
-            children = _children(process.pid)
+        while time.monotonic() < deadline and len(pids) < 3 and process.poll() is None:
+            pids = children(process.pid)
             time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-    assert len(children) >= 2, "the workers did not start"
-    deadline = time.monotonic() + 15.0
-    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
-        time.sleep(0.1)
-    survivors = [pid for pid in children if _alive(pid)]
-    for pid in survivors:  # do not leave them behind if the check fails
-        os.kill(pid, signal.SIGKILL)
-    assert not survivors
+    assert len(pids) >= 2, "the workers did not start"
+    assert not survivors_after(pids, 15.0)
 
 
 def test_configuration_change_is_kept_apart(tmp_path):

@@ -971,30 +971,10 @@ def plot_atlas(cells: Sequence[AtlasCell], path: str | os.PathLike, title: str |
 # --------------------------------------------------------------------------------------------
 
 
-def _exit_with_parent(parent: int, interval: float) -> None:
-    while True:
-        time.sleep(interval)
-        if os.getppid() != parent:  # the coordinator died (e.g. SIGKILL): its cell is lost
-            os._exit(1)
-
-
-def _initialize_worker(parent: int) -> None:
-    """Initializer of local workers: one BLAS thread, and exit when the coordinator dies (a
-    worker of a killed ``ProcessPoolExecutor`` would otherwise wait on its queue forever)."""
-    import threading
-
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
-    threading.Thread(target=_exit_with_parent, args=(parent, 0.5), daemon=True,
-                     name="ufm-atlas-parent-watch").start()
-
-
 def _local_executor(workers: int) -> Executor:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from .executors import local_process_pool
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_initialize_worker, initargs=(os.getpid(),))
+    return local_process_pool(workers)
 
 
 def _dask_executor(address: str, timeout: float) -> tuple[Executor, Any]:

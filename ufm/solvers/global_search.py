@@ -42,15 +42,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import multiprocessing
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..executors import local_process_pool
 from ..models import DeepLinearUFM, DeepUFM, LinearHead, Parameters, UFM
 from .common import _evaluate_unchecked, _objective_parts, stationarity_norm
 from .kink_lbfgs import KINK_LBFGS_LOW_RANK_SETTINGS
@@ -414,10 +413,7 @@ def run_global_search(
     reason = "max_starts"
     executor = None
     if workers > 1:
-        # "spawn": a forked child of a process that has started BLAS or torch threads can
-        # deadlock; the workers import only ufm (numpy, scipy).
-        executor = ProcessPoolExecutor(max_workers=workers,
-                                       mp_context=multiprocessing.get_context("spawn"))
+        executor = local_process_pool(workers)  # spawned; they exit when this process dies
     began = time.perf_counter()
     try:
         while started < max_starts:
