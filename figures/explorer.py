@@ -325,7 +325,7 @@ def explore_dufm(
     start = time.perf_counter()
     objective = build_model(model, K, L, n, lam, width, lam_h)
     predict = predict_dufm if model == "dufm" else predict_deep_linear
-    prediction = predict(K, L, n, objective.lam_h, objective.lam_w)
+    prediction = predict(K, L, n, objective.lam_h, objective.lam_w, widths=objective.widths)
     options = dict(KINK_LBFGS_LOW_RANK_SETTINGS) if method == "kink_lbfgs" else {}
     if max_iterations is None:
         defaults = {"gd": 5_000, "torch_gd": 5_000, "kink_lbfgs": 3_000}

@@ -872,11 +872,14 @@ def unconstrained_features_view(
     num_layers = depth - layer
     lam_h = regularization.feature_penalty
     predictor = predict_deep_linear if kind == "deep_linear" else predict_dufm
-    prediction = predictor(num_classes, num_layers, per_class, lam_h, lam_w)
+    # Input widths of W_{layer+1}..W_L: a bottleneck below K changes the optimum (rank-limited
+    # closed forms) or, for the ReLU DUFM, leaves no DNC point (ufm.optima.predict_dufm).
+    widths = [int(weight.shape[1]) for weight in model.weight_matrices()[layer:]]
+    prediction = predictor(num_classes, num_layers, per_class, lam_h, lam_w, widths=widths)
     nonneg = layer >= 1 and layer <= nonlinear and activation_name == "relu"
     if layer == 0 and isinstance(getattr(model, "backbone", None), nn.Module):
         nonneg = True  # a ResNet's backbone output is an average of ReLU outputs
-    is_global = kind == "deep_linear" or (kind == "dufm" and (num_classes == 2 or num_layers == 1))
+    is_global = kind in ("deep_linear", "dufm") and prediction.kind == "global_optimum"
     view = UnconstrainedFeaturesView(
         kind=kind, feature_layer=layer, num_layers=num_layers, num_classes=num_classes,
         per_class=per_class, lam_h=lam_h, lam_w=lam_w,
