@@ -60,7 +60,7 @@ def store_path(tmp_path_factory) -> Path:
 
 def test_prediction_numbers_are_those_of_ufm_optima():
     result = explorer.explore_dufm(K=2, L=3, n=5, lam=0.004, width=10, seed=0)
-    expected = predict_dufm(2, 3, 5, 0.004, 0.004)
+    expected = predict_dufm(2, 3, 5, 0.004, 0.004, widths=10)  # the explored model's widths
     assert result.prediction == expected
     assert result.predicted_loss == expected.optimal_loss
     assert result.predicted_q == expected.q_star
