@@ -78,7 +78,7 @@ def test_prediction_numbers_are_those_of_ufm_optima():
     assert len(result.singular_values) == 3 and result.singular_values[1].shape == (10,)
     assert result.seconds < 5.0
     deep_linear = explorer.explore_dufm(3, 2, 4, 0.01, 6, model="deep_linear")
-    assert deep_linear.prediction == predict_deep_linear(3, 2, 4, 0.01, 0.01)
+    assert deep_linear.prediction == predict_deep_linear(3, 2, 4, 0.01, 0.01, widths=6)
 
 
 @pytest.mark.parametrize(
