@@ -170,7 +170,7 @@ class CollapseReport:
         return json.dumps(self.to_dict(), indent=indent)
 
     def columns(self) -> list[str]:
-        """Metric IDs with a value in at least one layer, in :data:`ufm.metrics.METRIC_IDS` order."""
+        """Metric IDs with a value in at least one layer (:data:`ufm.metrics.METRIC_IDS` order)."""
         return [
             key
             for key in REPORT_KEYS
@@ -599,7 +599,8 @@ class CollapseMonitor:
     -----
     Use::
 
-        with CollapseMonitor(model, ["fc1", "fc2"], num_classes=K, classifier={"fc2": "fc3"}) as monitor:
+        layers = ["fc1", "relu2"]
+        with CollapseMonitor(model, layers, num_classes=K, classifier={"relu2": "fc3"}) as monitor:
             for epoch in range(epochs):
                 monitor.reset()
                 for x, y in loader:
@@ -964,7 +965,9 @@ def _resolve_device(device: Any, model: nn.Module) -> torch.device | None:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be None, 'auto' or a torch device, got {device!r}") from error
+        raise ValueError(
+            f"device must be None, 'auto' or a torch device, got {device!r}"
+        ) from error
 
 
 def _split_batch(batch: Any, index: int) -> tuple[Any, Any]:
@@ -1078,8 +1081,32 @@ def collapse_report(
     Returns
     -------
     CollapseReport
-        ``report.to_dict()`` maps layer name → metric ID → value; see
-        :meth:`CollapseMonitor.report` for the formulas.
+        ``report.to_dict()`` maps layer name → metric ID → value.
+
+    Notes
+    -----
+    For one layer, Z ∈ R^{d×N} holds the flattened outputs of all N samples as columns, labels
+    y ∈ {0..K-1}^N, n_c samples in class c. With the class means M = [μ_0, …, μ_{K−1}] (d, K),
+    Z̄ the matrix of each sample's class mean, μ_G = (1/K)M1_K, M̄ = M − μ_G1_Kᵀ (docs/theory.md
+    §1.1):
+
+    - Σ_W = (1/N)(Z − Z̄)(Z − Z̄)ᵀ, Σ_B = (1/K)M̄M̄ᵀ, Σ_B^unc = (1/K)MMᵀ, Σ_T = Σ_W + Σ_B (d, d);
+    - NC1.tr_unc = tr Σ_W/tr Σ_B^unc (= ‖Z − Z̄‖_F²/‖Z̄‖_F² for balanced classes),
+      NC1.tr = tr Σ_W/tr Σ_B, NC1.pinv = (1/K)tr(Σ_W Σ_B^†) with Σ_B^† formed from the K − 1
+      directions of the centred means, NC1.wt = tr Σ_W/tr Σ_T, NC1.cdnv (Galanti et al.);
+    - NC2.kappa = s_1(M)/s_K(M), NC2.kappa_nz = s_1/s_r over the r = RANK nonzero singular values
+      (of M̄ when centring), NC2.orth = ‖MᵀM/‖MᵀM‖_F − I_K/√K‖_F,
+      NC2.etf = ‖M̄ᵀM̄/‖M̄ᵀM̄‖_F − P_K/√(K−1)‖_F; RANK = RANK(M);
+    - NEG = ‖min(Z, 0)‖_op/‖Z‖_op (the features read as ReLU pre-activations);
+    - with a classifier (W (K, d), b (K,)): NC3.cos, NC3.cos_min (cosines of μ_c and w_c),
+      NC3.dual = ‖W/‖W‖_F − Mᵀ/‖M‖_F‖_F (M̄ when centring), NC3.span = 1 − ‖WP_M‖_F²/‖W‖_F²,
+      KAPPA = s_1(W)/s_r(W),
+      NC4.ncc = (1/N)Σ_i 1[argmin_c‖z_i − μ_c‖ = argmax_c(Wz_i + b)_c] (ties: lowest index),
+      ERR = ‖WZ + b1_Nᵀ − Y‖_F with Y the one-hot targets (K, N), ERR.data = ERR²/(2N).
+
+    Every quantity comes from float64 class statistics streamed with the shift of
+    docs/theory.md §3 ("Numerics"), so the values equal :func:`ufm.metrics.all_metrics` of the
+    concatenated features to float64 rounding.
 
     Raises
     ------
