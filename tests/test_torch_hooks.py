@@ -661,3 +661,24 @@ def test_cuda_model_accumulates_on_the_device_and_matches_the_cpu(within):
         report = monitor.report()
     for name in LAYERS:
         assert_metrics_equal(report[name], cpu[name], where=f"{name}: ")
+
+
+def test_an_update_that_fails_part_way_asks_for_a_reset():
+    """Finite values whose squares overflow float64 pass the finiteness check and fail inside
+    the accumulation of the second layer, after the first layer took the batch."""
+    model = make_model()
+    inputs, labels = make_data()
+    with CollapseMonitor(model, ["relu1", "fc3"], K) as monitor:
+        model(inputs)
+        monitor._held["fc3"] = torch.full((N, K), 1e200, dtype=torch.float64)
+        with pytest.raises(ValueError, match="layer 'fc3'.*too large to square"):
+            monitor.update(labels)
+        model(inputs)
+        with pytest.raises(RuntimeError, match="failed part-way.*call reset"):
+            monitor.update(labels)
+        with pytest.raises(RuntimeError, match="failed part-way"):
+            monitor.report()
+        monitor.reset()
+        model(inputs)
+        monitor.update(labels)
+        assert monitor.report().num_samples == N

@@ -825,9 +825,11 @@ class CollapseMonitor:
                         state.add_second_pass(block, label_array)
                     else:
                         state.add(block, label_array)
-            except ValueError as error:
+            except Exception as error:  # other layers may hold this batch already
                 self._failure = f"layer {name!r}: {error}"
-                raise ValueError(f"{where}layer {name!r}: {error}") from error
+                if isinstance(error, ValueError):
+                    raise ValueError(f"{where}layer {name!r}: {error}") from error
+                raise
             if not self._second_pass:
                 self._counts += np.bincount(label_array, minlength=self.num_classes)
         finally:
