@@ -611,9 +611,9 @@ class CollapseMonitor:
 
     ``update`` reads the outputs of the forward passes since the previous ``update``: when a
     hooked module ran more than once in between (a second forward, a module called twice), its
-    last output is used. The statistics mix every forward added, so features of different
-    parameter values when the model trains between them (an epoch's running measurement, as
-    training logs usually are); a report of one fixed model is :func:`collapse_report`. A
+    last output is used. When the model trains between forwards, the statistics mix features of
+    different parameter values (a running measurement over the epoch, as training logs usually
+    are); a report of one fixed model is :func:`collapse_report`. A
     classifier given as a module (or its parameter tensors) is read when ``report()`` is called.
     ``close()`` removes the hooks (also on leaving a ``with`` block); the statistics stay
     readable.
