@@ -707,8 +707,8 @@ def test_zero_denominators_raise_clear_errors():
 
 
 def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match="NC1.cdnv needs at least 2 samples .* class 1 has 1"):
-        m.nc1_class_distance_normalized_variance(Z2[:, :3], np.array([0, 0, 1]))
+    with pytest.raises(ValueError, match=r"every class needs at least 1 sample\(s\); class 2: 0"):
+        m.nc1_class_distance_normalized_variance(Z2[:, :3], np.array([0, 0, 1]), num_classes=3)
     with pytest.raises(ValueError, match=r"weights must have shape \(K, d\) = \(2, 2\)"):
         m.nc3_cosine_alignment(Z2, Y2, weights=np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"weights must have shape \(K, d\) = \(2, 2\)"):
@@ -811,3 +811,16 @@ def test_class_mean_gram_of_an_orthogonal_frame_and_a_simplex():
         class_mean_gram(np.zeros((2, 6)), np.repeat([0, 1], 3), normalize="fro")
     with pytest.raises(ValueError, match="normalize"):
         class_mean_gram(features, labels, normalize="l1")
+
+
+def test_cdnv_of_a_one_sample_class_follows_the_formula():
+    # V_c = (1/n_c)Σ‖z − μ_c‖² is 0 for a one-sample class; the literal formula, K = 2:
+    # NC1.cdnv = (V_0 + V_1)/(2‖μ_0 − μ_1‖²).
+    features = np.array([[1.0, 3.0, -2.0], [0.5, -1.0, 4.0]])
+    labels = np.array([0, 0, 1])
+    mean0, mean1 = features[:, :2].mean(axis=1), features[:, 2]
+    variance0 = np.mean(np.sum((features[:, :2] - mean0[:, None]) ** 2, axis=0))
+    expected = variance0 / (2.0 * np.sum((mean0 - mean1) ** 2))
+    # float64 sums of a few terms of size ~10: a few ulps of relative error.
+    assert m.nc1_class_distance_normalized_variance(features, labels) == pytest.approx(
+        expected, rel=1e-13)

@@ -525,19 +525,22 @@ def nc1_class_distance_normalized_variance(
     V_c = (1/n_c) Σ_{i: y_i = c} ‖z_i − μ_c‖². Collapse value 0. Arguments as in
     :func:`nc1_trace_ratio_uncentered`.
 
+    A class with one sample has V_c = 0 (the formula's 1/n_c normalization), so the metric is
+    defined there, as it is in the usual NC code.
+
     Raises
     ------
     ValueError
-        If a class has fewer than 2 samples (its variance is not estimated).
+        If a class has no sample (its mean is undefined).
     UndefinedMetricError
         If two class means coincide.
     """
     stats = _statistics(features, labels, num_classes)
-    short = np.flatnonzero(stats.counts < 2)
+    short = np.flatnonzero(stats.counts < 1)
     if short.size:
         raise ValueError(
-            f"labels: NC1.cdnv needs at least 2 samples in every class; class {int(short[0])} "
-            f"has {int(stats.counts[short[0]])}"
+            f"labels: NC1.cdnv needs at least 1 sample in every class; class {int(short[0])} "
+            f"has none"
         )
     variances = stats.class_variances
     means = stats.means
