@@ -31,6 +31,18 @@ Run: ``python benchmarks/solvers.py`` (GD 100,000 steps, L-BFGS 10,000 iteration
 ``python benchmarks/solvers.py --quick`` (20,000 and 3,000); ``--seeds 0 1 2`` for several
 initializations; ``--methods gd kink_lbfgs`` to skip some. ``kink_lbfgs`` runs
 ``--kink-iterations`` (default 3,000) iterations in both modes.
+
+Global mode (``--global``): per seed, GD runs once from the seed's E-B1 initialization (η = 0.5,
+100,000 steps, 20,000 with ``--quick``): final loss L_GD, wall time T_GD of the whole run. Then
+``solvers.solve(model, "global", seed=s)`` runs with its default settings and no time budget
+(``--max-starts``/``--patience`` override two of them, for tests); its best-so-far loss is timed
+through the callback after every start (seconds since the call). Measured: (a) whether its
+best-so-far is at or below L_GD + 1e-6 (absolute) by T_GD; (b) its final loss against
+:data:`GD_LOWEST` (0.0809113983, the lowest minimum GD has reached on this model), the rank
+profile of its best basin (``Solution.basins[0].ranks``: RANK M_1..M_4, M̃_4), the number of
+basins, its total time;
+(c) its time to L_GD + 1e-6 (first callback at or below it) and the speed-up T_GD / that time
+(0 where it never gets there). The per-seed table and the summary (shares, medians) are printed.
 """
 
 from __future__ import annotations
@@ -50,11 +62,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ufm import optima  # noqa: E402
 from ufm import solvers  # noqa: E402
 from ufm.models import DeepUFM  # noqa: E402
+from ufm.solvers.global_search import GLOBAL_DEFAULTS  # noqa: E402
 
 NUM_CLASSES, NUM_LAYERS, WIDTH, PER_CLASS, PENALTY = 10, 4, 30, 1, 0.004
 LEARNING_RATE = 0.5
 WITHIN = 1e-6
 RANK_TOLERANCE = 1e-3
+# The lowest minimum GD has reached on this model ("0.08091" in the README): seed 5, η = 1.0,
+# 50,000 steps (final 0.0811510), polished by L-BFGS-B to 0.0809113983, ranks (5, 5, 5, 10, 5)
+# (``python benchmarks/gd_basins.py --seeds 5 --steps 1.0 --kink-iterations 0``).
+GD_LOWEST = 0.0809113983
+GOAL_SPEEDUP = 20.0
 LOW_RANK = solvers.KINK_LBFGS_LOW_RANK_SETTINGS  # the kink_lbfgs defaults of this benchmark
 KINK_OPTIONS = (  # (key of LOW_RANK and of solvers.solve, type, help): one --key-with-dashes each
     ("momentum", float, "Nesterov coefficient"),
@@ -336,6 +354,141 @@ def markdown(
     return "\n".join(lines)
 
 
+def benchmark_global_seed(
+    model: DeepUFM,
+    seed: int,
+    gd_steps: int,
+    max_starts: int | None = None,
+    patience: int | None = None,
+) -> dict:
+    """GD once from the seed's initialization, then the global search with ``seed``; one row.
+
+    ``max_starts``/``patience`` None keep :func:`ufm.solvers.solve`'s defaults; the time budget
+    is always off (``time_budget=None``).
+    """
+    gd = timed_run(model, model.random_parameters(seed), "gd", gd_steps)
+    gd_loss, gd_seconds = gd.solution.loss, gd.solution.time_seconds
+    starts, seconds, best = [], [], []
+    clock = time.perf_counter
+
+    def observe(done: int, loss: float) -> None:
+        seconds.append(clock() - start)
+        starts.append(done)
+        best.append(loss)
+
+    options = {"time_budget": None}
+    if max_starts is not None:
+        options["max_starts"] = max_starts
+    if patience is not None:
+        options["patience"] = patience
+    start = clock()
+    found = solvers.solve(
+        model, "global", seed=seed, predicted=None, progress=False, callback=observe, **options
+    )
+    total = clock() - start
+    best_so_far = np.array(best)
+    level = gd_loss + WITHIN
+    hits = np.flatnonzero(best_so_far <= level)
+    reach = int(hits[0]) if hits.size else None
+    by_gd_time = np.flatnonzero(np.array(seconds) <= gd_seconds)
+    at_gd_time = float(best_so_far[by_gd_time[-1]]) if by_gd_time.size else None
+    reach_seconds = None if reach is None else float(seconds[reach])
+    return {
+        "seed": seed,
+        "gd_steps": gd.solution.iterations,
+        "gd_loss": gd_loss,
+        "gd_seconds": gd_seconds,
+        "gd_stop": gd.solution.stop_reason,
+        "gd_ranks": solvers.class_mean_ranks(model, gd.solution.parameters),
+        "at_gd_time": at_gd_time,
+        "within_gd_time": reach_seconds is not None and reach_seconds <= gd_seconds,
+        "reach_seconds": reach_seconds,
+        "reach_starts": None if reach is None else int(starts[reach]),
+        "speedup": (
+            0.0 if reach_seconds is None else gd_seconds / max(reach_seconds, 1e-12)
+        ),
+        "final": found.loss,
+        "ranks": found.basins[0].ranks if found.basins else (),
+        "found_by": found.basins[0].found_by if found.basins else "",
+        "basins": len(found.basins),
+        "starts": int(starts[-1]) if starts else 0,
+        "total_seconds": total,
+        "stop_reason": found.stop_reason,
+    }
+
+
+def global_markdown(rows: list[dict], reference: float) -> str:
+    """The per-seed table of the global mode and its summary: (a), (b), (c)."""
+
+    def ranks(values) -> str:
+        return "(" + ", ".join(map(str, values)) + ")"
+
+    lines = [
+        "| seed | GD final | GD ranks | T_GD s | global best at T_GD | (a) ≤ GD final by T_GD "
+        "| (c) s to GD final | starts to GD final | speed-up T_GD / s | (b) global final "
+        f"| final − {GD_LOWEST} | ranks M_1..M_4, M̃_4 | found by | basins | starts | total s "
+        "| stop |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        at_gd_time = "—" if row["at_gd_time"] is None else f"{row['at_gd_time']:.7f}"
+        if row["reach_seconds"] is None:
+            reach = "never | — | 0×"
+        else:
+            reach = f"{row['reach_seconds']:.3f} | {row['reach_starts']} | {row['speedup']:.1f}×"
+        lines.append(
+            f"| {row['seed']} | {row['gd_loss']:.7f} | {ranks(row['gd_ranks'])} | "
+            f"{row['gd_seconds']:.2f} | {at_gd_time} | "
+            f"{'yes' if row['within_gd_time'] else 'no'} | {reach} | {row['final']:.9f} | "
+            f"{row['final'] - GD_LOWEST:+.1e} | {ranks(row['ranks'])} | "
+            f"{row['found_by']} | {row['basins']} | {row['starts']} | "
+            f"{row['total_seconds']:.1f} | {row['stop_reason']} |"
+        )
+    count = len(rows)
+    within = sum(row["within_gd_time"] for row in rows)
+    below = sum(row["final"] < GD_LOWEST for row in rows)
+    clearly_below = sum(row["final"] < GD_LOWEST - WITHIN for row in rows)
+    level_with = sum(abs(row["final"] - GD_LOWEST) <= WITHIN for row in rows)
+    below_gd = sum(row["final"] < row["gd_loss"] - WITHIN for row in rows)
+    finals = np.array([row["final"] for row in rows])
+    speedups = np.array([row["speedup"] for row in rows])
+    reached = [row["reach_seconds"] for row in rows if row["reach_seconds"] is not None]
+    goal = int(np.sum(speedups >= GOAL_SPEEDUP))
+    totals = np.array([row["total_seconds"] for row in rows])
+    gd_times = np.array([row["gd_seconds"] for row in rows])
+    basins = np.array([row["basins"] for row in rows])
+    profiles: dict[str, int] = {}
+    for row in rows:
+        profiles[ranks(row["ranks"])] = profiles.get(ranks(row["ranks"]), 0) + 1
+    lines += [
+        "",
+        f"GD: η = {LEARNING_RATE}, {rows[0]['gd_steps'] if rows else 0} steps from each seed's "
+        f"E-B1 initialization; T_GD median {np.median(gd_times):.2f} s. Global search: "
+        "solvers.solve(model, 'global', seed=s), default settings, time_budget None. Level: GD's "
+        f"final + {WITHIN:g} (absolute). L_DNC = {reference:.8f} (reference only).",
+        f"(a) global best ≤ GD final + {WITHIN:g} within T_GD: {within} of {count} seeds "
+        f"({100 * within / count:.0f}%; goal 100%).",
+        f"(b) global final below {GD_LOWEST} (the lowest minimum GD has reached on this model): "
+        f"{below} of {count} seeds (goal: most); below it by more than {WITHIN:g}: "
+        f"{clearly_below}; within ±{WITHIN:g} of it: {level_with}; below GD's own final − "
+        f"{WITHIN:g}: {below_gd} of {count}; finals min {finals.min():.9f}, median "
+        f"{np.median(finals):.9f}, max {finals.max():.9f}; best-basin ranks "
+        + ", ".join(f"{key} on {value}" for key, value in sorted(profiles.items()))
+        + f"; basins median {np.median(basins):.0f} (range {basins.min()}–{basins.max()}); total "
+        f"time median {np.median(totals):.1f} s (range {totals.min():.1f}–{totals.max():.1f} s).",
+        f"(c) time to GD final + {WITHIN:g}: reached on {len(reached)} of {count} seeds"
+        + (
+            f", median {np.median(reached):.3f} s (range {min(reached):.3f}–{max(reached):.3f} s)"
+            if reached
+            else ""
+        )
+        + f"; speed-up T_GD / time (0 where never): median {np.median(speedups):.1f}×, min "
+        f"{speedups.min():.1f}×, max {speedups.max():.1f}×; ≥ {GOAL_SPEEDUP:.0f}× (the goal) on "
+        f"{goal} of {count} seeds.",
+    ]
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{platform.processor() or platform.machine()}, {cores} CPU cores, BLAS 1 thread"
@@ -346,48 +499,115 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="GD 20,000 steps, L-BFGS 3,000")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="initialization seeds")
     parser.add_argument(
+        "--global",
+        dest="global_search",
+        action="store_true",
+        help="GD once per seed against solvers.solve(method='global', seed=s): (a), (b), (c)",
+    )
+    parser.add_argument(
         "--methods",
         nargs="+",
-        default=["gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs"],
+        default=None,
         choices=["gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs"],
-        help="methods to time (gd is always included)",
+        help="methods to time (default all; gd is always included; not with --global)",
     )
     parser.add_argument(
         "--warmup",
         type=int,
-        default=0,
-        help="GD steps before the other phases of numpy_lbfgs and kink_lbfgs",
+        default=None,
+        help="GD steps before the other phases of numpy_lbfgs and kink_lbfgs (default 0)",
     )
     parser.add_argument(
-        "--kink-iterations", type=int, default=3000, help="kink_lbfgs: iterations in all"
+        "--kink-iterations", type=int, default=None, help="kink_lbfgs: iterations in all (3000)"
     )
     for key, kind, text in KINK_OPTIONS:
+        default = list(LOW_RANK[key]) if key == "smoothing" else LOW_RANK[key]
         parser.add_argument(
             "--" + key.replace("_", "-"),
             type=kind,
             nargs="*" if key == "smoothing" else None,
-            default=list(LOW_RANK[key]) if key == "smoothing" else LOW_RANK[key],
-            help=f"kink_lbfgs: {text}",
+            default=None,
+            help=f"kink_lbfgs: {text} (default {default})",
         )
+    parser.add_argument(
+        "--max-starts",
+        type=int,
+        default=None,
+        help=f"--global: at most this many starts (default {GLOBAL_DEFAULTS['max_starts']})",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="--global: stop after this many starts without a lower basin (default solve's, 24)",
+    )
     arguments = parser.parse_args(argv)
     if any(seed < 0 for seed in arguments.seeds):
         parser.error(f"--seeds must be non-negative integers, got {arguments.seeds}")
+    kink_flags = ["--" + key.replace("_", "-") for key, _, _ in KINK_OPTIONS]
+    local_flags = {
+        "--methods": arguments.methods,
+        "--warmup": arguments.warmup,
+        "--kink-iterations": arguments.kink_iterations,
+        **{flag: getattr(arguments, key) for flag, (key, _, _) in zip(kink_flags, KINK_OPTIONS)},
+    }
+    global_flags = {"--max-starts": arguments.max_starts, "--patience": arguments.patience}
+    if arguments.global_search:
+        given = [flag for flag, value in local_flags.items() if value is not None]
+        if given:
+            parser.error(f"--global must not be combined with {', '.join(given)}")
+        for flag, value in global_flags.items():
+            if value is not None and value < 1:
+                parser.error(f"{flag} must be an integer >= 1, got {value}")
+    else:
+        given = [flag for flag, value in global_flags.items() if value is not None]
+        if given:
+            parser.error(f"{', '.join(given)} must be used with --global")
     gd_budget, qn_budget = (20_000, 3_000) if arguments.quick else (100_000, 10_000)
-    budgets = {"gd": gd_budget}
-    budgets.update({m: qn_budget for m in arguments.methods if m != "gd"})
-    if "kink_lbfgs" in budgets:
-        budgets["kink_lbfgs"] = arguments.kink_iterations
-    kink_options = {key: getattr(arguments, key) for key, _, _ in KINK_OPTIONS}
-    kink_options["smoothing"] = tuple(kink_options["smoothing"])
     model = build_model()
     reference = optima.predict(model).optimal_loss
+    header = (
+        f"4-DUFM K = {NUM_CLASSES}, L = {NUM_LAYERS}, width {WIDTH}, n = {PER_CLASS}, "
+        f"λ = {PENALTY} on every block; {machine()}\n"
+    )
+    if arguments.global_search:
+        rows = []
+        for seed in arguments.seeds:
+            rows.append(
+                benchmark_global_seed(
+                    model, seed, gd_budget, arguments.max_starts, arguments.patience
+                )
+            )
+            row = rows[-1]
+            print(
+                f"seed {seed}: GD {row['gd_loss']:.6f} in {row['gd_seconds']:.2f} s; global "
+                f"{row['final']:.6f} in {row['total_seconds']:.1f} s ({row['starts']} starts)",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(header)
+        print(global_markdown(rows, reference))
+        return 0
+    methods = arguments.methods or ["gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs"]
+    warmup = arguments.warmup if arguments.warmup is not None else 0
+    if warmup < 0:
+        parser.error(f"--warmup must be an integer >= 0, got {warmup}")
+    budgets = {"gd": gd_budget}
+    budgets.update({m: qn_budget for m in methods if m != "gd"})
+    if "kink_lbfgs" in budgets:
+        budgets["kink_lbfgs"] = (
+            arguments.kink_iterations if arguments.kink_iterations is not None else 3000
+        )
+    kink_options = {
+        key: getattr(arguments, key) if getattr(arguments, key) is not None else LOW_RANK[key]
+        for key, _, _ in KINK_OPTIONS
+    }
+    kink_options["smoothing"] = tuple(kink_options["smoothing"])
     results = [
-        benchmark_seed(model, seed, budgets, arguments.warmup, kink_options)
-        for seed in arguments.seeds
+        benchmark_seed(model, seed, budgets, warmup, kink_options) for seed in arguments.seeds
     ]
-    print(f"4-DUFM K = {NUM_CLASSES}, L = {NUM_LAYERS}, width {WIDTH}, n = {PER_CLASS}, "
-          f"λ = {PENALTY} on every block; {machine()}\n")
-    print(markdown(results, reference, budgets, arguments.warmup, kink_options))
+    print(header)
+    print(markdown(results, reference, budgets, warmup, kink_options))
     return 0
 
 
