@@ -332,8 +332,8 @@ def _narrow_widths(model: Any, rng: np.random.Generator) -> tuple[int, ...] | No
 #: The cycle of start kinds after the constructions: basin hopping (perturbations of the best
 #: point, of the other distinct basins found and of the constructions themselves) takes half of
 #: the starts, fresh starts (random, low-rank, narrow-width) the other half.
-START_CYCLE = ("perturb_best", "random", "perturb_construction", "narrow",
-               "perturb_top", "low_rank", "perturb_best", "perturb_construction")
+START_CYCLE = ("perturb_construction", "perturb_best", "random", "perturb_top",
+               "narrow", "perturb_construction", "perturb_best", "low_rank")
 
 #: Number of distinct basins whose best points are kept for basin hopping.
 HOPPING_BASINS = 6
@@ -406,10 +406,20 @@ def run_global_search(
     queue = start_points(model, given)
     construction_points = [params for _, params in queue]
     best_value, best_params, best_kind = math.inf, initial, "given"
+    # The constructions are points the search holds from the start: the best of them is the
+    # first best-so-far (reported before any local run; every later result is at most it).
+    for kind, params in queue:
+        value = _objective_parts(model, params).total
+        if value < best_value:
+            best_value, best_params, best_kind = value, params, kind
+    if math.isfinite(best_value):
+        if callback is not None:
+            callback(0, best_value)
     tops: list[tuple[float, tuple, Parameters]] = []
     since_better = 0
     started = iterations = 0
     round_index = 0
+    drawn = 0  # starts drawn after the constructions: the position in START_CYCLE
     reason = "max_starts"
     executor = None
     if workers > 1:
@@ -432,11 +442,12 @@ def run_global_search(
                     narrow = None
                 else:
                     kind, start, narrow = _draw_start(
-                        model, rng, started + slot, [p for _, _, p in tops],
+                        model, rng, drawn, [p for _, _, p in tops],
                         construction_points,
                     )
+                    drawn += 1
                 tasks.append(_Task(model, start, kind, narrow, max_iterations, tolerance,
-                                   variant=(started + slot) // len(START_CYCLE)))
+                                   variant=drawn // len(START_CYCLE)))
             if executor is None:
                 results = [_run_task(task) for task in tasks]
             else:
