@@ -74,7 +74,8 @@ DEFAULT_HISTORY_METRICS = ("objective", "NC1.tr_unc", "NC2.orth", "BAL.scalar")
 
 FLOOR = 1e-16  # log-axis floor for values that are exactly 0
 
-QUICK_SWEEP = Path(__file__).resolve().parents[1] / "configs" / "sweep_lambda_width_gaussian_quick.toml"
+#: The packaged quick Gaussian λ–width sweep (``fullnet/configs/``).
+QUICK_SWEEP_NAME = "sweep_lambda_width_gaussian_quick"
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,7 +614,7 @@ def _threshold_lams(result: ExplorerResult) -> np.ndarray:
 
 def quick_sweep_store(directory: str | os.PathLike | None = None, *, workers: int | None = None,
                       progress: bool = False) -> Path:
-    """Run the quick Gaussian λ–width sweep (``configs/sweep_lambda_width_gaussian_quick.toml``)
+    """Run the quick Gaussian λ–width sweep (the packaged ``sweep_lambda_width_gaussian_quick``)
     into ``directory`` (default ``$TMPDIR/ufm-explorer``) and return its store.
 
     Completed runs are kept: a second call only checks the store. About a minute on 2 CPUs.
@@ -623,7 +624,7 @@ def quick_sweep_store(directory: str | os.PathLike | None = None, *, workers: in
     root = Path(directory) if directory is not None else Path(tempfile.gettempdir()) / "ufm-explorer"
     root = root.resolve()
     specification = sweeps.load_sweep(
-        QUICK_SWEEP,
+        QUICK_SWEEP_NAME,
         [f"output.directory={root}", "output.progress=false", "training.device=cpu"],
     )
     store = specification.default_store_path
@@ -657,7 +658,7 @@ def resolve_store(path: str | os.PathLike | None = None, *, build: bool = True) 
     if not build:
         raise FileNotFoundError(
             f"no sweep store: give a path, set {ENVIRONMENT_STORE}, or run "
-            "python -m fullnet sweep --config configs/sweep_lambda_width_gaussian_quick.toml"
+            "fullnet sweep --config sweep_lambda_width_gaussian_quick"
         )
     return quick_sweep_store()
 
