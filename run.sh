@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# One entry point for set-up and the two jobs of the README.
-#   bash run.sh main   : quick, real reproduction that writes figures and reports to outputs/
-#   bash run.sh test   : the default test suite (tests/ and proofs_checks/)
-# Both create (or reuse) the virtual environment .venv and install the package into it.
+# One entry point for set-up and the jobs of the README.
+#   bash run.sh main    : quick, real reproduction that writes figures and reports to outputs/ only
+#   bash run.sh gallery : refresh the README's gallery (docs/gallery/) from outputs/, making the
+#                         quick figures (and the metrics demo) that outputs/ does not hold yet
+#   bash run.sh test    : the default test suite (tests/ and proofs_checks/)
+# Each creates (or reuses) the virtual environment .venv and installs the package into it.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -42,6 +44,61 @@ setup() {
     fi
 }
 
+gallery() {
+    # The README's gallery shows the quick figures of the main job: copy them from outputs/, after
+    # making the ones that outputs/ lacks (no PNG, or not timed as quick in timings.csv).
+    local figures=outputs/figures
+    if [ ! -f outputs/metrics_demo/metrics_demo.png ]; then
+        echo "== metrics demo (outputs/metrics_demo)"
+        "$VENV/bin/python" -m ufm metrics-demo --out outputs/metrics_demo
+    fi
+    local missing
+    missing=$("$VENV/bin/python" - "$figures" <<'PY'
+import csv, os, sys
+from figures.registry import figure_names
+out = sys.argv[1]
+quick = set()
+if os.path.isfile(os.path.join(out, "timings.csv")):
+    with open(os.path.join(out, "timings.csv"), newline="") as handle:
+        quick = {row["figure"] for row in csv.DictReader(handle) if row["mode"] == "quick"}
+print(" ".join(name for name in figure_names()
+               if name not in quick or not os.path.isfile(os.path.join(out, name + ".png"))))
+PY
+)
+    if [ -n "$missing" ]; then
+        echo "== quick figures missing from $figures: $missing"
+        local previous=""
+        if [ -f "$figures/timings.csv" ]; then
+            previous=$(mktemp)
+            cp "$figures/timings.csv" "$previous"
+        fi
+        # shellcheck disable=SC2086
+        "$VENV/bin/python" -m figures $missing --quick --out "$figures" "$@"
+        if [ -n "$previous" ]; then  # timings.csv of this call: merge the earlier rows back
+            "$VENV/bin/python" - "$previous" "$figures/timings.csv" <<'PY'
+import csv, sys
+from figures.registry import figure_names
+rows = {}
+for path in sys.argv[1:]:  # later files win
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames
+        rows.update((row["figure"], row) for row in reader)
+order = {name: index for index, name in enumerate(figure_names())}
+with open(sys.argv[2], "w", newline="") as handle:
+    writer = csv.DictWriter(handle, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(sorted(rows.values(), key=lambda row: order.get(row["figure"], len(order))))
+PY
+            rm -f "$previous"
+        fi
+    fi
+    mkdir -p docs/gallery
+    cp "$figures"/*.png outputs/metrics_demo/metrics_demo.png docs/gallery/
+    cp "$figures/timings.csv" docs/gallery/timings.csv
+    echo "== done: docs/gallery/ (the README's gallery) from outputs/"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -54,11 +111,12 @@ case "$cmd" in
         "$VENV/bin/python" -m proofs_checks --out outputs/proofs_checks
         echo "== 3/3 quick figures (outputs/figures)"
         "$VENV/bin/python" -m figures all --quick --out outputs/figures "$@"
-        # The README's gallery shows these quick figures.
-        mkdir -p docs/gallery
-        cp outputs/figures/*.png outputs/metrics_demo/metrics_demo.png docs/gallery/
-        cp outputs/figures/timings.csv docs/gallery/timings.csv
-        echo "== done: outputs/ (figures, reports) and docs/gallery/ (the README's gallery)"
+        echo "== done: outputs/ (figures, reports); bash run.sh gallery copies them to docs/gallery/"
+        ;;
+    gallery)
+        setup
+        export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        gallery "$@"
         ;;
     test)
         setup
@@ -70,7 +128,7 @@ case "$cmd" in
         setup
         ;;
     *)
-        echo "usage: bash run.sh main|test|setup [extra arguments]" >&2
+        echo "usage: bash run.sh main|gallery|test|setup [extra arguments]" >&2
         exit 2
         ;;
 esac

@@ -1,6 +1,6 @@
 """Throughput of fullnet's full-batch GD against a bare PyTorch loop doing the same steps.
 
-Problem: the quick Jacot MLP configuration (``configs/jacot_mlp_mnist_quick.toml``: ReLU layers
+Problem: the quick Jacot MLP configuration (``fullnet/configs/jacot_mlp_mnist_quick.toml``: ReLU layers
 512, 256, 128 and three linear layers of width 64) on all 5,000 mnist-5k digits (500 per class),
 float32 training, full-batch GD θ ← θ − η(∇(data term) + λθ) with the learning-rate drop at 80%.
 
@@ -44,7 +44,7 @@ from fullnet import training as ft  # noqa: E402
 from fullnet.config import load_config  # noqa: E402
 from fullnet.data import resolve_device  # noqa: E402
 
-CONFIG = ROOT / "configs" / "jacot_mlp_mnist_quick.toml"
+CONFIG = "jacot_mlp_mnist_quick"  # a packaged configuration (fullnet/configs/)
 
 
 def _synchronize(device: torch.device) -> None:

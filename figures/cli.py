@@ -2,17 +2,21 @@
 
 ::
 
-    python -m figures --list
-    python -m figures NAME [NAME ...] [--quick] [--out DIR] [--set KEY=VALUE ...]
-    python -m figures all [--quick] [--out DIR]
-    python -m figures explore dufm [--K K --L L --n N --lam LAM --width D] [--out DIR]
-    python -m figures explore store PATH [--metric M --layer L] [--out DIR]
+    ufm-figures --list
+    ufm-figures NAME [NAME ...] [--quick] [--out DIR] [--set KEY=VALUE ...]
+    ufm-figures all [--quick] [--out DIR]
+    ufm-figures explore dufm [--K K --L L --n N --lam LAM --width D] [--out DIR]
+    ufm-figures explore store PATH [--metric M --layer L] [--out DIR]
+    ufm-figures explore notebook [--out DIR] [--open]
+
+(``ufm-figures`` is the console command; ``python -m figures`` is the same.)
 
 ``--set KEY=VALUE`` changes one of a figure's settings (a JSON value, or a string), e.g.
 ``python -m figures jacot2025_fig1 --set data_root=/data --set seeds=[0,1]`` for the full
 ResNet20/CIFAR-10 version on two seeds; an unknown key is an error that lists the known ones.
 
-``explore`` writes the plots of ``figures/explorer.ipynb`` as PNG (:mod:`figures.explorer`).
+``explore`` writes the plots of ``figures/explorer.ipynb`` as PNG (:mod:`figures.explorer`);
+``explore notebook`` copies the notebook (shipped with the package) into a folder.
 
 Each figure is timed and its files are printed. Exit status: 0 when every figure was made,
 1 when one of them failed (the others are still made), 2 for a usage error such as an unknown
@@ -34,11 +38,13 @@ DEFAULT_OUT = os.path.join("outputs", "figures")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m figures``."""
+    """The argument parser of ``ufm-figures`` (``python -m figures``)."""
+    from ufm.cli import program_name
+
     parser = argparse.ArgumentParser(
-        prog="python -m figures",
+        prog=program_name("figures", "ufm-figures"),
         description="Make the figures of ufm-sandbox (PNG and the data behind it, CSV and JSON).",
-        epilog="python -m figures explore {dufm,store} --help: the explorer's plots as PNG.",
+        epilog="explore {dufm,store,notebook} --help: the explorer's plots as PNG, or its notebook.",
     )
     parser.add_argument(
         "names",
@@ -97,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not arguments.names:
         parser.print_usage(sys.stderr)
-        print("python -m figures: error: give figure names, 'all', or --list", file=sys.stderr)
+        print(f"{parser.prog}: error: give figure names, 'all', or --list", file=sys.stderr)
         return 2
     try:
         names = _resolve_names(arguments.names)
@@ -106,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_overrides(name, overrides, arguments.quick)
     except (UnknownFigureError, SettingsError) as error:
         parser.print_usage(sys.stderr)
-        print(f"python -m figures: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     failures = 0
     total = 0.0

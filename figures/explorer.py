@@ -1,7 +1,9 @@
 """The interactive explorer of THEORY.md §4.3 and §6 ("λ–width exploration"), as plain functions.
 
-Two views, used by ``figures/explorer.ipynb`` (ipywidgets sliders) and by the command line
-``python -m figures explore …`` (PNG files), so that both draw exactly the same plots:
+Two views, used by ``figures/explorer.ipynb`` (ipywidgets sliders; shipped with the package,
+``ufm-figures explore notebook`` copies it out and opens it) and by the command line
+``ufm-figures explore …`` (``python -m figures explore …``, PNG files), so that both draw exactly
+the same plots:
 
 1. **Predicted against found optima.** :func:`explore_dufm` builds the L-DUFM (or the deep
    linear UFM) of ``ufm.models`` with K classes, n samples per class, L weight matrices of equal
@@ -61,6 +63,8 @@ __all__ = [
     "save_png",
     "png_bytes",
     "main",
+    "notebook_path",
+    "copy_notebook",
 ]
 
 #: Environment variable naming the sweep store the notebook opens.
@@ -74,7 +78,8 @@ DEFAULT_HISTORY_METRICS = ("objective", "NC1.tr_unc", "NC2.orth", "BAL.scalar")
 
 FLOOR = 1e-16  # log-axis floor for values that are exactly 0
 
-QUICK_SWEEP = Path(__file__).resolve().parents[1] / "configs" / "sweep_lambda_width_gaussian_quick.toml"
+#: The packaged quick Gaussian λ–width sweep (``fullnet/configs/``).
+QUICK_SWEEP_NAME = "sweep_lambda_width_gaussian_quick"
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,7 +618,7 @@ def _threshold_lams(result: ExplorerResult) -> np.ndarray:
 
 def quick_sweep_store(directory: str | os.PathLike | None = None, *, workers: int | None = None,
                       progress: bool = False) -> Path:
-    """Run the quick Gaussian λ–width sweep (``configs/sweep_lambda_width_gaussian_quick.toml``)
+    """Run the quick Gaussian λ–width sweep (the packaged ``sweep_lambda_width_gaussian_quick``)
     into ``directory`` (default ``$TMPDIR/ufm-explorer``) and return its store.
 
     Completed runs are kept: a second call only checks the store. About a minute on 2 CPUs.
@@ -623,7 +628,7 @@ def quick_sweep_store(directory: str | os.PathLike | None = None, *, workers: in
     root = Path(directory) if directory is not None else Path(tempfile.gettempdir()) / "ufm-explorer"
     root = root.resolve()
     specification = sweeps.load_sweep(
-        QUICK_SWEEP,
+        QUICK_SWEEP_NAME,
         [f"output.directory={root}", "output.progress=false", "training.device=cpu"],
     )
     store = specification.default_store_path
@@ -657,7 +662,7 @@ def resolve_store(path: str | os.PathLike | None = None, *, build: bool = True) 
     if not build:
         raise FileNotFoundError(
             f"no sweep store: give a path, set {ENVIRONMENT_STORE}, or run "
-            "python -m fullnet sweep --config configs/sweep_lambda_width_gaussian_quick.toml"
+            "fullnet sweep --config sweep_lambda_width_gaussian_quick"
         )
     return quick_sweep_store()
 
@@ -968,16 +973,46 @@ def save_png(figure: Any, path: str | os.PathLike) -> Path:
 
 DEFAULT_OUT = os.path.join("outputs", "figures", "explorer")
 
+#: File name of the notebook, shipped inside the package beside this module.
+NOTEBOOK_NAME = "explorer.ipynb"
+
+
+def notebook_path() -> Path:
+    """The explorer notebook shipped with the package (``figures/explorer.ipynb``)."""
+    return Path(__file__).resolve().parent / NOTEBOOK_NAME
+
+
+def copy_notebook(directory: str | os.PathLike = ".", *, force: bool = False) -> Path:
+    """Copy the explorer notebook into ``directory`` (created if missing) and return the copy.
+
+    Raises
+    ------
+    FileExistsError
+        If ``directory/explorer.ipynb`` exists and ``force`` is False (a notebook one has
+        edited is never overwritten silently).
+    """
+    import shutil
+
+    target = Path(directory) / NOTEBOOK_NAME
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists (--force replaces it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(notebook_path(), target)
+    return target
+
 
 def build_parser():
-    """Parser of ``python -m figures explore {dufm,store} …``."""
+    """Parser of ``ufm-figures explore {dufm,store,notebook} …``."""
     import argparse
 
+    from ufm.cli import program_name
+
     parser = argparse.ArgumentParser(
-        prog="python -m figures explore",
-        description="The plots of figures/explorer.ipynb as PNG files, without Jupyter.",
+        prog=f"{program_name('figures', 'ufm-figures')} explore",
+        description="The plots of figures/explorer.ipynb as PNG files, without Jupyter; or the "
+                    "notebook itself (notebook).",
     )
-    commands = parser.add_subparsers(dest="view", required=True, metavar="{dufm,store}")
+    commands = parser.add_subparsers(dest="view", required=True, metavar="{dufm,store,notebook}")
     dufm = commands.add_parser(
         "dufm", help="solve one DUFM and draw it against the predicted optimum",
         description="Predict (ufm.optima) and solve (ufm.solvers) one L-DUFM with one λ on every "
@@ -1015,6 +1050,16 @@ def build_parser():
                        metavar="METRIC", help=f"metrics over training (default {' '.join(DEFAULT_HISTORY_METRICS)})")
     store.add_argument("--list", action="store_true", help="list the store's runs and exit")
     store.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default {DEFAULT_OUT})")
+    notebook = commands.add_parser(
+        "notebook", help="copy the explorer notebook into a folder and (with --open) open it",
+        description=f"Copy the packaged {NOTEBOOK_NAME} into DIR and print how to open it; --open "
+                    "starts JupyterLab on it (pip install 'ufm-sandbox[explorer]').",
+    )
+    notebook.add_argument("--out", default=".", metavar="DIR", help="destination folder (default .)")
+    notebook.add_argument("--force", action="store_true", help="replace an existing copy")
+    notebook.add_argument("--open", action="store_true", help="start JupyterLab on the copy")
+    notebook.add_argument("--print-path", action="store_true",
+                          help="print the packaged notebook's path and exit (copies nothing)")
     return parser
 
 
@@ -1085,22 +1130,44 @@ def _explore_store_command(arguments) -> list[Path]:
     return paths
 
 
+def _notebook_command(arguments) -> int:
+    import importlib.util
+    import subprocess
+    import sys
+
+    if arguments.print_path:
+        print(notebook_path())
+        return 0
+    if arguments.open and importlib.util.find_spec("jupyterlab") is None:
+        raise ValueError("JupyterLab is not installed: pip install 'ufm-sandbox[explorer]'")
+    target = copy_notebook(arguments.out, force=arguments.force)
+    print(f"    {target}")
+    if not arguments.open:
+        print(f"open it with: jupyter lab {target}")
+        return 0
+    return subprocess.call([sys.executable, "-m", "jupyterlab", str(target)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m figures explore …``; returns the exit status (2: bad input)."""
+    """``ufm-figures explore …`` (``python -m figures explore …``); returns the exit status
+    (2: bad input)."""
     import sys
 
     from fullnet.store import StoreError
 
     os.environ.setdefault("MPLBACKEND", "Agg")
-    arguments = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
     try:
+        if arguments.view == "notebook":
+            return _notebook_command(arguments)
         if arguments.view == "dufm":
             paths = _explore_dufm_command(arguments)
         else:
             paths = _explore_store_command(arguments)
-    except (FileNotFoundError, KeyError, TypeError, ValueError, StoreError) as error:
+    except (FileNotFoundError, FileExistsError, KeyError, TypeError, ValueError, StoreError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"python -m figures explore: error: {message}", file=sys.stderr)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
     for path in paths:
         print(f"    {path}")

@@ -14,8 +14,9 @@ seeds by :func:`fullnet.sweeps.aggregate_grid` (heatmaps over λ × first-layer 
 
 Quantities: NC1.tr_unc and NC2.orth of the input of the last layer W_L (row L of the per-layer
 metrics, THEORY.md §3) and the final objective Φ_net. Quick: the Gaussian quick sweep
-(``configs/sweep_lambda_width_gaussian_quick.toml``, 30 runs in this process); full: the MNIST
-sweep (``configs/sweep_lambda_width_mnist.toml``, 99 runs on local worker processes).
+(the packaged ``sweep_lambda_width_gaussian_quick``, 30 runs in this process); full: the MNIST
+sweep (``sweep_lambda_width_mnist``, 99 runs on local worker processes); both in
+``fullnet/configs/``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fullnet.config import resolve_config_path
+
 from fullnet.store import SweepStore
 from fullnet.sweeps import aggregate_grid, aggregate_lines, load_sweep, run_sweep
 
 from .common import figure_title, new_figure, save_figure, write_csv, write_json
 
 NAME = "lambda_width_sweep"
-ROOT = Path(__file__).resolve().parents[1]
 LAST_LAYER = -1  # stands for the row of the last layer's input (L = L1 + L2)
 
 
@@ -45,9 +47,9 @@ def settings(quick: bool) -> dict:
         ("objective", 0, r"final objective $\Phi_{\mathrm{net}}$", True),
     ]
     if quick:
-        return {"sweep": str(ROOT / "configs" / "sweep_lambda_width_gaussian_quick.toml"),
+        return {"sweep": str(resolve_config_path("sweep_lambda_width_gaussian_quick", "sweep file")),
                 "overrides": ["output.progress=false"], "workers": 0, "quantities": quantities}
-    return {"sweep": str(ROOT / "configs" / "sweep_lambda_width_mnist.toml"),
+    return {"sweep": str(resolve_config_path("sweep_lambda_width_mnist", "sweep file")),
             "overrides": ["output.progress=false"], "workers": None, "quantities": quantities}
 
 

@@ -27,7 +27,8 @@ sweeps
 store
     The SQLite results store of sweeps: one row per run and per (run, epoch, layer, metric).
 config
-    Run configurations loaded from TOML (``configs/*.toml``) with ``section.key=value`` overrides.
+    Run configurations loaded from TOML with ``section.key=value`` overrides; the packaged ones
+    (``fullnet/configs/*.toml``) are reachable by name (``load_config("gaussian_smoke")``).
 cli
-    ``python -m fullnet train|compare|sweep|download|datasets``.
+    ``fullnet train|compare|sweep|configs|download|datasets`` (or ``python -m fullnet``).
 """

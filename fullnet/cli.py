@@ -1,6 +1,8 @@
-"""Command line of :mod:`fullnet`: ``python -m fullnet train|compare|sweep|download|datasets``.
+"""Command line of :mod:`fullnet`: ``fullnet train|compare|sweep|configs|download|datasets``
+(also ``python -m fullnet ...``).
 
-``train --config configs/X.toml [--set section.key=value ...] [--resume]`` runs one training and
+``train --config NAME|PATH [--set section.key=value ...] [--resume]`` runs one training (a
+packaged configuration by name, e.g. ``jacot_mlp_mnist_quick``, or a TOML/JSON file) and
 writes config.json, checkpoint.pt, history.json, history.csv, final_metrics.json and result.json
 under ``output.directory/name`` (or ``--output-dir``). Ctrl-C saves a checkpoint at the end of the
 current step and exits with status 130; ``--resume`` continues bit-identically.
@@ -10,9 +12,11 @@ head on fixed features, and the deep unconstrained-features view when the run pe
 features), solves or predicts their optima and prints predicted against measured values
 (:mod:`fullnet.compare`); the result is written atomically to RUN_DIR/compare.json.
 
-``sweep --config configs/sweep_X.toml [--scheduler tcp://HOST:PORT] [--workers N] [--store PATH]``
+``sweep --config NAME|PATH [--scheduler tcp://HOST:PORT] [--workers N] [--store PATH]``
 runs a λ–width grid into a SQLite store, resuming where an interrupted sweep stopped
 (:mod:`fullnet.sweeps`).
+
+``configs [NAME]`` lists the packaged configurations (``fullnet/configs/``), or prints one.
 
 ``download mnist|fashion-mnist|cifar10 --data-root DIR`` fetches the official files and verifies
 their checksums. ``datasets`` says where each data set is found.
@@ -27,14 +31,20 @@ from typing import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ufm.cli import program_name
+
     parser = argparse.ArgumentParser(
-        prog="python -m fullnet",
+        prog=program_name("fullnet"),
         description="Wide networks trained with weight decay on real data (THEORY.md §2(e), §6).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="run one training from a TOML configuration")
-    train.add_argument("--config", required=True, help="TOML (or JSON) configuration file")
+    train.add_argument(
+        "--config", required=True, metavar="NAME|PATH",
+        help="a packaged configuration's name (e.g. jacot_mlp_mnist_quick; see 'configs') or a "
+             "TOML (or JSON) file",
+    )
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a configuration value, e.g. training.epochs=500 (repeatable)",
@@ -69,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--timeout", type=float, default=60.0, help="seconds per connection")
     download.add_argument("--keep-archive", action="store_true", help="keep the CIFAR-10 tar.gz")
     download.set_defaults(handler=_download)
+
+    configs = commands.add_parser(
+        "configs", help="list the packaged configurations, or print one",
+        description="The configurations shipped in fullnet/configs/: run configurations (for "
+                    "train) and sweep files (sweep_*, for sweep); --config takes their names.",
+    )
+    configs.add_argument("name", nargs="?", default=None, metavar="NAME",
+                         help="print this configuration's file")
+    configs.add_argument("--path", action="store_true", help="print file paths instead of names")
+    configs.set_defaults(handler=_configs)
 
     datasets = commands.add_parser("datasets", help="say where each data set is found")
     datasets.add_argument("--data-root", default=None)
@@ -153,6 +173,25 @@ def _download(arguments: argparse.Namespace) -> int:
         return 1
     for path in paths:
         print(path)
+    return 0
+
+
+def _configs(arguments: argparse.Namespace) -> int:
+    from .config import CONFIG_DIRECTORY, config_names, packaged_config
+
+    if arguments.name is not None:
+        path = packaged_config(arguments.name)
+        if path is None:
+            print(f"error: no packaged configuration {arguments.name!r}; names: "
+                  f"{', '.join(config_names())}", file=sys.stderr)
+            return 2
+        print(path if arguments.path else path.read_text(), end="" if not arguments.path else "\n")
+        return 0
+    for kind, title in (("run", "run configurations (fullnet train --config NAME)"),
+                        ("sweep", "sweeps (fullnet sweep --config NAME)")):
+        print(f"{title}:")
+        for name in config_names(kind):
+            print(f"  {CONFIG_DIRECTORY / (name + '.toml') if arguments.path else name}")
     return 0
 
 

@@ -397,19 +397,79 @@ def apply_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -
     return RunConfig.from_dict(mapping)
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a TOML (or JSON) configuration file and apply overrides.
+#: The configurations shipped with the package (``fullnet/configs/*.toml``): run configurations
+#: and sweep files (``sweep_*.toml``), each reachable by its name.
+CONFIG_DIRECTORY = Path(__file__).resolve().parent / "configs"
+CONFIG_SUFFIXES = (".toml", ".json")
+
+
+def config_names(kind: str = "all") -> list[str]:
+    """Names of the packaged configurations (file names without ``.toml``), sorted.
+
+    ``kind``: ``"all"``, ``"run"`` (run configurations) or ``"sweep"`` (``sweep_*`` files).
+    """
+    if kind not in ("all", "run", "sweep"):
+        raise ValueError(f"kind must be 'all', 'run' or 'sweep', got {kind!r}")
+    names = sorted(path.stem for path in CONFIG_DIRECTORY.glob("*.toml"))
+    if kind == "all":
+        return names
+    return [name for name in names if name.startswith("sweep_") == (kind == "sweep")]
+
+
+def packaged_config(name: str) -> Path | None:
+    """The packaged configuration called ``name`` (with or without ``.toml``), or None."""
+    if not name or Path(name).name != name or name.startswith("."):
+        return None
+    for candidate in (name, *(name + suffix for suffix in CONFIG_SUFFIXES)):
+        path = CONFIG_DIRECTORY / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+def resolve_config_path(name_or_path: str | Path, what: str = "configuration file") -> Path:
+    """A configuration given as a file path or as the name of a packaged configuration.
+
+    An existing file wins. Otherwise a bare name (``jacot_mlp_mnist_quick``, with or without
+    ``.toml``), or a path into a folder called ``configs`` that does not exist (the repository's
+    former ``configs/NAME.toml``), is looked up among the packaged configurations
+    (:data:`CONFIG_DIRECTORY`, :func:`config_names`).
 
     Raises
     ------
     FileNotFoundError
-        If the file does not exist.
+        If neither exists; the message lists the packaged names.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    text = str(name_or_path)
+    if path.parent == Path(".") or path.parent.name == "configs":
+        packaged = packaged_config(path.name)
+        if packaged is not None:
+            return packaged
+    kind = "sweep" if what.startswith("sweep") else "run" if what.startswith("configuration") else "all"
+    names = ", ".join(config_names(kind)) or "none"
+    raise FileNotFoundError(
+        f"{what} {text} does not exist (neither a file nor a packaged configuration; "
+        f"packaged: {names})"
+    )
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a TOML (or JSON) configuration and apply overrides.
+
+    ``path`` is a file, or the name of a packaged configuration (``"gaussian_smoke"``; see
+    :func:`resolve_config_path`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If it is neither an existing file nor a packaged name.
     ConfigError
         On unknown keys, wrong types or invalid values (the message names the key).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"configuration file {path} does not exist")
+    path = resolve_config_path(path)
     if path.suffix == ".json":
         mapping = json.loads(path.read_text())
     else:
@@ -563,6 +623,7 @@ def validate_config(config: RunConfig) -> RunConfig:
 
 
 __all__ = [
+    "CONFIG_DIRECTORY",
     "ConfigError",
     "DataConfig",
     "ModelConfig",
@@ -572,6 +633,9 @@ __all__ = [
     "SECTIONS",
     "TrainingConfig",
     "apply_overrides",
+    "config_names",
     "load_config",
+    "packaged_config",
+    "resolve_config_path",
     "validate_config",
 ]

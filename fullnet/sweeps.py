@@ -9,11 +9,12 @@ values) run by :func:`fullnet.training.train`; every result goes to a SQLite sto
 
 Sweep files
 -----------
-A TOML file (``configs/sweep_*.toml``)::
+A TOML file (the packaged ones: ``fullnet/configs/sweep_*.toml``, given by name or path)::
 
     name = "lambda_width_gaussian_quick"          # folder of the runs, name in the store
     description = "…"
-    base = "gaussian_smoke.toml"                  # a run configuration, relative to this file
+    base = "gaussian_smoke.toml"                  # a run configuration, relative to this file,
+                                                  # else a packaged configuration's name
     overrides = ["training.epochs=300"]           # section.key=value on the base
 
     [grid]
@@ -49,7 +50,7 @@ Executors
   progress bar per run;
 - a ``dask.distributed`` cluster, given its scheduler address (or a scheduler file)::
 
-      python -m fullnet sweep --config configs/sweep_lambda_width_mnist.toml \\
+      fullnet sweep --config sweep_lambda_width_mnist \\
           --scheduler tcp://10.0.0.5:8786
 
   which is ``distributed.Client(address).get_executor(pure=False)``. The cluster may be started
@@ -63,7 +64,7 @@ Executors
       cluster = SLURMCluster(cores=8, processes=8, memory="32GB", walltime="04:00:00")
       cluster.scale(jobs=4)                     # 4 SLURM jobs of 8 one-thread workers
       client = Client(cluster)
-      run_sweep(load_sweep("configs/sweep_lambda_width_mnist.toml"),
+      run_sweep(load_sweep("sweep_lambda_width_mnist"),
                 "outputs/fullnet/lambda_width_mnist/sweep.sqlite",
                 executor=client.get_executor(pure=False))
 
@@ -350,7 +351,7 @@ class SweepSpecification:
         base_overrides : sequence of str
             ``section.key=value`` applied to the base after the file's ``overrides``.
         """
-        from .config import load_config
+        from .config import load_config, packaged_config
 
         if not isinstance(mapping, dict):
             raise ConfigError(f"a sweep specification must be a table, got {mapping!r}")
@@ -377,6 +378,8 @@ class SweepSpecification:
             path = Path(base)
             if not path.is_absolute() and base_directory is not None:
                 path = Path(base_directory) / path
+            if not path.is_file() and Path(base).name == base:  # a packaged configuration's name
+                path = packaged_config(base) or path
             if not path.is_file():
                 raise ConfigError(f"base: configuration file {path} does not exist")
             config = load_config(path, overrides)
@@ -449,6 +452,9 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[tuple[str, Any]], li
 def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SweepSpecification:
     """Read a sweep file (TOML or JSON) and apply ``--set`` overrides.
 
+    ``path`` is a file, or the name of a packaged sweep (``"sweep_lambda_width_gaussian_quick"``;
+    :func:`fullnet.config.resolve_config_path`).
+
     ``grid.KEY=VALUE`` and ``sweep.name=…`` / ``sweep.description=…`` change the sweep (for
     ``grid.axes``: ``grid.axes."training.learning_rate"=[0.05,0.1]`` is not possible on a
     command line; write it in the file); every other ``section.key=value`` changes the base.
@@ -460,9 +466,9 @@ def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SweepS
     ConfigError
         On unknown keys and bad grid values; the message names the key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep file {path} does not exist")
+    from .config import resolve_config_path
+
+    path = resolve_config_path(path, "sweep file")
     if path.suffix == ".json":
         mapping = json.loads(path.read_text())
     else:
@@ -1387,7 +1393,11 @@ def add_sweep_command(commands: Any) -> Any:
             "worker processes or a dask cluster; interrupted sweeps continue where they stopped."
         ),
     )
-    parser.add_argument("--config", required=True, help="sweep file (configs/sweep_*.toml)")
+    parser.add_argument(
+        "--config", required=True, metavar="NAME|PATH",
+        help="a packaged sweep's name (e.g. sweep_lambda_width_gaussian_quick; see 'configs') "
+             "or a sweep file (TOML or JSON)",
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="grid.KEY=VALUE or sweep.name=… change the sweep; section.key=value the base (repeatable)",

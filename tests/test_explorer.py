@@ -248,6 +248,29 @@ def test_cli_explore_store(store_path, tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
+def test_cli_explore_notebook_copies_the_packaged_notebook(tmp_path, capsys, monkeypatch):
+    assert explorer.notebook_path() == NOTEBOOK.resolve()
+    assert cli.main(["explore", "notebook", "--print-path"]) == 0
+    assert capsys.readouterr().out.strip() == str(NOTEBOOK.resolve())
+    assert cli.main(["explore", "notebook", "--out", str(tmp_path / "nb")]) == 0
+    copy = tmp_path / "nb" / "explorer.ipynb"
+    assert copy.read_bytes() == NOTEBOOK.read_bytes()
+    assert f"jupyter lab {copy}" in capsys.readouterr().out
+    copy.write_text("{}")  # an edited copy is not overwritten without --force
+    assert cli.main(["explore", "notebook", "--out", str(tmp_path / "nb")]) == 2
+    assert "exists" in capsys.readouterr().err and copy.read_text() == "{}"
+    assert cli.main(["explore", "notebook", "--out", str(tmp_path / "nb"), "--force"]) == 0
+    assert copy.read_bytes() == NOTEBOOK.read_bytes()
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jupyterlab" else real_find_spec(name, *a))
+    assert cli.main(["explore", "notebook", "--out", str(tmp_path / "nb2"), "--open"]) == 2
+    assert "ufm-sandbox[explorer]" in capsys.readouterr().err
+    assert not (tmp_path / "nb2").exists()
+
+
 def test_figure_names_still_parse(capsys):
     assert cli.main(["--list"]) == 0
     assert "sukenik2024_ratio" in capsys.readouterr().out

@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 
 from fullnet import cli
-from fullnet.config import ConfigError, RunConfig, apply_overrides, load_config
+from fullnet.config import (
+    CONFIG_DIRECTORY,
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    config_names,
+    load_config,
+    resolve_config_path,
+)
 from fullnet.training import build_model, regularization_from_config
 
 # Run configurations; sweep_*.toml files describe grids of them (tested in test_fullnet_sweeps).
 CONFIGS = sorted(
-    path for path in (Path(__file__).resolve().parents[1] / "configs").glob("*.toml")
+    path for path in (Path(__file__).resolve().parents[1] / "fullnet" / "configs").glob("*.toml")
     if not path.name.startswith("sweep_")
 )
 INPUT_SHAPES = {
@@ -104,6 +112,52 @@ def test_cli_train_writes_results(tmp_path, capsys):
     assert "unknown key" in capsys.readouterr().err
     assert cli.main(["train", "--config", str(smoke), "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "gaussian_smoke"
+
+
+def test_packaged_configs_load_by_name_and_by_path(tmp_path, monkeypatch):
+    """A config is a file path or a packaged name (with or without .toml); the repository's former
+    ``configs/NAME.toml`` still resolves; a file that exists wins over a packaged name."""
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    by_path = load_config(CONFIG_DIRECTORY / "gaussian_smoke.toml")
+    for given in ("gaussian_smoke", "gaussian_smoke.toml", "configs/gaussian_smoke.toml",
+                  Path("configs") / "gaussian_smoke.toml"):
+        assert load_config(given) == by_path, given
+    assert load_config("gaussian_smoke", ["training.epochs=7"]).training.epochs == 7
+    local = tmp_path / "gaussian_smoke.toml"
+    local.write_text('name = "local"\n')
+    assert resolve_config_path("gaussian_smoke.toml") == Path("gaussian_smoke.toml")
+    assert load_config("gaussian_smoke.toml").name == "local"
+    assert load_config("gaussian_smoke").name == "gaussian_smoke"  # a bare name is the packaged one
+    with pytest.raises(FileNotFoundError, match="no_such_config.*packaged: .*gaussian_smoke"):
+        load_config("no_such_config")
+    with pytest.raises(FileNotFoundError, match="elsewhere/gaussian_smoke.toml"):
+        load_config("elsewhere/gaussian_smoke.toml")  # only a bare name or configs/NAME
+
+
+def test_config_names_split_runs_and_sweeps():
+    runs, sweeps = config_names("run"), config_names("sweep")
+    assert "gaussian_smoke" in runs and "sweep_lambda_width_gaussian_quick" in sweeps
+    assert sorted(runs + sweeps) == config_names() == sorted(
+        path.stem for path in CONFIG_DIRECTORY.glob("*.toml"))
+    assert [path.stem for path in CONFIGS] == runs
+    with pytest.raises(ValueError, match="kind"):
+        config_names("grid")
+
+
+def test_cli_configs_lists_and_prints(capsys):
+    assert cli.main(["configs"]) == 0
+    out = capsys.readouterr().out
+    assert "gaussian_smoke" in out and "sweep_lambda_width_mnist" in out
+    assert cli.main(["configs", "gaussian_smoke"]) == 0
+    assert capsys.readouterr().out == (CONFIG_DIRECTORY / "gaussian_smoke.toml").read_text()
+    assert cli.main(["configs", "gaussian_smoke", "--path"]) == 0
+    assert capsys.readouterr().out.strip() == str(CONFIG_DIRECTORY / "gaussian_smoke.toml")
+    assert cli.main(["configs", "nope"]) == 2
+    assert "no packaged configuration 'nope'" in capsys.readouterr().err
+    assert cli.main(["train", "--config", "gaussian_smoke", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "gaussian_smoke"
+    assert cli.main(["train", "--config", "gaussian_smok", "--dry-run"]) == 2
+    assert "packaged:" in capsys.readouterr().err
 
 
 def test_cli_download_offline_reports_clearly(tmp_path, monkeypatch, capsys):

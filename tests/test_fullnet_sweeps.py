@@ -16,7 +16,7 @@ from fullnet.config import ConfigError
 from fullnet.store import FinalMetricRow, FinalMetricTable, SweepStore
 from fullnet import sweeps
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "fullnet" / "configs"
 
 
 @pytest.fixture(autouse=True)
@@ -160,6 +160,20 @@ def test_sweep_files_load_expand_and_take_overrides(tmp_path):
         sweeps.load_sweep(CONFIGS / "sweep_lambda_width_gaussian_quick.toml", ["training.epoch=7"])
     with pytest.raises(FileNotFoundError):
         sweeps.load_sweep(tmp_path / "none.toml")
+
+
+def test_sweeps_and_their_base_load_by_packaged_name(tmp_path):
+    by_name = sweeps.load_sweep("sweep_lambda_width_gaussian_quick", [f"output.directory={tmp_path}"])
+    by_path = sweeps.load_sweep(CONFIGS / "sweep_lambda_width_gaussian_quick.toml",
+                                [f"output.directory={tmp_path}"])
+    assert by_name == by_path
+    # a sweep file of one's own may name a packaged run configuration as its base
+    own = tmp_path / "mine.toml"
+    own.write_text('name = "mine"\nbase = "gaussian_smoke"\n[grid]\nwidths = [8, 16]\n')
+    specification = sweeps.load_sweep(own)
+    assert specification.base.name == "gaussian_smoke" and specification.widths == [8, 16]
+    with pytest.raises(FileNotFoundError, match="sweep file no_sweep .*packaged: sweep_"):
+        sweeps.load_sweep("no_sweep")
 
 
 # ------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "theory.md"
 DOC_NAME = "docs/theory.md"
 
-SCAN_DIRS = ("ufm", "fullnet", "proofs_checks", "figures", "benchmarks", "tests", "configs")
+SCAN_DIRS = ("ufm", "fullnet", "proofs_checks", "figures", "benchmarks", "tests")
 SCAN_FILES = ("README.md",)
 SUFFIXES = {".py", ".md", ".ipynb", ".toml"}
 SKIP_PARTS = {".venv", ".git", "outputs", "__pycache__", ".ipynb_checkpoints"}

@@ -1,4 +1,4 @@
-"""Command line of ``ufm``: ``python -m ufm COMMAND``.
+"""Command line of ``ufm``: ``ufm COMMAND`` (the console command) or ``python -m ufm COMMAND``.
 
 Commands
 --------
@@ -21,6 +21,18 @@ import argparse
 import json
 import sys
 from typing import Any, Sequence
+
+
+def program_name(module: str, command: str | None = None) -> str:
+    """The program name for usage lines: the console command (``command``, default ``module``)
+    when it was run under that name, else ``python -m module``."""
+    import os
+
+    command = module if command is None else command
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if invoked in (command, f"{command}.exe", f"{command}-script.py"):
+        return command
+    return f"python -m {module}"
 
 
 class CommandError(Exception):
@@ -159,7 +171,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ufm``."""
     parser = argparse.ArgumentParser(
-        prog="python -m ufm",
+        prog=program_name("ufm"),
         description="Unconstrained-features models: predicted optima, solvers, collapse metrics.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -15,6 +15,14 @@ import numpy as np
 
 from .metrics import LayerReport, layer_report
 
+__all__ = [
+    "DNCVerdict",
+    "is_deep_neural_collapse",
+    "model_layer_report",
+    "output_scale",
+    "plot_solution_history",
+]
+
 
 def model_layer_report(
     model: Any, parameters: Any, *, rank_rtol: float | None = 1e-6, undefined: str = "none"

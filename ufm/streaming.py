@@ -56,6 +56,16 @@ from .arrays import is_torch_tensor, to_numpy
 from .labels import check_num_classes, validate_labels
 from .statistics import ClassStatistics, WithinProjection, between_directions
 
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "ClassStatisticsAccumulator",
+    "WithinProjectionAccumulator",
+    "accumulate",
+    "accumulate_two_pass",
+    "class_statistics",
+    "projection_is_cheaper",
+]
+
 #: Elements (d × columns) of one float64 work chunk: 2**20 doubles = 8 MiB per temporary.
 CHUNK_ELEMENTS = 2**20
 
