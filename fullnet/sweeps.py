@@ -140,6 +140,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .config import ConfigError, RunConfig, SECTIONS, apply_overrides
+from .guards import created_ancestors, remove_created_folders
 from .store import RunRecord, RunRegistration, SweepStore, snapshot_values
 
 try:  # Python >= 3.11
@@ -1036,11 +1037,18 @@ def run_sweep(
     owned_store = not isinstance(store, SweepStore)
     if store is None:
         store = specification.default_store_path
+    # A store this call creates and fails to register the sweep in is removed again (with the
+    # folders created for it): a refused sweep leaves nothing behind.
+    new_store = owned_store and not os.path.lexists(store)
+    created = created_ancestors(Path(store).absolute().parent) if new_store else []
+    registered = False
     try:
         sweep_store = SweepStore(store) if owned_store else store  # type: ignore[arg-type]
     except BaseException:
         if client is not None:
             client.close()
+        if new_store:
+            _discard_store(Path(store), created)
         raise
     factory: Callable[[], Executor] | None = None
     inline = False
@@ -1061,6 +1069,7 @@ def run_sweep(
             ))
         sweep_store.register_sweep(specification.name, specification.to_dict())
         identifiers = sweep_store.register_runs(specification.name, registrations)
+        registered = True
         statuses = {record.run_id: record.status for record in sweep_store.runs(specification.name)}
 
         # -- executor -----------------------------------------------------------------------
@@ -1210,6 +1219,20 @@ def run_sweep(
             client.close()
         if owned_store:
             sweep_store.close()
+            if new_store and not registered:
+                _discard_store(Path(store), created)
+
+
+def _discard_store(path: Path, created: list[Path]) -> None:
+    """Remove a store file (and its WAL files) and the empty folders created for it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            Path(f"{path}{suffix}").unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+    remove_created_folders(created, files=())
 
 
 # --------------------------------------------------------------------------------------------
@@ -1507,7 +1530,10 @@ def sweep_command(arguments: Any) -> int:
     except SchedulerError as error:
         raise CommandError("--scheduler", describe_error(error)) from None
     except (StoreError, sqlite3.Error, OSError) as error:
-        raise CommandError(store_argument, f"store {store_path}: {describe_error(error)}") from None
+        message = describe_error(error)
+        if str(store_path) not in message:
+            message = f"store {store_path}: {message}"
+        raise CommandError(store_argument, message) from None
     summary = report.to_dict()
     summary["completed"], summary["failed"] = len(report.completed), len(report.failed)
     print(json.dumps(summary))
