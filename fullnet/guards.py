@@ -536,7 +536,7 @@ def check_memory(config: Any, device: Any, *, available: int | None = None) -> M
         key = f"model.nonlinear_widths = {list(config.model.nonlinear_widths)}"
         if config.model.linear_width is not None:
             key += f" (model.linear_width = {config.model.linear_width})"
-    elif small.activations >= small.data + small.measurement and estimate.batch > 1:
+    elif estimate.activations >= estimate.data + estimate.measurement and estimate.batch > 1:
         name = "training.batch_size" if config.training.optimizer == "sgd" else "training.chunk_size"
         key = f"{name} (a batch of {estimate.batch} samples)"
     else:
