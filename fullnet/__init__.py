@@ -28,6 +28,9 @@ store
     The SQLite results store of sweeps: one row per run and per (run, epoch, layer, metric).
 config
     Run configurations loaded from TOML (``configs/*.toml``) with ``section.key=value`` overrides.
+guards
+    Checks before a run allocates or writes anything (input files, output folders, the memory
+    a configuration needs), SIGTERM handled as SIGINT, clean-up of what a killed write leaves.
 cli
     ``python -m fullnet train|compare|sweep|download|datasets``.
 """

@@ -2,8 +2,9 @@
 
 ``train --config configs/X.toml [--set section.key=value ...] [--resume]`` runs one training and
 writes config.json, checkpoint.pt, history.json, history.csv, final_metrics.json and result.json
-under ``output.directory/name`` (or ``--output-dir``). Ctrl-C saves a checkpoint at the end of the
-current step and exits with status 130; ``--resume`` continues bit-identically.
+under ``output.directory/name`` (or ``--output-dir``). Ctrl-C (SIGINT) or SIGTERM saves a
+checkpoint at the end of the current step and exits with status 130 or 143; ``--resume``
+continues bit-identically.
 
 ``compare RUN_DIR [--json]`` builds the ``ufm`` models that match the trained network (the linear
 head on fixed features, and the deep unconstrained-features view when the run penalizes

@@ -14,10 +14,13 @@ the parameter groups and they are recorded with the results.
 - The learning rate is multiplied by ``lr_drop_factor`` (0.1) from epoch ⌊0.8·epochs⌋ on.
 - Metrics (:func:`fullnet.observe.observe`) at log-spaced epochs, 0 and the last included.
 - Checkpoints are written atomically (temporary file, fsync, ``os.replace``) every
-  ``checkpoint_every`` epochs, at the end, at ``stop_at_epoch`` and on Ctrl-C. A first SIGINT is
-  deferred to the end of the current optimizer step, so the saved state is always that of a
-  completed step; resuming continues bit-identically on the CPU (same data order, same
-  generator state, same optimizer state).
+  ``checkpoint_every`` epochs, every ``checkpoint_seconds`` of wall time, at the end, at
+  ``stop_at_epoch`` and on SIGINT (Ctrl-C) or SIGTERM (SLURM). A first signal is deferred to the
+  end of the current optimizer step, so the saved state is always that of a completed step;
+  resuming continues bit-identically on the CPU (same data order, same generator state, same
+  optimizer state).
+- :func:`train` checks everything it can (configuration, output folder, checkpoint, device,
+  memory, data) before it creates the run folder (:mod:`fullnet.guards`).
 """
 
 from __future__ import annotations
