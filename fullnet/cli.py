@@ -145,6 +145,8 @@ def _train(arguments: argparse.Namespace) -> int:
     stop = arguments.stop_at_epoch
     if stop is not None and not 0 <= stop <= epochs:
         raise CommandError("--stop-at-epoch", f"expected an epoch in 0..{epochs} (training.epochs), got {stop}")
+    if arguments.output_dir is not None and not arguments.output_dir.strip():
+        raise CommandError("--output-dir", "expected a folder, got an empty path")
     output = "--output-dir" if arguments.output_dir is not None else "output.directory"
     directory = run_directory(config, arguments.output_dir)
     with argument_errors(output):

@@ -50,8 +50,11 @@ class Interrupted(KeyboardInterrupt):
     """
 
     def __init__(self, signum: int = signal.SIGINT) -> None:
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(signal_name(signum))
         self.signum = int(signum)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (sweep workers)
+        return (type(self), (self.signum,))
 
 
 def signal_name(signum: int) -> str:
@@ -514,9 +517,8 @@ class InsufficientMemoryError(ConfigError):
 def check_memory(config: Any, device: Any, *, available: int | None = None) -> MemoryEstimate:
     """Refuse a configuration whose :func:`estimate_memory` exceeds the free memory of ``device``.
 
-    On CUDA the parameters, gradients, activations and data go to the GPU and the measurement
-    pass is counted there too; the host only holds the raw data. ``available`` overrides the
-    measured free memory (tests).
+    On CUDA the whole estimate is compared with the GPU's free memory (the raw data, kept on
+    the host, is a small part). ``available`` overrides the measured free memory (tests).
 
     Raises
     ------

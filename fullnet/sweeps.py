@@ -1509,6 +1509,8 @@ def sweep_command(arguments: Any) -> int:
         raise CommandError("--scheduler", "expected an address like tcp://HOST:PORT, got an empty string")
     with argument_errors("output.directory"):
         check_output_directory(specification.directory, "sweep folder")
+    if arguments.store is not None and not arguments.store.strip():
+        raise CommandError("--store", "expected an SQLite file, got an empty path")
     store_argument = "--store" if arguments.store is not None else "output.directory"
     store_path = Path(arguments.store) if arguments.store is not None else specification.default_store_path
     with argument_errors(store_argument):

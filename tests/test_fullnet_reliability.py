@@ -168,6 +168,7 @@ TRAIN_CASES = [
     ("widths-beyond-memory", ["--config", "{good}", "--set", "model.nonlinear_widths=[10000000000, 8]"],
      "model.nonlinear_widths", r"needs about [\d.]+ [TP]B .* free on cpu"),
     ("output-dir-is-a-file", ["--config", "{good}", "--output-dir", "{in}/a_file"], "--output-dir", "is a file"),
+    ("output-dir-empty", ["--config", "{good}", "--output-dir", ""], "--output-dir", "empty path"),
     ("output-dir-under-a-file", ["--config", "{good}", "--output-dir", "{in}/a_file/run"], "--output-dir",
      "a_file is a file"),
     ("output-directory-is-a-file", ["--config", "{good}", "--set", 'output.directory="{in}/a_file"'],
@@ -346,6 +347,7 @@ SWEEP_CASES = [
     ("scheduler-file-not-json", ["--config", "{good}", "--scheduler", "{in}/scheduler.json"], "--scheduler",
      "not JSON"),
     ("store-is-folder", ["--config", "{good}", "--store", "{in}"], "--store", "is a folder"),
+    ("store-empty", ["--config", "{good}", "--store", ""], "--store", "empty path"),
     ("store-under-a-file", ["--config", "{good}", "--store", "{in}/a_file/s.sqlite"], "--store", "is a file"),
     ("store-not-sqlite", ["--config", "{good}", "--store", "{in}/not_sqlite.sqlite", "--workers", "0"],
      "--store", "not a sweep store"),
@@ -600,6 +602,13 @@ def test_sigterm_in_process_stops_at_a_completed_step(tmp_path):
     state = ft.load_checkpoint(tmp_path / "signalled" / "checkpoint.pt")
     assert (state["epoch"], state["step"], state["batch_position"]) == (1, 7, 2)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_interrupted_survives_pickling_as_a_worker_exception():
+    import pickle
+
+    back = pickle.loads(pickle.dumps(guards.Interrupted(signal.SIGTERM)))
+    assert isinstance(back, KeyboardInterrupt) and back.signum == signal.SIGTERM and str(back) == "SIGTERM"
 
 
 def test_a_description_change_resumes_and_a_real_change_does_not(tmp_path):
