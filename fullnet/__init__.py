@@ -29,6 +29,9 @@ store
 config
     Run configurations loaded from TOML with ``section.key=value`` overrides; the packaged ones
     (``fullnet/configs/*.toml``) are reachable by name (``load_config("gaussian_smoke")``).
+guards
+    Checks before a run allocates or writes anything (input files, output folders, the memory
+    a configuration needs), SIGTERM handled as SIGINT, clean-up of what a killed write leaves.
 cli
     ``fullnet train|compare|sweep|configs|download|datasets`` (or ``python -m fullnet``).
 """

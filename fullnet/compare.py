@@ -1055,6 +1055,41 @@ class RunDirectoryError(FileNotFoundError):
     """A run directory is missing or holds no trained state; the message says what to run."""
 
 
+def check_run_directory(run_directory: str | os.PathLike) -> Path:
+    """``run_directory`` as a :class:`~pathlib.Path` if it looks like a finished or stopped run
+    (a folder with ``config.json`` and ``checkpoint.pt`` files); reads nothing else.
+
+    Raises
+    ------
+    RunDirectoryError
+        The folder, its configuration or its checkpoint is missing.
+    NotADirectoryError, IsADirectoryError
+        The path is a file, or ``config.json``/``checkpoint.pt`` is a folder.
+    """
+    from .training import CHECKPOINT_NAME
+
+    directory = Path(run_directory)
+    if not directory.exists():
+        raise RunDirectoryError(f"run directory {directory} does not exist")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"run directory {directory} is a file, expected a folder written by train")
+    config_path, checkpoint_path = directory / "config.json", directory / CHECKPOINT_NAME
+    for path in (config_path, checkpoint_path):
+        if path.is_dir():
+            raise IsADirectoryError(f"run directory {directory}: {path.name} is a folder, expected a file")
+    if not config_path.exists():
+        raise RunDirectoryError(
+            f"run directory {directory} has no config.json: it is not a fullnet run "
+            "(python -m fullnet train --config FILE writes one)"
+        )
+    if not checkpoint_path.exists():
+        raise RunDirectoryError(
+            f"run directory {directory} has no {CHECKPOINT_NAME}: no trained state to compare; "
+            "train it first (python -m fullnet train --config FILE)"
+        )
+    return directory
+
+
 def load_run(run_directory: str | os.PathLike) -> tuple[Any, nn.Module, TensorData, Regularization, int]:
     """Rebuild (configuration, trained model, training data, λ's, epoch) from a run directory.
 
@@ -1066,34 +1101,43 @@ def load_run(run_directory: str | os.PathLike) -> tuple[Any, nn.Module, TensorDa
     ------
     RunDirectoryError
         If the directory, its configuration or its checkpoint is missing.
+    ConfigError
+        If ``config.json`` is empty or not a valid configuration (the message names the file).
+    ValueError
+        If the checkpoint is damaged or does not fit the configuration.
     """
-    from .config import RunConfig
+    from .config import ConfigError, RunConfig, read_mapping
     from .training import DTYPES, CHECKPOINT_NAME, build_model, load_checkpoint, load_data
     from .training import regularization_from_config
 
-    directory = Path(run_directory)
-    if not directory.is_dir():
-        raise RunDirectoryError(f"run directory {directory} does not exist")
+    directory = check_run_directory(run_directory)
     config_path, checkpoint_path = directory / "config.json", directory / CHECKPOINT_NAME
-    if not config_path.is_file():
-        raise RunDirectoryError(
-            f"run directory {directory} has no config.json: it is not a fullnet run "
-            "(python -m fullnet train --config FILE writes one)"
-        )
-    if not checkpoint_path.is_file():
-        raise RunDirectoryError(
-            f"run directory {directory} has no {CHECKPOINT_NAME}: no trained state to compare; "
-            "train it first (python -m fullnet train --config FILE)"
-        )
-    config = RunConfig.from_dict(json.loads(config_path.read_text()))
+    try:
+        config = RunConfig.from_dict(read_mapping(config_path, "configuration file"))
+    except ConfigError as error:
+        text = str(error)
+        if not text.startswith(str(config_path)) and str(config_path) not in text:
+            text = f"{config_path}: {text}"
+        raise ConfigError(f"run directory {directory}: {text}") from None
     state = load_checkpoint(checkpoint_path)
     dtype = DTYPES[config.training.dtype]
     flatten = config.model.architecture == "mlp"
     data, _ = load_data(config.data, flatten=flatten, device="cpu", dtype=dtype)
     model = build_model(config.model, data.input_shape, data.num_classes).to(dtype=dtype)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as error:
+        raise ValueError(
+            f"run directory {directory}: {CHECKPOINT_NAME} does not fit its config.json "
+            f"({one_line_error(error)})"
+        ) from None
     regularization = regularization_from_config(config.training, model.depth)
     return config, model, data, regularization, int(state["epoch"])
+
+
+def one_line_error(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def compare_run(run_directory: str | os.PathLike, **options: Any) -> Comparison:
@@ -1129,6 +1173,7 @@ __all__ = [
     "RunDirectoryError",
     "UnconstrainedFeaturesView",
     "balanced_factor_scales",
+    "check_run_directory",
     "class_means",
     "compare_model",
     "compare_run",

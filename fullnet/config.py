@@ -252,13 +252,17 @@ class OutputConfig:
     directory : str
         Parent folder; the run writes to ``directory/name``.
     checkpoint_every : int
-        Epochs between checkpoints (0: only at the end and on interrupt).
+        Epochs between checkpoints (0: none by epoch count).
+    checkpoint_minutes : float
+        Wall-clock minutes between checkpoints (default 5; 0: none by time). With either, a run
+        is also checkpointed at the end, at ``--stop-at-epoch`` and on SIGINT or SIGTERM.
     progress : bool
         Show a tqdm progress bar.
     """
 
     directory: str = "outputs/fullnet"
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 5.0
     progress: bool = True
 
 
@@ -441,7 +445,7 @@ def resolve_config_path(name_or_path: str | Path, what: str = "configuration fil
         If neither exists; the message lists the packaged names.
     """
     path = Path(name_or_path).expanduser()
-    if path.is_file():
+    if path.exists():  # a file, or a folder/device that the reader then names as such
         return path
     text = str(name_or_path)
     if path.parent == Path(".") or path.parent.name == "configs":
@@ -456,6 +460,47 @@ def resolve_config_path(name_or_path: str | Path, what: str = "configuration fil
     )
 
 
+#: Most snapshots a run may request (each one is a full measurement pass).
+MAX_LOG_POINTS = 10_000
+
+
+def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The table of a TOML (or, by suffix ``.json``, JSON) file, with one clear error per failure.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, PermissionError
+        The path does not exist, is a folder, or cannot be read (the message names it).
+    ConfigError
+        The file is empty, not UTF-8, not valid TOML/JSON, or does not hold a table.
+    """
+    from .guards import read_input_text
+
+    path = Path(path)
+    try:
+        text = read_input_text(path, what)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ConfigError(str(error)) from None
+    if path.suffix == ".json":
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path}: invalid JSON ({error})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: invalid JSON (nested too deeply)") from None
+    else:
+        toml = _require_toml()
+        try:
+            mapping = toml.loads(text)
+        except toml.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: invalid TOML ({error})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: invalid TOML (nested too deeply)") from None
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{path}: expected a table of settings, got a JSON {type(mapping).__name__}")
+    return mapping
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a TOML (or JSON) configuration and apply overrides.
 
@@ -466,18 +511,14 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     ------
     FileNotFoundError
         If it is neither an existing file nor a packaged name.
+    IsADirectoryError
+        If the path is a folder.
     ConfigError
-        On unknown keys, wrong types or invalid values (the message names the key).
+        On an empty file, invalid TOML or JSON, unknown keys, wrong types or invalid values (the
+        message names the file and the key).
     """
     path = resolve_config_path(path)
-    if path.suffix == ".json":
-        mapping = json.loads(path.read_text())
-    else:
-        toml = _require_toml()
-        try:
-            mapping = toml.loads(path.read_text())
-        except toml.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: invalid TOML ({error})") from None
+    mapping = read_mapping(path, "configuration file")
     try:
         config = RunConfig.from_dict(mapping)
     except ConfigError as error:
@@ -613,10 +654,13 @@ def validate_config(config: RunConfig) -> RunConfig:
     if training.device != "auto" and not training.device.split(":")[0] in ("cpu", "cuda", "mps"):
         raise ConfigError(f"training.device must be 'auto', 'cpu' or 'cuda[:i]', got {training.device!r}")
     _positive(observe.log_points, "observe.log_points", allow_zero=True)
+    if observe.log_points > MAX_LOG_POINTS:
+        raise ConfigError(f"observe.log_points must be at most {MAX_LOG_POINTS}, got {observe.log_points}")
     _choice(observe.metric_dtype, ("float32", "float64"), "observe.metric_dtype")
     _positive(observe.chunk_size, "observe.chunk_size")
     _positive(observe.rank_tolerance, "observe.rank_tolerance")
     _positive(output.checkpoint_every, "output.checkpoint_every", allow_zero=True)
+    _positive(output.checkpoint_minutes, "output.checkpoint_minutes", allow_zero=True)
     if not output.directory:
         raise ConfigError("output.directory must not be empty")
     return config
@@ -637,5 +681,6 @@ __all__ = [
     "load_config",
     "packaged_config",
     "resolve_config_path",
+    "read_mapping",
     "validate_config",
 ]

@@ -30,6 +30,7 @@ import math
 import os
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -65,6 +66,8 @@ IDX_FILE_STEMS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 CIFAR10_DIRECTORY = "cifar-10-batches-py"
+#: Largest CIFAR-10 batch file read (an official batch is 31 MB: 10,000 × 3072 pixels and labels).
+CIFAR10_MAX_BATCH_BYTES = 40 * 1024 * 1024
 CIFAR10_FILES = {
     "train": tuple(f"data_batch_{index}" for index in range(1, 6)),
     "test": ("test_batch",),
@@ -174,27 +177,51 @@ IDX_TYPES = {
 }
 
 
-def _open_maybe_gzipped(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-        handle.seek(0)
-        raw = handle.read()
+#: Bytes read per call while streaming an IDX file.
+IDX_CHUNK_BYTES = 1 << 20
+#: Largest IDX payload :func:`read_idx` accepts without an explicit ``max_bytes`` (1 GiB; the
+#: MNIST training images are 47 MB).
+IDX_MAX_BYTES = 1 << 30
+#: Most samples an IDX file of each split may hold (the official counts).
+IDX_MAX_SAMPLES = {"train": 60000, "test": 10000}
+
+
+def _open_idx_stream(path: Path) -> Any:
+    """A binary stream of the file's IDX bytes: decompressed on the fly when it is gzipped."""
+    handle = open(path, "rb")
+    head = handle.read(2)
+    handle.seek(0)
     if head == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as error:
-            raise CorruptDataError(
-                f"{path}: damaged gzip stream ({error}); delete the file and fetch it again"
-            ) from None
-    return raw
+        return gzip.GzipFile(fileobj=handle, mode="rb"), handle
+    return handle, handle
 
 
-def read_idx(path: str | os.PathLike, *, advice: str = "") -> np.ndarray:
-    """Read an IDX file (gzipped or not) into a numpy array.
+def _read_exactly(stream: Any, count: int, path: Path, what: str, suffix: str) -> bytes:
+    data = stream.read(count)
+    if len(data) != count:
+        raise CorruptDataError(f"{path}: {what} truncated{suffix}")
+    return data
+
+
+def read_idx(
+    path: str | os.PathLike,
+    *,
+    advice: str = "",
+    expected_shape: Sequence[int | None] | None = None,
+    max_items: int | None = None,
+    expected_type: int | None = None,
+    max_bytes: int = IDX_MAX_BYTES,
+) -> np.ndarray:
+    """Read an IDX file (gzipped or not) into a numpy array, streaming it in bounded chunks.
 
     Format: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
     0x0D float32, 0x0E float64), a byte D with the number of dimensions, D big-endian uint32
     sizes, then the values in C order, big-endian.
+
+    The header is checked first (against ``expected_shape``, ``max_items`` and ``max_bytes``);
+    then exactly the bytes it promises are read, :data:`IDX_CHUNK_BYTES` at a time, into an
+    array of that size, and one more byte must not exist. Memory stays bounded by the header's
+    promise whatever the file holds (a gzip bomb is refused after at most that many bytes).
 
     Parameters
     ----------
@@ -202,6 +229,14 @@ def read_idx(path: str | os.PathLike, *, advice: str = "") -> np.ndarray:
         The file; a gzip stream is recognized by its first two bytes, whatever the suffix.
     advice : str
         Appended to error messages (how to obtain a good copy).
+    expected_shape : sequence of int or None, optional
+        The shape the file must have; None entries are free (e.g. ``(None, 28, 28)``).
+    max_items : int, optional
+        Largest first dimension accepted.
+    expected_type : int, optional
+        The IDX type code the file must have (0x08 for MNIST).
+    max_bytes : int
+        Largest payload accepted (default :data:`IDX_MAX_BYTES`).
 
     Returns
     -------
@@ -211,30 +246,75 @@ def read_idx(path: str | os.PathLike, *, advice: str = "") -> np.ndarray:
     Raises
     ------
     CorruptDataError
-        On a bad magic number, an unknown type, or a size that does not match the header.
+        On a bad magic number, an unknown or unexpected type, a shape other than expected, a
+        size that does not match the header, or a damaged gzip stream.
     """
     path = Path(path)
     suffix = f"; {advice}" if advice else ""
-    if not path.is_file():
+    if not path.exists():
         raise MissingDataError(f"IDX file {path} does not exist{suffix}")
-    data = _open_maybe_gzipped(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+    if not path.is_file():
+        raise CorruptDataError(f"IDX file {path} is {'a folder' if path.is_dir() else 'not a regular file'}, "
+                               f"expected a file{suffix}")
+    try:
+        stream, handle = _open_idx_stream(path)
+    except PermissionError:
+        raise MissingDataError(f"IDX file {path} is not readable (permission denied){suffix}") from None
+    try:
+        with handle:
+            return _read_idx_stream(stream, path, suffix, expected_shape, max_items, expected_type, max_bytes)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise CorruptDataError(
+            f"{path}: damaged gzip stream ({error}); delete the file and fetch it again"
+        ) from None
+
+
+def _read_idx_stream(stream: Any, path: Path, suffix: str, expected_shape: Sequence[int | None] | None,
+                     max_items: int | None, expected_type: int | None, max_bytes: int) -> np.ndarray:
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
         raise CorruptDataError(f"{path}: not an IDX file (bad magic number){suffix}")
-    type_code, dimensions = data[2], data[3]
+    type_code, dimensions = magic[2], magic[3]
     if type_code not in IDX_TYPES:
         raise CorruptDataError(f"{path}: unknown IDX type code 0x{type_code:02x}{suffix}")
-    header = 4 + 4 * dimensions
-    if len(data) < header:
-        raise CorruptDataError(f"{path}: IDX header truncated{suffix}")
-    shape = struct.unpack(f">{dimensions}I", data[4:header])
-    dtype = IDX_TYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) - header != expected:
+    if expected_type is not None and type_code != expected_type:
         raise CorruptDataError(
-            f"{path}: header promises shape {shape} ({expected} bytes of data) but the file holds "
-            f"{len(data) - header} bytes (truncated or damaged){suffix}"
+            f"{path}: IDX type code 0x{type_code:02x}, expected 0x{expected_type:02x}{suffix}"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    shape = struct.unpack(f">{dimensions}I", _read_exactly(stream, 4 * dimensions, path, "IDX header", suffix))
+    if expected_shape is not None:
+        expected = tuple(expected_shape)
+        if len(shape) != len(expected) or any(
+            want is not None and have != want for have, want in zip(shape, expected)
+        ):
+            shown = "(" + ", ".join("N" if want is None else str(want) for want in expected) + ")"
+            raise CorruptDataError(f"{path}: header says shape {shape}, expected {shown}{suffix}")
+    if max_items is not None and shape and not 1 <= shape[0] <= max_items:
+        raise CorruptDataError(
+            f"{path}: header says {shape[0]} samples, expected 1..{max_items}{suffix}"
+        )
+    dtype = IDX_TYPES[type_code]
+    expected_bytes = math.prod(shape) * dtype.itemsize
+    if expected_bytes > max_bytes:
+        raise CorruptDataError(
+            f"{path}: header says shape {shape} ({expected_bytes} bytes), more than the "
+            f"{max_bytes} accepted{suffix}"
+        )
+    buffer = np.empty(expected_bytes, dtype=np.uint8)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < expected_bytes:
+        count = stream.readinto(view[filled : filled + IDX_CHUNK_BYTES])
+        if not count:
+            break
+        filled += count
+    if filled != expected_bytes or stream.read(1):
+        held = f"{filled} bytes" if filled != expected_bytes else "more bytes"
+        raise CorruptDataError(
+            f"{path}: header promises shape {shape} ({expected_bytes} bytes of data) but the file "
+            f"holds {held} (truncated or damaged){suffix}"
+        )
+    array = buffer.view(dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
 
@@ -342,8 +422,17 @@ def read_cifar10_batch(path: str | os.PathLike, *, advice: str = "") -> tuple[np
     """
     path = Path(path)
     suffix = f"; {advice}" if advice else ""
-    if not path.is_file():
+    if not path.exists():
         raise MissingDataError(f"CIFAR-10 batch {path} does not exist{suffix}")
+    if not path.is_file():
+        raise CorruptDataError(f"CIFAR-10 batch {path} is {'a folder' if path.is_dir() else 'not a regular file'}, "
+                               f"expected a file{suffix}")
+    size = path.stat().st_size
+    if size > CIFAR10_MAX_BATCH_BYTES:
+        raise CorruptDataError(
+            f"{path}: {size} bytes, more than a CIFAR-10 batch of 10,000 images can hold "
+            f"({CIFAR10_MAX_BATCH_BYTES}){suffix}"
+        )
     try:
         with open(path, "rb") as handle:
             content = _ArrayOnlyUnpickler(handle, encoding="bytes").load()
@@ -504,8 +593,9 @@ def load_idx_dataset(
     image_path = find_data_file(name, image_stem, data_root)
     label_path = find_data_file(name, label_stem, data_root)
     advice = f"delete it and get a good copy: {how_to_get(name)}"
-    images = read_idx(image_path, advice=advice)
-    labels = read_idx(label_path, advice=advice)
+    images = read_idx(image_path, advice=advice, expected_shape=(None, 28, 28),
+                      max_items=IDX_MAX_SAMPLES[split], expected_type=0x08)
+    labels = read_idx(label_path, advice=advice, expected_shape=(images.shape[0],), expected_type=0x08)
     if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != (28, 28):
         raise CorruptDataError(
             f"{image_path}: expected uint8 images of shape (N, 28, 28), got {images.dtype} "

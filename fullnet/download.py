@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .data import CIFAR10_DIRECTORY, resolve_data_root
+from .guards import created_ancestors, remove_created_folders
 
 
 class DownloadError(OSError):
@@ -127,6 +128,26 @@ def verify_checksum(path: str | os.PathLike, expected: str, algorithm: str = "md
     return path
 
 
+class LocalWriteError(OSError):
+    """Writing a downloaded file failed here (a full disk, a read-only folder), not the network."""
+
+
+def _copy(response: Any, output: Any, destination: Path, chunk_size: int = 1 << 20) -> None:
+    """Copy ``response`` to ``output``; a failed write raises :class:`LocalWriteError`."""
+    while True:
+        chunk = response.read(chunk_size)
+        try:
+            if not chunk:
+                output.flush()
+                os.fsync(output.fileno())
+                return
+            output.write(chunk)
+        except OSError as error:
+            raise LocalWriteError(
+                error.errno, f"cannot write {destination}: {error.strerror or error}"
+            ) from None
+
+
 def fetch_file(
     urls: list[str] | tuple[str, ...],
     destination: str | os.PathLike,
@@ -156,6 +177,8 @@ def fetch_file(
     ------
     DownloadError
         If no URL could be read (every failure is listed; typically no network access).
+    LocalWriteError
+        If the file could not be written here (a full disk); no mirror is tried after that.
     ChecksumError
         If a mirror delivered a file with another checksum (and no other mirror delivered the
         right one).
@@ -172,13 +195,15 @@ def fetch_file(
             request = urllib.request.Request(url, headers={"User-Agent": "ufm-sandbox/fullnet"})
             with os.fdopen(handle, "wb") as output:
                 with open_url(request, timeout=timeout) as response:
-                    shutil.copyfileobj(response, output, length=1 << 20)
+                    _copy(response, output, destination)
             verify_checksum(temporary, expected_md5)
             os.replace(temporary, destination)
             return destination
         except ChecksumError as error:
             checksum_failure = ChecksumError(f"{url}: {error}")
             failures.append(f"{url}: checksum mismatch")
+        except LocalWriteError:
+            raise
         except (urllib.error.URLError, OSError, ValueError) as error:
             failures.append(f"{url}: {error}")
         finally:
@@ -256,8 +281,18 @@ def download_dataset(
     spec = DOWNLOADS[name]
     root = resolve_data_root(data_root)
     folder = root / spec.subdirectory if spec.subdirectory else root
+    created = created_ancestors(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    say = log or (lambda message: None)
+    try:
+        return _download_into(name, spec, root, folder, opener=opener, timeout=timeout,
+                              keep_archive=keep_archive, say=log or (lambda message: None))
+    except BaseException:
+        remove_created_folders(created, files=())  # only folders this call created and left empty
+        raise
+
+
+def _download_into(name: str, spec: DownloadSpec, root: Path, folder: Path, *, opener: Opener | None,
+                   timeout: float, keep_archive: bool, say: Callable[[str], None]) -> list[Path]:
     if name == "cifar10" and all(
         (root / CIFAR10_DIRECTORY / filename).is_file() for filename in CIFAR10_MEMBER_MD5
     ):
@@ -299,6 +334,7 @@ __all__ = [
     "DOWNLOADS",
     "DownloadError",
     "DownloadSpec",
+    "LocalWriteError",
     "RemoteFile",
     "download_dataset",
     "fetch_file",

@@ -141,6 +141,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .config import ConfigError, RunConfig, SECTIONS, apply_overrides
+from .guards import created_ancestors, remove_created_folders
 from .store import RunRecord, RunRegistration, SweepStore, snapshot_values
 
 try:  # Python >= 3.11
@@ -466,17 +467,10 @@ def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SweepS
     ConfigError
         On unknown keys and bad grid values; the message names the key.
     """
-    from .config import resolve_config_path
+    from .config import read_mapping, resolve_config_path
 
     path = resolve_config_path(path, "sweep file")
-    if path.suffix == ".json":
-        mapping = json.loads(path.read_text())
-    else:
-        toml = _require_toml()
-        try:
-            mapping = toml.loads(path.read_text())
-        except toml.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: invalid TOML ({error})") from None
+    mapping = read_mapping(path, "sweep file")
     sweep_assignments, base_overrides = split_overrides(overrides)
     for key, value in sweep_assignments:
         if key.startswith("grid."):
@@ -821,28 +815,69 @@ def local_executor(workers: int, threads: int = 1) -> Executor:
     )
 
 
-def dask_executor(scheduler: str) -> tuple[Executor, Any]:
+class SchedulerError(ConnectionError, ValueError):
+    """A dask scheduler cannot be used: a malformed address or scheduler file, the package
+    ``distributed`` missing, or no answer within the timeout (one-line message)."""
+
+
+#: Seconds :func:`dask_executor` waits for a scheduler (``distributed`` waits 30 by default).
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def dask_executor(scheduler: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> tuple[Executor, Any]:
     """(executor, client) of a ``dask.distributed`` cluster.
 
     Parameters
     ----------
     scheduler : str
         ``tcp://HOST:PORT`` (or any address ``distributed.Client`` accepts), or the path of a
-        scheduler file (``dask scheduler --scheduler-file``, dask-mpi).
+        scheduler file (``dask scheduler --scheduler-file``, dask-mpi): a JSON file with the
+        scheduler's ``address``.
+    timeout : float
+        Seconds to wait for the scheduler (default :data:`DEFAULT_CONNECT_TIMEOUT`).
+
+    Raises
+    ------
+    SchedulerError
+        (a ConnectionError and a ValueError) ``scheduler`` is not an address or a readable
+        scheduler file, ``distributed`` is not installed, or no scheduler answered at that
+        address within ``timeout`` seconds.
     """
     try:
         from distributed import Client
     except ModuleNotFoundError:
-        raise RuntimeError(
+        raise SchedulerError(
             "scheduler: running on a dask cluster needs the package 'distributed' "
             "(pip install 'ufm-sandbox[cluster]')"
         ) from None
     if not isinstance(scheduler, str) or not scheduler:
-        raise ValueError(f"scheduler must be an address like tcp://HOST:PORT, got {scheduler!r}")
-    if scheduler.endswith(".json") and Path(scheduler).is_file():
-        client = Client(scheduler_file=scheduler)
-    else:
-        client = Client(scheduler)
+        raise SchedulerError(f"scheduler must be an address like tcp://HOST:PORT, got {scheduler!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise SchedulerError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    address = scheduler
+    if scheduler.endswith(".json") or os.path.exists(scheduler):
+        from .guards import read_input_text
+
+        try:
+            text = read_input_text(scheduler, "scheduler file")
+        except (OSError, ValueError) as error:
+            raise SchedulerError(str(error)) from None
+        try:
+            content = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise SchedulerError(f"scheduler file {scheduler} is not JSON ({error})") from None
+        address = content.get("address") if isinstance(content, dict) else None
+        if not isinstance(address, str) or not address:
+            raise SchedulerError(f"scheduler file {scheduler} holds no 'address' (a dask scheduler file does)")
+    try:
+        client = Client(address, timeout=timeout)
+    except ValueError as error:
+        raise SchedulerError(f"scheduler {address!r} is not an address like tcp://HOST:PORT ({error})") from None
+    except (OSError, TimeoutError) as error:
+        raise SchedulerError(
+            f"no dask scheduler answered at {address} within {timeout:g} s; start one there "
+            "(`dask scheduler`) or check the address and the firewall"
+        ) from None
     return client.get_executor(pure=False), client
 
 
@@ -928,6 +963,7 @@ def run_sweep(
     executor: Executor | Callable[[], Executor] | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_in_flight: int | None = None,
     max_retries: int = 2,
     retry_failed: bool = False,
@@ -951,7 +987,10 @@ def run_sweep(
     workers : int, optional
         Local worker processes (default: the available CPUs); 0 runs in this process.
     scheduler : str, optional
-        A dask scheduler address ``tcp://HOST:PORT`` or scheduler file (:func:`dask_executor`).
+        A dask scheduler address ``tcp://HOST:PORT`` or scheduler file (:func:`dask_executor`);
+        it is reached before the store is opened, so an unreachable one leaves no store behind.
+    connect_timeout : float
+        Seconds to wait for the scheduler.
     max_in_flight : int, optional
         Runs submitted and not yet returned (default: ``workers`` for local processes, 1 in
         process, unbounded for other executors).
@@ -997,13 +1036,27 @@ def run_sweep(
     started = time.perf_counter()
     cells = expand_grid(specification)
 
+    client = None
+    current: Executor | None = None
+    if scheduler is not None:
+        current, client = dask_executor(scheduler, timeout=connect_timeout)
     owned_store = not isinstance(store, SweepStore)
     if store is None:
         store = specification.default_store_path
-    sweep_store = SweepStore(store) if owned_store else store  # type: ignore[arg-type]
-    client = None
+    # A store this call creates and fails to register the sweep in is removed again (with the
+    # folders created for it): a refused sweep leaves nothing behind.
+    new_store = owned_store and not os.path.lexists(store)
+    created = created_ancestors(Path(store).absolute().parent) if new_store else []
+    registered = False
+    try:
+        sweep_store = SweepStore(store) if owned_store else store  # type: ignore[arg-type]
+    except BaseException:
+        if client is not None:
+            client.close()
+        if new_store:
+            _discard_store(Path(store), created)
+        raise
     factory: Callable[[], Executor] | None = None
-    current: Executor | None = None
     inline = False
     report = SweepReport(name=specification.name, store=str(sweep_store.path), cells=len(cells))
     in_flight: dict[Future, tuple[RunTask, int]] = {}
@@ -1022,12 +1075,13 @@ def run_sweep(
             ))
         sweep_store.register_sweep(specification.name, specification.to_dict())
         identifiers = sweep_store.register_runs(specification.name, registrations)
+        registered = True
         statuses = {record.run_id: record.status for record in sweep_store.runs(specification.name)}
 
         # -- executor -----------------------------------------------------------------------
         limit = max_in_flight
         if scheduler is not None:
-            current, client = dask_executor(scheduler)
+            pass  # connected above
         elif executor is not None:
             if isinstance(executor, Executor):
                 current = executor
@@ -1171,6 +1225,20 @@ def run_sweep(
             client.close()
         if owned_store:
             sweep_store.close()
+            if new_store and not registered:
+                _discard_store(Path(store), created)
+
+
+def _discard_store(path: Path, created: list[Path]) -> None:
+    """Remove a store file (and its WAL files) and the empty folders created for it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            Path(f"{path}{suffix}").unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+    remove_created_folders(created, files=())
 
 
 # --------------------------------------------------------------------------------------------
@@ -1404,6 +1472,8 @@ def add_sweep_command(commands: Any) -> Any:
     )
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="dask scheduler tcp://HOST:PORT (or scheduler file) instead of local processes")
+    parser.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
+                        help=f"seconds to wait for the scheduler (default {DEFAULT_CONNECT_TIMEOUT:g})")
     parser.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: available CPUs; 0: in this process)")
     parser.add_argument("--store", default=None, help="SQLite store (default output.directory/NAME/sweep.sqlite)")
@@ -1420,33 +1490,62 @@ def add_sweep_command(commands: Any) -> Any:
 
 def sweep_command(arguments: Any) -> int:
     """Handler of ``python -m fullnet sweep``; prints the report as JSON. Exit status 0 when the
-    sweep ran to its end (failed runs are in the report and the store), 2 on bad input, 130 when
-    interrupted."""
+    sweep ran to its end (failed runs are in the report and the store), 2 on bad input (one
+    line naming the argument; nothing written), 128 + the signal after SIGINT or SIGTERM."""
+    import signal
+    import sqlite3
     import sys
 
+    from .cli import positive_number
+    from .guards import CommandError, argument_errors, check_output_directory, describe_error, signal_name
     from .store import StoreError
 
+    with argument_errors("--config"):
+        specification = load_sweep(arguments.config)
+    if arguments.overrides:
+        with argument_errors("--set"):
+            specification = load_sweep(arguments.config, arguments.overrides)
+    if arguments.dry_run:
+        for cell in expand_grid(specification):
+            print(json.dumps({"name": cell.name, "hash": cell.config_hash, **cell.coordinates}))
+        return 0
+    positive_number(arguments.workers, "--workers", integer=True, allow_zero=True)
+    positive_number(arguments.max_retries, "--max-retries", integer=True, allow_zero=True)
+    positive_number(arguments.threads_per_run, "--threads-per-run", integer=True)
+    positive_number(arguments.connect_timeout, "--connect-timeout")
+    if arguments.workers is not None and arguments.scheduler is not None:
+        raise CommandError("--scheduler", "give --workers or --scheduler, not both")
+    if arguments.scheduler is not None and not arguments.scheduler.strip():
+        raise CommandError("--scheduler", "expected an address like tcp://HOST:PORT, got an empty string")
+    with argument_errors("output.directory"):
+        check_output_directory(specification.directory, "sweep folder")
+    if arguments.store is not None and not arguments.store.strip():
+        raise CommandError("--store", "expected an SQLite file, got an empty path")
+    store_argument = "--store" if arguments.store is not None else "output.directory"
+    store_path = Path(arguments.store) if arguments.store is not None else specification.default_store_path
+    with argument_errors(store_argument):
+        if store_path.is_dir():
+            raise IsADirectoryError(f"store {store_path} is a folder, expected an SQLite file")
+        check_output_directory(store_path.parent, "store folder")
     try:
-        specification = load_sweep(arguments.config, arguments.overrides)
-        if arguments.dry_run:
-            for cell in expand_grid(specification):
-                print(json.dumps({"name": cell.name, "hash": cell.config_hash, **cell.coordinates}))
-            return 0
-        if arguments.workers is not None and arguments.scheduler is not None:
-            raise ValueError("give --workers or --scheduler, not both")
         report = run_sweep(
-            specification, arguments.store, workers=arguments.workers,
-            scheduler=arguments.scheduler, max_retries=arguments.max_retries,
-            retry_failed=arguments.retry_failed, threads_per_run=arguments.threads_per_run,
-            progress=not arguments.no_progress,
+            specification, store_path, workers=arguments.workers,
+            scheduler=arguments.scheduler, connect_timeout=arguments.connect_timeout,
+            max_retries=arguments.max_retries, retry_failed=arguments.retry_failed,
+            threads_per_run=arguments.threads_per_run, progress=not arguments.no_progress,
         )
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are stored; run the same command again to continue",
+    except KeyboardInterrupt as error:
+        signum = int(getattr(error, "signum", signal.SIGINT))
+        print(f"\n{signal_name(signum)}: finished runs are stored; run the same command again to continue",
               file=sys.stderr)
-        return 130
-    except (ConfigError, StoreError, FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 128 + signum
+    except SchedulerError as error:
+        raise CommandError("--scheduler", describe_error(error)) from None
+    except (StoreError, sqlite3.Error, OSError) as error:
+        message = describe_error(error)
+        if str(store_path) not in message:
+            message = f"store {store_path}: {message}"
+        raise CommandError(store_argument, message) from None
     summary = report.to_dict()
     summary["completed"], summary["failed"] = len(report.completed), len(report.failed)
     print(json.dumps(summary))
@@ -1458,6 +1557,7 @@ __all__ = [
     "InlineExecutor",
     "RunOutcome",
     "RunTask",
+    "SchedulerError",
     "SweepCell",
     "SweepGrid",
     "SweepLine",

@@ -14,10 +14,13 @@ the parameter groups and they are recorded with the results.
 - The learning rate is multiplied by ``lr_drop_factor`` (0.1) from epoch ⌊0.8·epochs⌋ on.
 - Metrics (:func:`fullnet.observe.observe`) at log-spaced epochs, 0 and the last included.
 - Checkpoints are written atomically (temporary file, fsync, ``os.replace``) every
-  ``checkpoint_every`` epochs, at the end, at ``stop_at_epoch`` and on Ctrl-C. A first SIGINT is
-  deferred to the end of the current optimizer step, so the saved state is always that of a
-  completed step; resuming continues bit-identically on the CPU (same data order, same
-  generator state, same optimizer state).
+  ``checkpoint_every`` epochs, every ``checkpoint_seconds`` of wall time, at the end, at
+  ``stop_at_epoch`` and on SIGINT (Ctrl-C) or SIGTERM (SLURM). A first signal is deferred to the
+  end of the current optimizer step, so the saved state is always that of a completed step;
+  resuming continues bit-identically on the CPU (same data order, same generator state, same
+  optimizer state).
+- :func:`train` checks everything it can (configuration, output folder, checkpoint, device,
+  memory, data) before it creates the run folder (:mod:`fullnet.guards`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ from ufm.conventions import lambdas_from_torch_optimizer
 
 from .architectures import PyramidalMLP, ResNet20
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainingConfig
+from .guards import (
+    Interrupted,
+    RunLock,
+    check_memory,
+    check_output_directory,
+    created_ancestors,
+    remove_created_folders,
+    remove_stale_temporaries,
+)
 from .data import (
     TensorData,
     gaussian_mixture,
@@ -156,8 +168,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :class:`Trainer` (tensors and plain Python values only)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist; run without --resume first")
+    from .guards import require_input_file
+
+    require_input_file(path, "checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
@@ -330,28 +345,38 @@ class WeightDecayGradientDescent:
 
 
 class _DeferredInterrupt:
-    """SIGINT handler that records the first Ctrl-C and raises KeyboardInterrupt on the second."""
+    """SIGINT and SIGTERM handler: the first signal is recorded (the loop stops at the end of the
+    current optimizer step), a second one raises :class:`~fullnet.guards.Interrupted` at once."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
     def __init__(self) -> None:
         self.requested = False
-        self.previous: Any = None
+        self.signum = int(signal.SIGINT)
+        self.previous: dict[int, Any] = {}
         self.installed = False
 
     def __enter__(self) -> "_DeferredInterrupt":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
+            for number in self.SIGNALS:
+                self.previous[number] = signal.getsignal(number)
+                signal.signal(number, self._handle)
             self.installed = True
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
         self.requested = True
+        self.signum = int(signum)
+
+    def interrupted(self) -> Interrupted:
+        return Interrupted(self.signum)
 
     def __exit__(self, *exc_info: Any) -> None:
         if self.installed:
-            signal.signal(signal.SIGINT, self.previous)
+            for number, previous in self.previous.items():
+                signal.signal(number, previous)
 
 
 class Trainer:
@@ -389,6 +414,10 @@ class Trainer:
         Where checkpoints go (None: no checkpoints).
     checkpoint_every : int
         Epochs between checkpoints (0: only at the end, at ``stop_at_epoch`` and on interrupt).
+    checkpoint_seconds : float, optional
+        Wall-clock seconds between checkpoints (None or 0: none by time). Checked after every
+        optimizer step, so a long SGD epoch is checkpointed mid-epoch; the saved state is that of
+        a completed step, and resuming from it is bit-identical like any other checkpoint.
     progress : bool
         tqdm progress bar: Φ and NC1.tr_unc (features entering W_L) at the last snapshot, and
         the data term of the last step.
@@ -421,6 +450,7 @@ class Trainer:
         per_layer: bool = True,
         checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int = 0,
+        checkpoint_seconds: float | None = None,
         progress: bool = False,
         extra_state: dict[str, Any] | None = None,
         on_step: Callable[["Trainer"], None] | None = None,
@@ -479,6 +509,12 @@ class Trainer:
         self.per_layer = per_layer
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.checkpoint_every = int(checkpoint_every)
+        if checkpoint_seconds is not None and not (
+            isinstance(checkpoint_seconds, (int, float)) and checkpoint_seconds >= 0
+        ):
+            raise ValueError(f"checkpoint_seconds must be a number >= 0 or None, got {checkpoint_seconds!r}")
+        self.checkpoint_seconds = float(checkpoint_seconds) if checkpoint_seconds else None
+        self._last_save = time.monotonic()
         self.progress = progress
         self.extra_state = dict(extra_state or {})
         self.on_step = on_step
@@ -555,7 +591,17 @@ class Trainer:
         target = Path(path) if path is not None else self.checkpoint_path
         if target is None:
             return None
-        return atomic_torch_save(self.state_dict(), target)
+        saved = atomic_torch_save(self.state_dict(), target)
+        if path is None:
+            self._last_save = time.monotonic()
+        return saved
+
+    def checkpoint_due(self) -> bool:
+        """True when ``checkpoint_seconds`` have passed since the last checkpoint."""
+        return (
+            self.checkpoint_seconds is not None and self.checkpoint_path is not None
+            and time.monotonic() - self._last_save >= self.checkpoint_seconds
+        )
 
     def resume_from(self, path: str | os.PathLike | None = None) -> None:
         """Load the checkpoint at ``path`` (default ``checkpoint_path``)."""
@@ -611,8 +657,9 @@ class Trainer:
         self.step += 1
         return total
 
-    def _run_epoch(self, interrupt: _DeferredInterrupt) -> bool:
-        """Continue the current epoch; False if stopped early by a deferred Ctrl-C."""
+    def _run_epoch(self, interrupt: _DeferredInterrupt) -> None:
+        """Continue the current epoch; return early (mid-epoch for SGD) after a signal or when a
+        checkpoint by wall time is due."""
         rate = self.current_learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = rate
@@ -623,7 +670,7 @@ class Trainer:
             self._updating = False
             if self.on_step is not None:
                 self.on_step(self)
-            return not interrupt.requested
+            return
         if self.batch_position == 0 or self.permutation is None:
             self.permutation = torch.randperm(count, generator=self.generator)
         steps = math.ceil(count / self.batch_size)
@@ -639,11 +686,8 @@ class Trainer:
             self._updating = False
             if self.on_step is not None:
                 self.on_step(self)
-            if interrupt.requested:
-                return False
-            if self.batch_position == 0:
-                break
-        return True
+            if interrupt.requested or self.batch_position == 0 or self.checkpoint_due():
+                return
 
     # -- observation ---------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -683,8 +727,9 @@ class Trainer:
 
         Raises
         ------
-        KeyboardInterrupt
-            After Ctrl-C, once the state of the last completed step has been checkpointed.
+        fullnet.guards.Interrupted
+            (a KeyboardInterrupt) after SIGINT (Ctrl-C) or SIGTERM, once the state of the last
+            completed step has been checkpointed.
         """
         if stop_at_epoch is not None and not 0 <= stop_at_epoch <= self.epochs:
             raise ValueError(f"stop_at_epoch must lie in 0..{self.epochs}, got {stop_at_epoch}")
@@ -694,6 +739,7 @@ class Trainer:
         status = "completed"
         recorded = {snapshot.epoch for snapshot in self.history}
         last_checkpoint = self.epoch
+        self._last_save = time.monotonic()
         bar = tqdm(total=self.epochs, initial=self.epoch, disable=not self.progress,
                    desc="train", unit="epoch", dynamic_ncols=True)
         # loss: Φ at the last snapshot; nc1: NC1.tr_unc entering W_L; fit: the last batch's data term
@@ -702,7 +748,7 @@ class Trainer:
             with _DeferredInterrupt() as interrupt:
                 while True:
                     if interrupt.requested:
-                        raise KeyboardInterrupt
+                        raise interrupt.interrupted()
                     at_epoch_start = self.batch_position == 0
                     if at_epoch_start and self.epoch in self.log_epochs and self.epoch not in recorded:
                         snapshot = self.snapshot()
@@ -720,16 +766,16 @@ class Trainer:
                     if (
                         at_epoch_start and self.checkpoint_every
                         and self.epoch - last_checkpoint >= self.checkpoint_every
-                    ):
+                    ) or self.checkpoint_due():
                         self.save_checkpoint()
                         last_checkpoint = self.epoch
                     before = self.epoch
-                    completed = self._run_epoch(interrupt)
+                    self._run_epoch(interrupt)
                     postfix["fit"] = f"{self.last_batch_loss:.4g}"
                     bar.set_postfix(postfix, refresh=False)
                     bar.update(self.epoch - before)
-                    if not completed:
-                        raise KeyboardInterrupt
+                    if interrupt.requested:
+                        raise interrupt.interrupted()
         except KeyboardInterrupt:
             if not self._updating:
                 self.save_checkpoint()
@@ -847,9 +893,12 @@ def load_data(
             test = prepare_data(raw_test, standardization=train.standardization, flatten=flatten,
                                 targets=config.targets, device=device, dtype=dtype)
         return train, test
+    if config.test_per_class and config.name == "mnist-5k":
+        raise ConfigError("data.test_per_class: mnist-5k has no test split; use mnist or fashion-mnist")
     raw = load_dataset(config.name, "train", config.data_root)
     if config.classes:
-        raw = select_classes(raw, config.classes)
+        raw = _select_classes(raw, config.classes)
+    _check_per_class(raw, config.per_class, "data.per_class")
     train = prepare_data(
         raw, per_class=config.per_class, seed=config.subset_seed,
         order_by_class=config.order_by_class, standardization=config.standardization,
@@ -857,17 +906,37 @@ def load_data(
     )
     test = None
     if config.test_per_class:
-        if config.name == "mnist-5k":
-            raise ConfigError("data.test_per_class: mnist-5k has no test split; use mnist or fashion-mnist")
         raw_test = load_dataset(config.name, "test", config.data_root)
         if config.classes:
-            raw_test = select_classes(raw_test, config.classes)
+            raw_test = _select_classes(raw_test, config.classes)
+        _check_per_class(raw_test, config.test_per_class, "data.test_per_class")
         test = prepare_data(
             raw_test, per_class=config.test_per_class, seed=config.subset_seed,
             standardization=train.standardization, flatten=flatten, targets=config.targets,
             device=device, dtype=dtype,
         )
     return train, test
+
+
+def _select_classes(raw: Any, classes: list[int]) -> Any:
+    if max(classes) >= raw.num_classes:
+        raise ConfigError(
+            f"data.classes must lie in 0..{raw.num_classes - 1} (the classes of {raw.name}), got {classes}"
+        )
+    return select_classes(raw, classes)
+
+
+def _check_per_class(raw: Any, per_class: int | None, key: str) -> None:
+    """Refuse n above the size of the smallest class, naming the key and the class."""
+    if per_class is None:
+        return
+    counts = np.bincount(raw.labels, minlength=raw.num_classes)
+    short = int(np.argmin(counts))
+    if counts[short] < per_class:
+        raise ConfigError(
+            f"{key} must be at most {int(counts[short])} (the samples of class {short} in the "
+            f"{raw.split} split of {raw.name}), got {per_class}"
+        )
 
 
 def run_directory(config: RunConfig, output_dir: str | os.PathLike | None = None) -> Path:
@@ -877,9 +946,10 @@ def run_directory(config: RunConfig, output_dir: str | os.PathLike | None = None
     return Path(config.output.directory) / config.name
 
 
-#: Configuration keys that may differ between a run and its resumption (bit-identical continuation
-#: on the CPU also needs the same thread count).
-RESUMABLE_DIFFERENCES = ("output", "training.device", "training.threads")
+#: Configuration keys that may differ between a run and its resumption: they change neither the
+#: computation nor its results (bit-identical continuation on the CPU also needs the same thread
+#: count).
+RESUMABLE_DIFFERENCES = ("description", "output", "training.device", "training.threads")
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "",
@@ -937,12 +1007,22 @@ def train(
     configuration, written first), ``checkpoint.pt``, and at the end (or after an interrupt)
     ``history.json``, ``history.csv``, ``final_metrics.json``, ``result.json``.
 
+    Everything that can be checked is checked before the run directory is created: the
+    configuration, ``stop_at_epoch``, the output folder (a file, under a file, not writable),
+    the checkpoint to resume from, the device, the memory the run needs
+    (:func:`fullnet.guards.check_memory`), the data and the batch size. A run refused there
+    writes nothing. Once started, the run folder is locked against a second training, stale
+    temporary files of a killed atomic write are removed, and the state is checkpointed every
+    ``output.checkpoint_every`` epochs, every ``output.checkpoint_minutes`` minutes, at the end,
+    at ``stop_at_epoch`` and after SIGINT or SIGTERM. If a new run fails before its first
+    checkpoint (e.g. a full disk), the folders it created are removed again.
+
     Parameters
     ----------
     config : RunConfig
     resume : bool
         Continue from ``checkpoint.pt`` of the run directory; the saved configuration must match
-        (except ``output.*`` and ``training.device``).
+        (except ``description``, ``output.*``, ``training.device`` and ``training.threads``).
     output_dir : path-like, optional
         Overrides the run directory.
     stop_at_epoch : int, optional
@@ -951,22 +1031,78 @@ def train(
         Overrides ``config.output.progress``.
     on_step : callable, optional
         See :class:`Trainer`.
+
+    Raises
+    ------
+    ConfigError
+        A configuration value does not fit this run (the message names the key).
+    ValueError
+        ``stop_at_epoch`` outside 0..epochs; a checkpoint that does not match.
+    FileNotFoundError
+        ``resume`` without a checkpoint.
+    FileExistsError
+        A checkpoint exists and ``resume`` is False.
+    OSError
+        The output folder is a file or not writable, or a write failed (e.g. a full disk).
+    fullnet.guards.Interrupted
+        After SIGINT or SIGTERM, with the state checkpointed.
     """
     from .config import validate_config
 
     validate_config(config)
     training = config.training
+    if stop_at_epoch is not None and (
+        isinstance(stop_at_epoch, bool) or not isinstance(stop_at_epoch, int)
+        or not 0 <= stop_at_epoch <= training.epochs
+    ):
+        raise ValueError(
+            f"stop_at_epoch must be an epoch in 0..{training.epochs} (training.epochs), got {stop_at_epoch!r}"
+        )
+    directory = run_directory(config, output_dir)
+    check_output_directory(directory, "output folder")
+    checkpoint = directory / CHECKPOINT_NAME
+    state = None
+    if resume:
+        if not checkpoint.exists():
+            raise FileNotFoundError(
+                f"no checkpoint to resume: {checkpoint} does not exist; run without --resume first"
+            )
+        state = load_checkpoint(checkpoint)
+        saved_config = state.get("extra", {}).get("config", {})
+        differences = _config_differences(saved_config, config.to_dict())
+        if differences:
+            raise ConfigError(
+                f"cannot resume from {checkpoint}: the configuration changed: " + "; ".join(differences)
+            )
+    elif checkpoint.exists():
+        raise FileExistsError(
+            f"{checkpoint} exists; pass --resume to continue that run, or choose another "
+            "output directory or run name"
+        )
+    try:
+        device = resolve_device(training.device)
+    except ValueError as error:
+        raise ConfigError(f"training.device = {training.device!r}: {error}") from None
+    check_memory(config, device)
     if training.threads is not None:
         torch.set_num_threads(training.threads)
-    device = resolve_device(training.device)
     dtype = DTYPES[training.dtype]
     flatten = config.model.architecture == "mlp"
     train_data, test_data = load_data(config.data, flatten=flatten, device=device, dtype=dtype)
+    if training.optimizer == "sgd" and not 1 <= training.batch_size <= train_data.num_samples:
+        raise ConfigError(
+            f"training.batch_size must lie in 1..{train_data.num_samples} (the N training samples), "
+            f"got {training.batch_size}"
+        )
+    if training.optimizer == "gd" and training.batch_size not in (None, train_data.num_samples):
+        raise ConfigError(
+            f"training.batch_size must be none (or N = {train_data.num_samples}) for full-batch "
+            f"training.optimizer = 'gd', got {training.batch_size}"
+        )
     model = build_model(config.model, train_data.input_shape, train_data.num_classes)
     model = model.to(device=device, dtype=dtype)
     regularization = regularization_from_config(training, model.depth)
-    directory = run_directory(config, output_dir)
-    checkpoint = directory / CHECKPOINT_NAME
+    minutes = config.output.checkpoint_minutes
     trainer = Trainer(
         model, train_data, regularization,
         learning_rate=training.learning_rate, epochs=training.epochs,
@@ -978,31 +1114,34 @@ def train(
         observe_chunk_size=config.observe.chunk_size,
         rank_tolerance=config.observe.rank_tolerance, per_layer=config.observe.per_layer,
         checkpoint_path=checkpoint, checkpoint_every=config.output.checkpoint_every,
+        checkpoint_seconds=60.0 * minutes if minutes else None,
         progress=config.output.progress if progress is None else progress,
         extra_state={"config": config.to_dict()}, on_step=on_step,
     )
-    if resume:
-        state = load_checkpoint(checkpoint)
-        saved_config = state.get("extra", {}).get("config", {})
-        differences = _config_differences(saved_config, config.to_dict())
-        if differences:
-            raise ConfigError(
-                f"cannot resume from {checkpoint}: the configuration changed: " + "; ".join(differences)
-            )
+    if state is not None:
         trainer.load_state_dict(state)
-    elif checkpoint.exists():
-        raise FileExistsError(
-            f"{checkpoint} exists; pass --resume to continue that run, or choose another "
-            "output directory or run name"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / "config.json", config.to_json() + "\n")
+        del state
+
+    # -- from here on, files are written ----------------------------------------------------
+    created = created_ancestors(directory)
     try:
-        result = trainer.run(stop_at_epoch=stop_at_epoch)
-    except KeyboardInterrupt:
-        write_results(directory, config, trainer.partial_result("interrupted"))
+        directory.mkdir(parents=True, exist_ok=True)
+        with RunLock(directory):
+            remove_stale_temporaries(directory)
+            if not resume and checkpoint.exists():  # written by another process meanwhile
+                raise FileExistsError(f"{checkpoint} appeared while this run was being prepared")
+            atomic_write_text(directory / "config.json", config.to_json() + "\n")
+            try:
+                result = trainer.run(stop_at_epoch=stop_at_epoch)
+            except KeyboardInterrupt:
+                if checkpoint.exists():
+                    write_results(directory, config, trainer.partial_result("interrupted"))
+                raise
+            write_results(directory, config, result)
+    except BaseException:
+        if created and not checkpoint.exists():
+            remove_created_folders(created)
         raise
-    write_results(directory, config, result)
     return result
 
 
