@@ -1,6 +1,6 @@
 """Which minimum of the 4-DUFM plain GD ends in, and how that depends on its fixed step.
 
-Model: the benchmark model of ``benchmarks/solvers.py`` (THEORY.md §4.6, low-rank case; E-C2):
+Model: the benchmark model of ``benchmarks/solvers.py`` (docs/theory.md §4.6, low-rank case; E-C2):
 :class:`ufm.models.DeepUFM` with K = 10, L = 4, width 30, n = 1, λ = 0.004 on every block. From
 the E-B1 initialization of every seed:
 
@@ -24,7 +24,7 @@ differ from η = 0.5's, the minimum GD ends in is a property of its step, not of
 that follows GD's path faster can be sure to reach GD's minimum.
 
 Run: ``python benchmarks/gd_basins.py --seeds 0 1 2 3 4 5 6 7 8 9`` (≈ 1 minute a seed) and
-``--plot gd_basins.png`` for a picture of the polished minima (relative to L_DNC, THEORY.md §4.3).
+``--plot gd_basins.png`` for a picture of the polished minima (relative to L_DNC, docs/theory.md §4.3).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class EndPoint:
 
 
 def build_model() -> DeepUFM:
-    """The 4-DUFM of THEORY.md §4.6 (K = 10, width 30, n = 1, λ = 0.004 on every block)."""
+    """The 4-DUFM of docs/theory.md §4.6 (K = 10, width 30, n = 1, λ = 0.004 on every block)."""
     return DeepUFM(NUM_CLASSES, PER_CLASS, (WIDTH,) * NUM_LAYERS, PENALTY, PENALTY)
 
 

@@ -1,6 +1,6 @@
 """Benchmark: time to the low-rank minimum of the 4-DUFM, plain GD against quasi-Newton methods.
 
-Model (THEORY.md §4.6, low-rank case; E-C2): :class:`ufm.models.DeepUFM` with K = 10 classes,
+Model (docs/theory.md §4.6, low-rank case; E-C2): :class:`ufm.models.DeepUFM` with K = 10 classes,
 L = 4 weight matrices, width 30, n = 1 sample per class and λ = 0.004 on every block. Every method
 starts from the same E-B1 initialization of each seed:
 
@@ -23,7 +23,7 @@ methods may end in different local minima. When GD never reaches the target (ano
 lower), GD's time is its whole run (a lower bound on its time to the target; the row says ``never:
 whole run``). Any other method that never reaches the target loses on that seed: its row shows the
 first moment it came within 1e-6 of its own final loss (``own final``) and its speedup counts as 0
-in the summary. The speedup of a method is the ratio of these times, GD over the method. L_DNC (THEORY.md
+in the summary. The speedup of a method is the ratio of these times, GD over the method. L_DNC (docs/theory.md
 §4.3) is printed for reference only: low-rank points lie below it (§4.5). RANK(M_l) of the class
 means of H_1..H_4 and of H̃_4 use singular values above 1e-3 times the largest.
 
@@ -99,7 +99,7 @@ class Trace:
 
 
 def build_model() -> DeepUFM:
-    """The 4-DUFM of THEORY.md §4.6 (K = 10, width 30, n = 1, λ = 0.004 on every block)."""
+    """The 4-DUFM of docs/theory.md §4.6 (K = 10, width 30, n = 1, λ = 0.004 on every block)."""
     return DeepUFM(NUM_CLASSES, PER_CLASS, (WIDTH,) * NUM_LAYERS, PENALTY, PENALTY)
 
 

@@ -4,7 +4,7 @@ Every figure module exposes ``make(out_dir, quick=False) -> list[pathlib.Path]``
 ``NAME.png`` and the data behind it (``NAME.csv`` and ``NAME.json``) into ``out_dir``. The
 figures hold no science of their own: every plotted number comes from a library function of
 :mod:`ufm` or :mod:`fullnet`. ``quick=True`` is the CPU-minutes version that CI runs; the full
-version follows the papers' settings as far as THEORY.md §6 knows them.
+version follows the papers' settings as far as docs/theory.md §6 knows them.
 
 The registry (:mod:`figures.registry`) lists the figures in order.
 """

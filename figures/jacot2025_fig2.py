@@ -3,7 +3,7 @@
 A ReLU MLP (L1 non-linear layers) followed by L2 = 1, 2, … linear layers, trained by full-batch
 gradient descent with weight decay on a class-balanced subset of the mnist-5k digits (K = 10),
 with the learning rate dropped ten-fold at 80% of the epochs (:func:`fullnet.training.train`;
-THEORY.md §6 (A) E-A3 and "Reduced versions (ii)"). At the end of training, against L2:
+docs/theory.md §6 (A) E-A3 and "Reduced versions (ii)"). At the end of training, against L2:
 
 - NC1.tr_unc and NC2.kappa (κ of the uncentred class means) of Z_{L−1}, the input of the last
   layer, and of Z_{L1}, the input of the first linear layer (:func:`fullnet.observe.observe`
@@ -16,7 +16,7 @@ Weight decay: (A) reports framework weight decays (wd = 0.001 and 0.004) and lea
 without their normalization; they are read as ``torch.nn.MSELoss()`` with coupled weight decay
 and converted by :func:`ufm.conventions.to_paper_convention` (λ = K·wd/2, η = 2·lr/K). The
 converted η = 2e-4 would need ~10⁶ full-batch steps to balance the head (J8); the figure keeps
-the converted λ and takes a larger step η (same stationary points, THEORY.md §1.3), recorded in
+the converted λ and takes a larger step η (same stationary points, docs/theory.md §1.3), recorded in
 the JSON. Claim of (A): NC2 improves as the linear head deepens.
 """
 
@@ -79,7 +79,7 @@ def settings(quick: bool) -> dict:
 
 
 def converted_hyperparameters(config: dict) -> list[dict]:
-    """(A)'s weight decays and learning rate in the package's convention (THEORY.md §1.3).
+    """(A)'s weight decays and learning rate in the package's convention (docs/theory.md §1.3).
 
     Read as ``torch.nn.MSELoss()`` with ``SGD(lr, weight_decay=wd)`` on the full batch.
     """

@@ -3,7 +3,7 @@
 ReLU MLPs with L1 non-linear layers (a wide first layer, then equal widths) and L2 = 2 linear
 layers, trained by full-batch gradient descent with weight decay on a class-balanced subset of
 the mnist-5k digits (K = 10), the learning rate dropped ten-fold at 80% of the epochs
-(:func:`fullnet.training.train`; THEORY.md §6 (A) E-A4). At the end of training, for the
+(:func:`fullnet.training.train`; docs/theory.md §6 (A) E-A4). At the end of training, for the
 non-linear layers l = 1..L1 (:func:`fullnet.observe.observe` through
 :func:`ufm.metrics.layer_report`):
 
@@ -18,7 +18,7 @@ weight decay and learning rates (0.001 and 0.002) without their normalization; t
 :func:`ufm.conventions.to_paper_convention` (λ = K·wd/2, η = 2·lr/K), with L = L1 + L2 the number of
 weight matrices (the reading of "L" is not confirmed). The converted steps are far too small for
 full-batch GD on a CPU; the figure keeps the converted λ and uses larger steps in the same 1 : 2
-ratio (same stationary points, THEORY.md §1.3); the JSON records both. Claim of (A): deeper
+ratio (same stationary points, docs/theory.md §1.3); the JSON records both. Claim of (A): deeper
 non-linear parts have layers that are less non-linear and more balanced.
 
 What the quick version shows, and why its settings are what they are ([numerical], 1 CPU
@@ -166,7 +166,7 @@ def compute(quick: bool, overrides: dict | None = None) -> dict:
     return {"settings": config, "networks": networks, "rows": rows,
             "conversion": "(A)'s wd = 0.016/L and lr read as torch nn.MSELoss() + SGD(lr, weight_decay=wd) "
                           "on the full batch; λ = K·wd/2 and η = 2·lr/K (ufm.conventions.to_paper_convention, "
-                          "THEORY.md §1.3); L = L1 + L2. The converted η (networks[].converted_step_sizes) "
+                          "docs/theory.md §1.3); L = L1 + L2. The converted η (networks[].converted_step_sizes) "
                           "is replaced by settings.learning_rates (same 1 : 2 ratio), λ is kept."}
 
 

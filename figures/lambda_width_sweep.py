@@ -1,10 +1,10 @@
-"""λ–width exploration (THEORY.md §6, "λ–width exploration"): NC metrics over (λ, width).
+"""λ–width exploration (docs/theory.md §6, "λ–width exploration"): NC metrics over (λ, width).
 
 A sweep of :mod:`fullnet.sweeps` is run (:func:`fullnet.sweeps.run_sweep`) into a SQLite store in
 the output folder; the store is reused, so a second call only reads it (completed runs are never
 run again). Its final values (:meth:`fullnet.store.SweepStore.final_metrics`) are aggregated over
 seeds by :func:`fullnet.sweeps.aggregate_grid` (heatmaps over λ × first-layer width p₁) and
-:func:`fullnet.sweeps.aggregate_lines` (the lines λ·p₁ = c, λ ∝ 1/p₁, along which THEORY.md §6's
+:func:`fullnet.sweeps.aggregate_lines` (the lines λ·p₁ = c, λ ∝ 1/p₁, along which docs/theory.md §6's
 λ ≲ ε1²/p₁ is constant). Panels, one column per quantity:
 
 - top: the mean over seeds on the (λ, p₁) grid; cells not run are blank, cells on a line λ·p₁ = c
@@ -13,7 +13,7 @@ seeds by :func:`fullnet.sweeps.aggregate_grid` (heatmaps over λ × first-layer 
   and, for comparison, at each fixed λ of the grid (thin dashed).
 
 Quantities: NC1.tr_unc and NC2.orth of the input of the last layer W_L (row L of the per-layer
-metrics, THEORY.md §3) and the final objective Φ_net. Quick: the Gaussian quick sweep
+metrics, docs/theory.md §3) and the final objective Φ_net. Quick: the Gaussian quick sweep
 (the packaged ``sweep_lambda_width_gaussian_quick``, 30 runs in this process); full: the MNIST
 sweep (``sweep_lambda_width_mnist``, 99 runs on local worker processes); both in
 ``fullnet/configs/``.
@@ -200,7 +200,7 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
         _lines(axes[1, column], panel)
     grid = sweep["grid"]
     figure.suptitle(figure_title(
-        "A", "λ–width exploration (THEORY.md §6)", "NC metrics and loss over weight decay × width",
+        "A", "λ–width exploration (docs/theory.md §6)", "NC metrics and loss over weight decay × width",
         quick,
         f"sweep {sweep['name']}: {sweep['data']} data, MLP {sweep['nonlinear_widths']} (p₁ varied) + "
         f"{sweep['linear_depth']} linear layers, {sweep['epochs']} full-batch GD epochs, seeds "

@@ -47,7 +47,7 @@ class FigureInfo:
     module : str
         The module that holds its ``make(out_dir, quick)``.
     experiment : str
-        The experiment ID of THEORY.md §6.
+        The experiment ID of docs/theory.md §6.
     summary : str
         One line: what the figure shows.
     """

@@ -118,7 +118,7 @@ def dufm_layer_report(model: Any, parameters: Parameters, rank_rtol: float | Non
     """:func:`ufm.metrics.layer_report` of a deep free-features model at ``parameters``.
 
     Rows: H_l (post-activation, the input of W_l) for l = 1..L and H̃_l (pre-activation) for
-    l ≥ 2, with W_1..W_L, λ_1..λ_L and λ_H (THEORY.md §3, "Per-layer DNC metrics").
+    l ≥ 2, with W_1..W_L, λ_1..λ_L and λ_H (docs/theory.md §3, "Per-layer DNC metrics").
     """
     features = model.forward(parameters)
     pre = [None] + list(features.pre_activations[1:])

@@ -1,7 +1,7 @@
 """E-B1 (Súkeník, Mondelli & Lampert 2023): gradient descent on the DUFM reaches the DNC optimum.
 
 K = 2, L = 3, n = 5, λ = 0.004 on all blocks: L_DNC (:func:`ufm.optima.predict_dufm`) is the
-global minimum for K = 2 (THEORY.md §4.3). Plain GD (:func:`ufm.solvers.solve`, E-B1
+global minimum for K = 2 (docs/theory.md §4.3). Plain GD (:func:`ufm.solvers.solve`, E-B1
 initialization, lr 0.5) from several seeds; panels:
 
 - the gap Φ − L_DNC along GD (log-log);
@@ -11,7 +11,7 @@ initialization, lr 0.5) from several seeds; panels:
 - the per-layer DNC metrics at the end (DNC1, DNC2 = NC2.orth for l ≥ 2, DNC3 = NC3.span for
   l < L and NC3.dual for l = L, and the spread of BAL.scalar), all 0 at the DNC optimum.
 
-Narrow layers (width 10) stall at non-collapsed critical points for some seeds (THEORY.md §4.6,
+Narrow layers (width 10) stall at non-collapsed critical points for some seeds (docs/theory.md §4.6,
 E-B2); this figure uses width 30, within E-B1's range.
 """
 
@@ -183,7 +183,7 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
     # (c) singular values at convergence, relative to the prediction
     axis = axes[1, 0]
     offsets = np.linspace(-0.18, 0.18, len(seeds)) if len(seeds) > 1 else np.zeros(1)
-    axis.axhline(1.0, color="black", linewidth=1.5, label=r"prediction $s_l$ (THEORY.md §4.3)")
+    axis.axhline(1.0, color="black", linewidth=1.5, label=r"prediction $s_l$ (docs/theory.md §4.3)")
     for layer in range(1, depth + 1):
         for offset, color, seed in zip(offsets, seed_colors, seeds):
             points = [row for row in rows if row["series"] == "singular_value" and row["seed"] == seed

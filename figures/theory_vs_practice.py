@@ -4,12 +4,12 @@ A ReLU MLP with a linear head is trained on mnist-5k digits with full-batch grad
 weight decay (:func:`fullnet.training.train`), with a feature penalty λ_H on the output of its last
 non-linear layer; :func:`fullnet.compare.compare_run` then sees its last layers through
 
-- the linear head with fixed features (THEORY.md §2(d)): the optimum of the head on the measured
+- the linear head with fixed features (docs/theory.md §2(d)): the optimum of the head on the measured
   features (L-BFGS, with the convex certificate for L2 = 2), its balanced-chain singular values and
   class-mean norms (F2, J5), the balancedness bound (J9) and the residual singular values (J11);
 - the deep linear unconstrained-features view (§2(b), §4.2) of the layers after the penalized
   features: L_DNC, q*, singular values, class-mean norms and the BAL.scalar entries (D4);
-- the per-layer metrics (THEORY.md §3) of the solved head optimum against the trained head.
+- the per-layer metrics (docs/theory.md §3) of the solved head optimum against the trained head.
 
 Panels: every compared quantity as a pair of bars (predicted, measured; log scale) with the
 relative error |measured − predicted|/|predicted| written beside it; the per-layer metrics the
@@ -144,7 +144,7 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
               predicted_label="at the solved head optimum", measured_label="trained head", headroom=3e4)
         top.legend(fontsize=7, loc="lower right")
     top.set_xlabel("value (log scale); text: relative error")
-    top.set_title("per-layer metrics of the head (THEORY.md §3)", fontsize=8.5)
+    top.set_title("per-layer metrics of the head (docs/theory.md §3)", fontsize=8.5)
     if bounded:
         labels = [f"{row['view']}: {row['quantity']}" for row in bounded]
         position = np.arange(len(bounded))[::-1]

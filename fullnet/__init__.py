@@ -1,4 +1,4 @@
-"""fullnet: real networks trained with weight decay (THEORY.md §2(e), §6), measured with ``ufm``.
+"""fullnet: real networks trained with weight decay (docs/theory.md §2(e), §6), measured with ``ufm``.
 
 Modules
 -------
@@ -12,7 +12,7 @@ architectures
     :class:`~fullnet.architectures.PyramidalMLP` and :class:`~fullnet.architectures.ResNet20` with
     an MLP head; weight matrices in the papers' order and per-layer features as columns.
 objective
-    Φ in THEORY.md §1.2's convention, per-group λ, the feature penalty (sum over samples).
+    Φ in docs/theory.md §1.2's convention, per-group λ, the feature penalty (sum over samples).
 training
     Full-batch GD and SGD, the learning-rate drop at 80%, log-spaced metrics, atomic
     checkpoints, bit-identical resume (:func:`fullnet.training.train`).

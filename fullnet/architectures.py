@@ -1,18 +1,18 @@
 """The networks of the papers: a pyramidal MLP with a linear head, and ResNet20 with an MLP head.
 
-Both end in a :class:`LayerStack`, the network of THEORY.md §2(e) applied to an input Z_0:
+Both end in a :class:`LayerStack`, the network of docs/theory.md §2(e) applied to an input Z_0:
 
     H_l = W_l Z_{l−1},   Z_l = σ(H_l) for l ≤ L1,   Z_l = H_l for L1 < l ≤ L = L1 + L2,
 
 W_l ∈ R^{p_l×p_{l−1}}, p_L = K, no biases by default. For :class:`PyramidalMLP`, Z_0 = X is the
 flattened input; for :class:`ResNet20`, Z_0 is the backbone output (the H₁ of the DUFM-like
-experiments, THEORY.md §6 (B), (C)). ``weight_matrices()`` returns W_1, …, W_L in this order,
+experiments, docs/theory.md §6 (B), (C)). ``weight_matrices()`` returns W_1, …, W_L in this order,
 and ``layer_features(x)`` returns every H_l and Z_l as columns, shape (p_l, N) (package
 convention: features are columns). ``forward(x)`` returns the output in torch's layout (N, K),
 the transpose of Z_L.
 
 Activations: ``"relu"`` σ(x) = max(x, 0), and the smooth leaky
-σ_γ(x) = γx + (1−γ)(softplus(x) − log 2) of THEORY.md §2(e), with σ_γ(0) = 0 and
+σ_γ(x) = γx + (1−γ)(softplus(x) − log 2) of docs/theory.md §2(e), with σ_γ(0) = 0 and
 σ_γ'(x) = γ + (1−γ)·sigmoid(x) ∈ (γ, 1) (hypothesis 2 of (A)'s Thm 4.4).
 """
 
@@ -31,7 +31,7 @@ INITIALIZATIONS = ("lecun", "he", "xavier", "uniform")
 
 
 class SmoothLeakyActivation(nn.Module):
-    """σ_γ(x) = γx + (1−γ)(softplus(x) − log 2), 0 < γ < 1 (THEORY.md §2(e)).
+    """σ_γ(x) = γx + (1−γ)(softplus(x) − log 2), 0 < γ < 1 (docs/theory.md §2(e)).
 
     σ_γ(0) = 0, σ_γ' = γ + (1−γ)·sigmoid ∈ (γ, 1), |σ_γ''| ≤ (1−γ)/4.
     """
@@ -139,7 +139,7 @@ def _check_widths(widths: Any, name: str) -> list[int]:
 
 
 class LayerStack(nn.Module):
-    """L1 non-linear layers followed by L2 linear layers (THEORY.md §2(e)).
+    """L1 non-linear layers followed by L2 linear layers (docs/theory.md §2(e)).
 
     Parameters
     ----------
@@ -336,7 +336,7 @@ class StackedNetwork(nn.Module):
 class PyramidalMLP(StackedNetwork):
     """input → wide first layer → non-increasing widths (L1 non-linear layers) → L2 linear layers.
 
-    The network of (A) (THEORY.md §2(e)): Z_0 = X (the flattened input, p₀ coordinates),
+    The network of (A) (docs/theory.md §2(e)): Z_0 = X (the flattened input, p₀ coordinates),
     p₁ possibly ≥ N (hypothesis 1 of Thm 4.4: p₁ ≥ N and p₂ ≥ p₃ ≥ … ≥ p_L = K).
 
     Parameters
@@ -362,7 +362,7 @@ class PyramidalMLP(StackedNetwork):
         Multiplies every weight matrix after drawing.
     second_layer_scale : float
         Extra factor on W_2: a small second layer (e.g. 0.01) with the others large is the
-        initialization of Thm 4.4 of (A) (hypothesis 3, THEORY.md §2(e)).
+        initialization of Thm 4.4 of (A) (hypothesis 3, docs/theory.md §2(e)).
     backbone_layers : int
         b: W_1, …, W_b (the backbone before a head, e.g. before the feature-penalty layer) are
         drawn with ``backbone_init`` × ``backbone_init_gain`` instead; 0 ≤ b < L. All layers are
@@ -554,7 +554,7 @@ class ResNet20(StackedNetwork):
 
     The head is a :class:`LayerStack` on the 64 backbone features: L1 non-linear layers
     (``head_nonlinear_widths``, may be empty) and L2 = ``linear_depth`` linear layers. E.g. E-A2
-    of THEORY.md §6 uses 3 ReLU + 3 linear head layers, E-C3 a 4-layer head.
+    of docs/theory.md §6 uses 3 ReLU + 3 linear head layers, E-C3 a 4-layer head.
 
     Parameters
     ----------

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog=program_name("fullnet"),
-        description="Wide networks trained with weight decay on real data (THEORY.md §2(e), §6).",
+        description="Wide networks trained with weight decay on real data (docs/theory.md §2(e), §6).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

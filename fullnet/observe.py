@@ -1,13 +1,13 @@
 """One snapshot of a model on a data set: objective, accuracy and every per-layer metric.
 
-The features of every layer (THEORY.md §2(e): Z_0, H_l = W_lZ_{l−1}, Z_l, as columns) are
+The features of every layer (docs/theory.md §2(e): Z_0, H_l = W_lZ_{l−1}, Z_l, as columns) are
 computed in ``metric_dtype`` — by default with a float64 copy of the network, so that strong
 collapse (NC1 ≪ 1e-7) is not hidden by float32 rounding — and measured in float64 by
-:func:`ufm.metrics.layer_report` (THEORY.md §3). Batch-normalized models are measured with the
+:func:`ufm.metrics.layer_report` (docs/theory.md §3). Batch-normalized models are measured with the
 statistics of the measured samples (the function full-batch GD optimizes) or in eval mode
 (``batch_norm``).
 
-Numbering (that of :func:`ufm.metrics.layer_report` and of D_l in THEORY.md §1.1): row l = 1..L
+Numbering (that of :func:`ufm.metrics.layer_report` and of D_l in docs/theory.md §1.1): row l = 1..L
 holds the features Z_{l−1} that enter W_l (for l = 1 the stack input: the flattened data of an
 MLP, the backbone output of a ResNet), the pre-activation H_{l−1} when Z_{l−1} = σ(H_{l−1}), and
 the metrics of W_l: KAPPA(W_l); for l < L NC3.span(W_l, M) and the balancedness of
@@ -44,7 +44,7 @@ class LayerSnapshot:
     after_activation : bool
         Z_{l−1} = σ(H_{l−1}) (a non-linear layer precedes W_l).
     metrics : dict
-        Metric ID (THEORY.md §3, :data:`ufm.metrics.METRIC_IDS`) → value of Z_{l−1} with W_l;
+        Metric ID (docs/theory.md §3, :data:`ufm.metrics.METRIC_IDS`) → value of Z_{l−1} with W_l;
         None where not applicable or undefined.
     pre_metrics : dict or None
         The same of H_{l−1} (with NEG) when ``after_activation``.
@@ -156,7 +156,7 @@ class Snapshot:
 
 
 def negativity_of(pre_activations: torch.Tensor, activation: nn.Module) -> float | None:
-    """NEG = ‖H − σ(H)‖_op / ‖H‖_op (THEORY.md §3) for any σ, in float64; None if H = 0."""
+    """NEG = ‖H − σ(H)‖_op / ‖H‖_op (docs/theory.md §3) for any σ, in float64; None if H = 0."""
     values = pre_activations.detach().to(torch.float64)
     denominator = float(torch.linalg.matrix_norm(values, ord=2))
     if denominator == 0.0:

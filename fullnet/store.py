@@ -25,7 +25,7 @@ Times are Unix seconds. Metric rows (:func:`snapshot_values`): layer 0 holds the
 values of a snapshot (``objective``, ``data_term``, ``fit_error``, ``accuracy``, ``step``,
 ``learning_rate``, the totals of :func:`ufm.metrics.layer_report` such as ``ERR`` and
 ``BAL.scalar``…); layer l = 1..L holds the metrics of row l of :mod:`fullnet.observe` (the
-features Z_{l−1} entering W_l, under their THEORY.md §3 IDs), ``pre_ID`` for the pre-activation
+features Z_{l−1} entering W_l, under their docs/theory.md §3 IDs), ``pre_ID`` for the pre-activation
 H_{l−1}, ``layer_penalty`` (λ_l/2)‖W_l‖² and ``width`` p_{l−1}. Undefined values are NULL.
 
 Idempotence: runs are unique per (sweep, configuration hash) and values per (run, epoch, layer,

@@ -1,8 +1,8 @@
-"""λ–width sweeps (THEORY.md §6, "λ–width exploration") on any ``concurrent.futures.Executor``.
+"""λ–width sweeps (docs/theory.md §6, "λ–width exploration") on any ``concurrent.futures.Executor``.
 
 A sweep is a grid over the weight decay λ, the first-layer width p₁, the non-linear depth L1, the
 linear depth L2 and seeds, optionally with λ scaled with the width (λ·p₁ fixed, the lines along
-which THEORY.md §6's λ ≲ ε1²/p₁ is constant), and optionally over further configuration keys.
+which docs/theory.md §6's λ ≲ ε1²/p₁ is constant), and optionally over further configuration keys.
 Every cell is a :class:`~fullnet.config.RunConfig` (a base configuration plus the cell's
 values) run by :func:`fullnet.training.train`; every result goes to a SQLite store
 (:mod:`fullnet.store`).

@@ -1,6 +1,6 @@
 """Full-batch gradient descent and minibatch SGD on Φ, with metrics, checkpoints and resume.
 
-The objective is THEORY.md §1.2's Φ = (1/(2N))‖F − Y‖² + Σ_l (λ_l/2)‖W_l‖² (+ backbone and
+The objective is docs/theory.md §1.2's Φ = (1/(2N))‖F − Y‖² + Σ_l (λ_l/2)‖W_l‖² (+ backbone and
 feature penalties, :mod:`fullnet.objective`). The data term is computed in that convention and
 the update (:class:`WeightDecayGradientDescent`, per parameter group η and λ) is
 θ ← θ − η(∇(data term) + λθ) = (1 − ηλ)θ − η∇(data term);
@@ -264,7 +264,7 @@ def history_csv(rows: list[dict[str, Any]]) -> str:
 class WeightDecayGradientDescent:
     """θ ← θ − η(∇(data term) + λθ), with optional heavy-ball momentum, per parameter group.
 
-    The update of THEORY.md §1.2 written out: for a group with step ``lr`` = η, ``weight_decay``
+    The update of docs/theory.md §1.2 written out: for a group with step ``lr`` = η, ``weight_decay``
     = λ and ``momentum`` = μ, d = g + λθ, v ← μv + d (v = d on the first step), θ ← θ − ηv; with
     μ = 0 this is W ← (1 − ηλ)W − ηg exactly the theory's GD step. Same conventions as
     ``torch.optim.SGD`` (coupled decay, no dampening), without importing ``torch.optim`` (whose
@@ -650,7 +650,7 @@ class Trainer:
         if not math.isfinite(total):
             raise FloatingPointError(
                 f"the training loss became {total} at epoch {self.epoch}, step {self.step}; "
-                "lower training.learning_rate (the step size η of THEORY.md §1.2)"
+                "lower training.learning_rate (the step size η of docs/theory.md §1.2)"
             )
         self._updating = True
         self.optimizer.step()

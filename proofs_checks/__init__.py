@@ -1,1 +1,1 @@
-"""proofs_checks: every statement of THEORY.md §5, checked numerically on random instances."""
+"""proofs_checks: every statement of docs/theory.md §5, checked numerically on random instances."""

@@ -1,12 +1,12 @@
 """The machinery of the theorem catalogue: statements, random draws, the runner and the report.
 
-A :class:`Statement` is one checkable claim of THEORY.md §5: its ID, title, source and provenance
+A :class:`Statement` is one checkable claim of docs/theory.md §5: its ID, title, source and provenance
 tag; a sampler of random instances; the hypotheses as a predicate; a function that evaluates the
 two sides; the relation between them (``<=``, ``=``, ``>=``) and the tolerance rule with its reason.
 :func:`run_statement` evaluates a statement on seeded instances and returns a :class:`CheckResult`;
 :func:`write_report` writes the results as CSV and Markdown.
 
-Tolerance rules (THEORY.md §5)
+Tolerance rules (docs/theory.md §5)
 ------------------------------
 identity
     ``|lhs - rhs| <= relative * scale + slack``, where ``scale`` is the size of the quantities
@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-UNIT_ROUNDOFF = float(np.finfo(np.float64).eps)  # u of THEORY.md §5: 2.2e-16
+UNIT_ROUNDOFF = float(np.finfo(np.float64).eps)  # u of docs/theory.md §5: 2.2e-16
 
 RELATIONS = ("<=", "=", ">=")
 TAGS = ("[paper]", "[paper†]", "[derived]", "[classical]", "[numerical]")
@@ -159,7 +159,7 @@ class Tolerance:
 INEQUALITY_TOLERANCE = Tolerance(
     relative=1e-10,
     absolute=1e-14,
-    reason="inequality rule of THEORY.md §5: lhs ≤ rhs·(1 + 1e-10) + 1e-14·scale; both sides are "
+    reason="inequality rule of docs/theory.md §5: lhs ≤ rhs·(1 + 1e-10) + 1e-14·scale; both sides are "
     "sums of O(10) float64 operations (error ≤ 1e-14 relative), so the rule only absorbs rounding "
     "at equality and leaves any real violation visible",
 )
@@ -194,21 +194,21 @@ class Sides:
 
 @dataclass(frozen=True)
 class Statement:
-    """One statement of THEORY.md §5 as a checkable object.
+    """One statement of docs/theory.md §5 as a checkable object.
 
     Parameters
     ----------
     identifier : str
-        THEORY.md ID; a statement with several parts uses ``ID.part`` (e.g. ``F1.bound``).
+        docs/theory.md ID; a statement with several parts uses ``ID.part`` (e.g. ``F1.bound``).
     title : str
         Short name.
     source : str
-        Reference (paper, classical source, or "THEORY.md §4.3").
+        Reference (paper, classical source, or "docs/theory.md §4.3").
     tag : str
         Provenance tag: one of ``[paper]``, ``[paper†]``, ``[derived]``, ``[classical]``,
         ``[numerical]``.
     formula : str
-        The claim as written in THEORY.md.
+        The claim as written in docs/theory.md.
     relation : str
         ``"<="``, ``"="`` or ``">="`` between :attr:`Sides.lhs` and :attr:`Sides.rhs`.
     sample : callable
@@ -263,7 +263,7 @@ class Statement:
 
     @property
     def base_identifier(self) -> str:
-        """The THEORY.md ID without the part suffix (``F1`` for ``F1.bound``)."""
+        """The docs/theory.md ID without the part suffix (``F1`` for ``F1.bound``)."""
         return self.identifier.split(".")[0]
 
     @property
@@ -606,7 +606,7 @@ def _nanmax(a: float, b: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 DEFERRED: dict[str, str] = {}
-"""Statements of THEORY.md §5 (or parts) not in the catalogue yet, with the reason."""
+"""Statements of docs/theory.md §5 (or parts) not in the catalogue yet, with the reason."""
 
 SOURCE_MODULES = (
     "proofs_checks.foundations",
@@ -618,7 +618,7 @@ SOURCE_MODULES = (
 
 
 def all_statements() -> list[Statement]:
-    """Return every statement of the catalogue, in THEORY.md order of the source modules."""
+    """Return every statement of the catalogue, in docs/theory.md order of the source modules."""
     import importlib
 
     statements: list[Statement] = []
@@ -730,7 +730,7 @@ def write_report(results: Sequence[CheckResult], out_dir: str | Path) -> tuple[P
         writer.writeheader()
         writer.writerows(rows)
     sections = [
-        "# Theorem catalogue report (THEORY.md §5)",
+        "# Theorem catalogue report (docs/theory.md §5)",
         "",
         format_table(results),
         "",

@@ -1,4 +1,4 @@
-"""Classical UFM results and the deep linear UFM (THEORY.md §4.1–4.2, §5 U0–U4).
+"""Classical UFM results and the deep linear UFM (docs/theory.md §4.1–4.2, §5 U0–U4).
 
 Every check evaluates the package's own code: the objectives and gradients of
 :mod:`ufm.models`, the closed forms of :mod:`ufm.optima`, the solvers of :mod:`ufm.solvers`
@@ -192,12 +192,12 @@ def evaluate_u1_value(instance: dict) -> Sides:
 
 
 def _value_slack(solution) -> float:
-    """Allowed |Φ − Φ*| at a point with gradient norm g: 1e-10 (THEORY.md U1) + 10·g."""
+    """Allowed |Φ − Φ*| at a point with gradient norm g: 1e-10 (docs/theory.md U1) + 10·g."""
     return 1e-10 + 10.0 * solution.gradient_norm
 
 
 def _structure_slack(solution) -> float:
-    """Allowed deviation of the structure metrics: 1e-6 (THEORY.md D5) + 1e3·g."""
+    """Allowed deviation of the structure metrics: 1e-6 (docs/theory.md D5) + 1e3·g."""
     return 1e-6 + 1e3 * solution.gradient_norm
 
 
@@ -375,19 +375,19 @@ GRADIENT_TOLERANCE = Tolerance(
 )
 SOLVER_TOLERANCE = Tolerance(
     relative=0.0,
-    reason="optimization rule of THEORY.md §5: the allowance is stated per instance from the "
+    reason="optimization rule of docs/theory.md §5: the allowance is stated per instance from the "
     "final gradient norm g (value: 1e-10 + 10·g, since Φ − Φ* = O(g²/μ) and the solver stops at "
     "g ≤ 1e-8; structure metrics: 1e-6 + 1e3·g, as they move at first order in the distance to the "
     "optimum set)",
 )
 
-SOURCE_UFM = "THEORY.md §4.1; Zhou et al. 2022 (ICML); Tirer & Bruna 2022 (ICML)"
-SOURCE_LINEAR = "THEORY.md §4.2; Dang et al. 2023 (ICML)"
+SOURCE_UFM = "docs/theory.md §4.1; Zhou et al. 2022 (ICML); Tirer & Bruna 2022 (ICML)"
+SOURCE_LINEAR = "docs/theory.md §4.2; Dang et al. 2023 (ICML)"
 
 STATEMENTS = [
     Statement(
         identifier="U0.collapse", title="collapsing to each class's best sample never increases Φ",
-        source="THEORY.md §1.2 and §5 U0", tag="[derived]",
+        source="docs/theory.md §1.2 and §5 U0", tag="[derived]",
         formula="for fixed weights Φ separates over samples, so replacing every sample of class c by "
         "that class's best sample does not increase Φ",
         relation="<=", sample=sample_u0_collapse, evaluate=evaluate_u0_collapse,
@@ -396,7 +396,7 @@ STATEMENTS = [
     ),
     Statement(
         identifier="U0.scaling", title="collapsed objectives depend on (n, λ_H) through nλ_H",
-        source="THEORY.md §1.2 and §5 U0", tag="[derived]",
+        source="docs/theory.md §1.2 and §5 U0", tag="[derived]",
         formula="Φ_{n,λ_H}(MY, W) = Φ_{1,nλ_H}(M, W); optimal values of (n, λ_H) and (1, nλ_H) agree",
         relation="=", sample=sample_u0_scaling, evaluate=evaluate_u0_scaling,
         tolerance=SCALING_TOLERANCE, default_instances=100, minimum_held=0.9, hypothesis_examples=15,
@@ -438,14 +438,14 @@ STATEMENTS = [
     ),
     Statement(
         identifier="U3.identity", title="UFM balancedness identity at any point",
-        source="THEORY.md §5 U3", tag="[derived]",
+        source="docs/theory.md §5 U3", tag="[derived]",
         formula="λ_WWᵀW − λ_HHHᵀ = Wᵀ∇_W − ∇_HHᵀ",
         relation="=", sample=sample_u3, evaluate=evaluate_u3_identity, tolerance=GRADIENT_TOLERANCE,
         default_instances=150, minimum_held=0.9, hypothesis_examples=20, requires=(MODELS,),
     ),
     Statement(
         identifier="U3.bound", title="UFM balancedness bound by the gradient",
-        source="THEORY.md §5 U3", tag="[derived]",
+        source="docs/theory.md §5 U3", tag="[derived]",
         formula="‖λ_WWᵀW − λ_HHHᵀ‖_F ≤ ‖W‖_op‖∇_W‖_F + ‖∇_H‖_F‖H‖_op",
         relation="<=", sample=sample_u3, evaluate=evaluate_u3_bound, tolerance=INEQUALITY_TOLERANCE,
         default_instances=150, hypothesis_examples=20, requires=(MODELS,),

@@ -1,7 +1,7 @@
 """Command line of the theorem catalogue: ``ufm-proofs`` (the console command) or
 ``python -m proofs_checks``.
 
-Runs the statements of THEORY.md §5 on seeded random instances, prints the catalogue report
+Runs the statements of docs/theory.md §5 on seeded random instances, prints the catalogue report
 (ID, tag, instances, hypotheses held, violations, smallest margin rhs − lhs, largest relative
 error for identities) and writes it as CSV and Markdown. The exit code is 1 when any statement
 fails (a violation, a vacuous check, an error, or a known-false statement whose counterexample
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=program_name("proofs_checks", "ufm-proofs"),
-        description="Check the statements of THEORY.md §5 on seeded random instances.",
+        description="Check the statements of docs/theory.md §5 on seeded random instances.",
     )
     parser.add_argument(
         "--only",

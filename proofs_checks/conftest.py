@@ -6,7 +6,7 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("proofs_checks", "theorem catalogue (THEORY.md §5)")
+    group = parser.getgroup("proofs_checks", "theorem catalogue (docs/theory.md §5)")
     group.addoption(
         "--instances",
         type=int,

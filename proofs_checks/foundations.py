@@ -1,4 +1,4 @@
-"""Foundations (THEORY.md §5 F1–F5) and the known-false statements KF1, KF2 that border them.
+"""Foundations (docs/theory.md §5 F1–F5) and the known-false statements KF1, KF2 that border them.
 
 Statements
 ----------
@@ -37,7 +37,7 @@ from .tools import (
     singular_values,
 )
 
-LAMBDA_RANGE = (1e-4, 1e-1)  # λ log-uniform in [1e-4, 1e-1] (THEORY.md §5)
+LAMBDA_RANGE = (1e-4, 1e-1)  # λ log-uniform in [1e-4, 1e-1] (docs/theory.md §5)
 
 IDENTITY_TOLERANCE = Tolerance(
     relative=1e-12,
@@ -136,7 +136,7 @@ def evaluate_f1_equality(instance: dict) -> Sides:
 def _aligned_balanced_factors(
     draw: Draw, target: np.ndarray, dimensions: list[int], weights: np.ndarray, rank: int
 ) -> list[np.ndarray]:
-    """A_j = c_jU_{j+1}S^{1/p}U_jᵀ with λ_jc_j² equal and Πc_j = 1 (THEORY.md F2), X of rank ``rank``."""
+    """A_j = c_jU_{j+1}S^{1/p}U_jᵀ with λ_jc_j² equal and Πc_j = 1 (docs/theory.md F2), X of rank ``rank``."""
     factors_count = len(weights)
     u, s, vt = np.linalg.svd(target, full_matrices=False)
     u, s, vt = u[:, :rank], s[:rank], vt[:rank]
@@ -454,7 +454,7 @@ def sample_half_power_search(draw: Draw) -> dict:
 SEARCH_TOLERANCE = Tolerance(
     relative=1e-10,
     absolute=1e-14,
-    reason="inequality rule of THEORY.md §5 (the sides are Schatten sums of a d×2 or d×3 matrix, "
+    reason="inequality rule of docs/theory.md §5 (the sides are Schatten sums of a d×2 or d×3 matrix, "
     "error ≲ 1e-15 relative); a counterexample must exceed it, so rounding is never reported as one",
 )
 
@@ -566,7 +566,7 @@ STATEMENTS = [
     Statement(
         identifier="F4.bound",
         title="ReLU pre-image of disjoint-support columns (bound)",
-        source="THEORY.md §4.4 and §5 F4",
+        source="docs/theory.md §4.4 and §5 F4",
         tag="[derived]",
         formula="M ≥ 0 with orthogonal columns m_k, σ(X) = M ⇒ ‖X‖_* ≥ Σ_k‖m_k‖",
         relation=">=",
@@ -581,7 +581,7 @@ STATEMENTS = [
     Statement(
         identifier="F4.equality",
         title="ReLU pre-image: the β family attains the bound",
-        source="THEORY.md §4.4 and §5 F4",
+        source="docs/theory.md §4.4 and §5 F4",
         tag="[derived]",
         formula="‖X₂(β)‖_* = Σ_k‖m_k‖ = K·a₂ for β ∈ [0, 1/(K−1)], σ(X₂(β)) = a₂I_K",
         relation="=",
@@ -596,7 +596,7 @@ STATEMENTS = [
     Statement(
         identifier="F5.random",
         title="two-column ReLU nuclear-norm lemma, random instances",
-        source="THEORY.md §5 F5",
+        source="docs/theory.md §5 F5",
         tag="[numerical]",
         formula="‖σ(X)‖_* ≤ ‖X‖_* for X ∈ R^{d×2}",
         relation="<=",
@@ -609,7 +609,7 @@ STATEMENTS = [
     Statement(
         identifier="F5.search",
         title="two-column ReLU nuclear-norm lemma, adversarial Nelder–Mead search",
-        source="THEORY.md §5 F5",
+        source="docs/theory.md §5 F5",
         tag="[numerical]",
         formula="max over X ∈ R^{d×2} of (‖σ(X)‖_* − ‖X‖_*)/‖X‖_* ≤ 0",
         relation="<=",
@@ -621,7 +621,7 @@ STATEMENTS = [
     Statement(
         identifier="KF1",
         title="three-column ReLU nuclear-norm inequality (known false)",
-        source="THEORY.md §5 KF1",
+        source="docs/theory.md §5 KF1",
         tag="[numerical]",
         formula="‖σ(X)‖_* ≤ ‖X‖_* for X ∈ R^{3×3}: Nelder–Mead finds violations ≈ 4.8%",
         relation="<=",
@@ -635,7 +635,7 @@ STATEMENTS = [
     Statement(
         identifier="KF2",
         title="ReLU contraction of Schatten-p for p = ½, two columns (known false)",
-        source="THEORY.md §5 KF2",
+        source="docs/theory.md §5 KF2",
         tag="[numerical]",
         formula="‖σ(X)‖_{S_p}^p ≤ ‖X‖_{S_p}^p for p = ½, X ∈ R^{2×2}: violations up to ≈ 41%",
         relation="<=",

@@ -1,6 +1,6 @@
 """Jacot, Súkeník, Wang & Mondelli 2025 (paper (A)): explicit re-derivations J1–J12, KF4.
 
-THEORY.md §5 J. The package checks its own explicit constants, not (A)'s (whose exact constants
+docs/theory.md §5 J. The package checks its own explicit constants, not (A)'s (whose exact constants
 are unconfirmed).
 
 Setting for J1–J6: W_L ∈ R^{K×m}, W_{L−1} ∈ R^{m×m'}, Z_{L−2} ∈ R^{m'×N}, Z_{L−1} = W_{L−1}Z_{L−2},
@@ -40,7 +40,7 @@ import numpy as np
 from .catalogue import INEQUALITY_TOLERANCE, UNIT_ROUNDOFF, Draw, Sides, Statement, Tolerance
 from .tools import one_hot_targets, random_orthonormal, relu, singular_values
 
-SOURCE = "Jacot, Súkeník, Wang & Mondelli 2025 (ICLR), arXiv:2410.04887; THEORY.md §5 J"
+SOURCE = "Jacot, Súkeník, Wang & Mondelli 2025 (ICLR), arXiv:2410.04887; docs/theory.md §5 J"
 LAMBDA_RANGE = (1e-4, 1e-1)
 
 
@@ -50,7 +50,7 @@ LAMBDA_RANGE = (1e-4, 1e-1)
 
 
 def sample_last_two_layers(draw: Draw) -> dict:
-    """The generator of THEORY.md §5 for J1–J6, with ε1, ε2, δ measured.
+    """The generator of docs/theory.md §5 for J1–J6, with ε1, ε2, δ measured.
 
     W_L = USV_Lᵀ (singular values U[0.3, 3]); W_{L−1} = V_LSQᵀ + ν·noise (ν = 10^{U[−6,0]});
     Z_{L−2} = (W_LW_{L−1})^+Y + 10^{U[−6,0]}·noise.
@@ -124,7 +124,7 @@ def evaluate_j2(instance: dict) -> Sides:
 
 
 def class_mean_field(features: np.ndarray, classes: int, per_class: int) -> np.ndarray:
-    """Z̄ = ZΠ: every column replaced by its class mean (THEORY.md §1.1)."""
+    """Z̄ = ZΠ: every column replaced by its class mean (docs/theory.md §1.1)."""
     means = features.reshape(features.shape[0], classes, per_class).mean(axis=2)
     return np.repeat(means, per_class, axis=1)
 
@@ -265,7 +265,7 @@ def evaluate_j5_singular_values(instance: dict) -> Sides:
 # ---------------------------------------------------------------------------------------------
 
 
-GAMMA = 0.2  # σ_γ with γ = 0.2 (THEORY.md §2(e) test activation)
+GAMMA = 0.2  # σ_γ with γ = 0.2 (docs/theory.md §2(e) test activation)
 
 
 def activation(name: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -482,7 +482,7 @@ GRADIENT_IDENTITY_TOLERANCE = Tolerance(
     relative=1e-13,
     reason="c·u·κ with κ = 1 once the error is measured against scale = ‖W_{l+1}‖² + ‖W_l‖² (the "
     "size of the terms that cancel in D_l): each side is a handful of products of matrices with at "
-    "most 12 rows or columns, error ≲ 4·12·u·scale ≈ 1e-14; THEORY's 1e-14 is the typical error, "
+    "most 12 rows or columns, error ≲ 4·12·u·scale ≈ 1e-14; docs/theory.md's 1e-14 is the typical error, "
     "1e-13 covers the worst of the seeded draws",
 )
 
@@ -693,7 +693,7 @@ def _head_slack(instance: dict, scale: float) -> float:
 
 HEAD_TOLERANCE = Tolerance(
     relative=1e-8,
-    reason="THEORY.md J11: 1e-8 relative at converged solver points, plus the per-instance allowance "
+    reason="docs/theory.md J11: 1e-8 relative at converged solver points, plus the per-instance allowance "
     "scale·(g/λ)·(1 + s_1(W_L))^{L2} from the final gradient norm g ≤ 1e-10: the identities hold "
     "exactly at ∇ = 0 and their residuals are linear in the imbalance, which J9 bounds by ‖W‖‖∇‖/λ",
 )

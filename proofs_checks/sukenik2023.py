@@ -1,4 +1,4 @@
-"""Súkeník, Mondelli & Lampert 2023 (paper (B)): the deep ReLU UFM, THEORY.md §4.3–4.4, §5 D1–D7.
+"""Súkeník, Mondelli & Lampert 2023 (paper (B)): the deep ReLU UFM, docs/theory.md §4.3–4.4, §5 D1–D7.
 
 Every check evaluates the package's code: Φ_DUFM and its gradient from :mod:`ufm.models`,
 L_DNC, the threshold and :func:`ufm.optima.dnc_construct` from :mod:`ufm.optima`, the solvers of
@@ -31,7 +31,7 @@ from .catalogue import INEQUALITY_TOLERANCE, Draw, Sides, Statement, Tolerance
 from .classical_ufm import CONSTRUCTION_TOLERANCE, GRADIENT_TOLERANCE
 from .tools import singular_values
 
-SOURCE = "Súkeník, Mondelli & Lampert 2023 (NeurIPS), arXiv:2305.13165; THEORY.md §4.3"
+SOURCE = "Súkeník, Mondelli & Lampert 2023 (NeurIPS), arXiv:2305.13165; docs/theory.md §4.3"
 MODELS = "ufm.models:DeepUFM,Parameters"
 OPTIMA = "ufm.optima:predict_dufm,dnc_construct,dnc_threshold,dnc_threshold_exact,dnc_critical_lambda"
 SOLVERS = "ufm.solvers:solve"
@@ -241,7 +241,7 @@ def evaluate_d3_construction(instance: dict) -> Sides:
 
 
 FIXTURES = [
-    # (K, L, n, λ_H, λ_1..λ_L, {quantity: (printed value, decimals)}) — THEORY.md §4.6
+    # (K, L, n, λ_H, λ_1..λ_L, {quantity: (printed value, decimals)}) — docs/theory.md §4.6
     (2, 2, 1, 0.004, (0.004,) * 2, {"q": ("0.991978", 6), "L": ("0.01196791", 8)}),
     (2, 3, 1, 0.004, (0.004,) * 3, {"q": ("0.991968", 6), "L": ("0.01596787", 8)}),
     (2, 4, 5, 0.004, (0.004,) * 4, {"q": ("0.988888", 6), "L": ("0.02753327", 8)}),
@@ -439,7 +439,7 @@ def evaluate_d3_solver(instance: dict) -> Sides:
 
 
 def _structure_slack(gradient_norm: float) -> float:
-    """1e-6 (THEORY.md D5) + 10·√g.
+    """1e-6 (docs/theory.md D5) + 10·√g.
 
     The metrics move at first order in the distance to the optimum set. At DUFM optima that
     distance scales like √g rather than g/μ (the optimum is degenerate: the flat β family and
@@ -514,13 +514,13 @@ FIXTURE_TOLERANCE = Tolerance(
     relative=0.0, absolute=1e-14, reason="the fixtures are printed to a fixed number of digits: the "
     "right side is half a unit in the last printed digit, plus the float64 rule")
 GRADIENT_NORM_TOLERANCE = Tolerance(
-    relative=0.0, absolute=0.0, reason="THEORY.md D1: ‖∇Φ‖ ≤ 1e-9 at the construction (blocks of size "
+    relative=0.0, absolute=0.0, reason="docs/theory.md D1: ‖∇Φ‖ ≤ 1e-9 at the construction (blocks of size "
     "O(1), gradient entries cancel to ~u·‖θ‖²·λ ≪ 1e-9 except near β = 1/(K−1) where X₂ is singular)")
 
 
 DNC_STRUCTURE_TOLERANCE = Tolerance(
     relative=0.0,
-    reason="optimization rule of THEORY.md §5: at runs with final gradient norm g ≤ 1e-8 that reach "
+    reason="optimization rule of docs/theory.md §5: at runs with final gradient norm g ≤ 1e-8 that reach "
     "L_DNC, allowance 1e-6 + 10·√g (first order in the distance to the degenerate optimum set, "
     "which scales like √g; observed deviation/√g ≤ 0.6)",
 )
@@ -571,7 +571,7 @@ STATEMENTS = [
         minimum_held=0.2, hypothesis_examples=20, requires=(MODELS, OPTIMA),
     ),
     Statement(
-        identifier="D3.fixtures", title="reference values of THEORY.md §4.6", source="THEORY.md §4.6",
+        identifier="D3.fixtures", title="reference values of docs/theory.md §4.6", source="docs/theory.md §4.6",
         tag="[derived]", formula="q*, L_DNC, s_l, ‖μ‖₁, BAL.scalar, λ_crit, P_crit as printed in §4.6",
         relation="<=", sample=sample_fixture, evaluate=evaluate_d3_fixture, tolerance=FIXTURE_TOLERANCE,
         default_instances=len(FIXTURES), minimum_held=1.0, requires=(OPTIMA,),

@@ -1,6 +1,6 @@
 """Súkeník, Lampert & Mondelli 2024 (paper (C)): low-rank bias, LR1–LR5 and KF3.
 
-THEORY.md §4.5 and §5 LR. Classes are the edges of the complete graph K_r (K = r(r−1)/2);
+docs/theory.md §4.5 and §5 LR. Classes are the edges of the complete graph K_r (K = r(r−1)/2);
 B ∈ {0,1}^{r×K} is the vertex–edge incidence matrix and A = BᵀB − 2I_K the adjacency matrix of
 the triangular graph T(r).
 
@@ -30,7 +30,7 @@ from sympy.polys.matrices import DomainMatrix
 from .catalogue import INEQUALITY_TOLERANCE, Draw, Sides, Statement, Tolerance
 from .tools import nuclear_norm, relu
 
-SOURCE = "Súkeník, Lampert & Mondelli 2024 (NeurIPS), arXiv:2405.14468; THEORY.md §4.5"
+SOURCE = "Súkeník, Lampert & Mondelli 2024 (NeurIPS), arXiv:2405.14468; docs/theory.md §4.5"
 
 EXACT = Tolerance(
     relative=0.0,
@@ -64,7 +64,7 @@ def integer_product(*factors: np.ndarray) -> np.ndarray:
 
 
 def sample_vertex_count(draw: Draw) -> dict:
-    """r: the first ten seeded instances enumerate r = 3..12 (THEORY's range), later ones r ∈ 3..40."""
+    """r: the first ten seeded instances enumerate r = 3..12 (docs/theory.md's range), later ones r ∈ 3..40."""
     if draw.index is not None and draw.index < 10:
         vertices = 3 + draw.index
     else:
@@ -153,7 +153,7 @@ def evaluate_lr1_spectrum(instance: dict) -> Sides:
 
 
 def nu_formula(vertices: int) -> float:
-    """ν_r = √(2(r−1)) + (r−1)√(r−2) (THEORY.md §4.5)."""
+    """ν_r = √(2(r−1)) + (r−1)√(r−2) (docs/theory.md §4.5)."""
     return math.sqrt(2 * (vertices - 1)) + (vertices - 1) * math.sqrt(vertices - 2)
 
 
@@ -377,7 +377,7 @@ def evaluate_lr3_package(instance: dict) -> Sides:
     return Sides(lhs=lhs, rhs=first + second, scale=abs(first) + abs(second) + abs(lhs))
 
 
-RATIO_TABLE = {  # THEORY.md §4.5: c_r/K for (r, L)
+RATIO_TABLE = {  # docs/theory.md §4.5: c_r/K for (r, L)
     4: {3: "1.056", 4: "0.963", 5: "0.906", 6: "0.867", 8: "0.818"},
     5: {3: "1.044", 4: "0.901", 5: "0.817", 6: "0.762", 8: "0.694"},
     6: {3: "1.037", 4: "0.857", 5: "0.755", 6: "0.689", 8: "0.611"},
@@ -493,7 +493,7 @@ def evaluate_lr2_ranks(instance: dict) -> Sides:
 # ---------------------------------------------------------------------------------------------
 
 SRG_FIXTURES = [
-    # (r, L, shift, {quantity: (printed, decimals)}), n = 1, λ = 0.004 on every block (THEORY.md §4.6)
+    # (r, L, shift, {quantity: (printed, decimals)}), n = 1, λ = 0.004 on every block (docs/theory.md §4.6)
     (5, 4, None, {"L_SRG": ("0.087653", 6), "L_DNC": ("0.099180", 6), "ratio": ("0.884", 3),
                   "t*": ("-0.898", 3)}),
     (5, 5, None, {"L_SRG": ("0.095841", 6), "L_DNC": ("0.119178", 6), "ratio": ("0.804", 3)}),
@@ -532,7 +532,7 @@ def evaluate_lr4_fixture(instance: dict) -> Sides:
                  note="computed " + ", ".join(f"{k}={v:.7g}" for k, v in zip(instance["expected"], computed)))
 
 
-EDGE_FIXTURES = {7: "0.996", 8: "0.954", 9: "0.937", 11: "0.958"}  # L = 4 (THEORY.md §5 KF3)
+EDGE_FIXTURES = {7: "0.996", 8: "0.954", 9: "0.937", 11: "0.958"}  # L = 4 (docs/theory.md §5 KF3)
 
 
 def sample_edge_fixture(draw: Draw) -> dict:
@@ -545,7 +545,7 @@ def sample_edge_fixture(draw: Draw) -> dict:
 def evaluate_lr4_edges(instance: dict) -> Sides:
     """LR4/KF3: the best edge subset's c(t*)/K is at most the printed ratio (3 decimals).
 
-    THEORY.md prints the ratios a numerical search found; they are upper bounds on the best
+    docs/theory.md prints the ratios a numerical search found; they are upper bounds on the best
     subset's ratio (every explicit point is only a certificate). The package's exhaustive search
     over spectra finds 0.99582, 0.95362, 0.91601, 0.93280 for K = 7, 8, 9, 11: equal to the print
     for K = 7, 8 and lower (stronger counterexamples) for K = 9, 11.
@@ -635,7 +635,7 @@ STATEMENTS += [
         default_instances=40, minimum_held=1.0, hypothesis_examples=15, requires=(OPTIMA_SRG,),
     ),
     Statement(
-        identifier="LR3.table", title="the c_r/K table of THEORY.md §4.5", source="THEORY.md §4.5",
+        identifier="LR3.table", title="the c_r/K table of docs/theory.md §4.5", source="docs/theory.md §4.5",
         tag="[numerical]", formula="c_r/K for r ∈ {4, 5, 6, 8, 12}, L ∈ {3, 4, 5, 6, 8} to 3 decimals",
         relation="<=", sample=sample_table_row, evaluate=evaluate_lr3_table, tolerance=FIXTURE_TOLERANCE,
         default_instances=len(RATIO_TABLE), minimum_held=1.0, requires=(OPTIMA_SRG,),
@@ -655,14 +655,14 @@ STATEMENTS += [
         requires=(OPTIMA_SRG, MODELS, METRICS),
     ),
     Statement(
-        identifier="LR4.values", title="improved SRG family: values of THEORY.md §4.6", source="THEORY.md §4.6",
+        identifier="LR4.values", title="improved SRG family: values of docs/theory.md §4.6", source="docs/theory.md §4.6",
         tag="[derived]", formula="L_SRG, L_DNC, ratio and t* (n = 1, λ = 0.004) and Φ_DUFM at the basic point",
         relation="<=", sample=sample_srg_fixture, evaluate=evaluate_lr4_fixture, tolerance=FIXTURE_TOLERANCE,
         default_instances=len(SRG_FIXTURES), minimum_held=1.0, requires=(OPTIMA_SRG, MODELS),
     ),
     Statement(
         identifier="LR4.edges", title="edge subsets: c(t*)/K for K = 7, 8, 9, 11 at L = 4",
-        source="THEORY.md §5 KF3", tag="[numerical]",
+        source="docs/theory.md §5 KF3", tag="[numerical]",
         formula="best edge subset, L = 4: c(t*)/K ≤ 0.996 (K = 7), 0.954 (K = 8), 0.937 (K = 9), 0.958 (K = 11)",
         relation="<=", sample=sample_edge_fixture, evaluate=evaluate_lr4_edges, tolerance=FIXTURE_TOLERANCE,
         default_instances=len(EDGE_FIXTURES), minimum_held=1.0, requires=(OPTIMA_SRG,),

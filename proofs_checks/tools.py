@@ -50,5 +50,5 @@ def random_orthonormal(generator: np.random.Generator, rows: int, columns: int) 
 
 
 def one_hot_targets(num_classes: int, per_class: int) -> np.ndarray:
-    """Return Y = I_K ⊗ 1_nᵀ (THEORY.md §1.1), shape (K, K·n)."""
+    """Return Y = I_K ⊗ 1_nᵀ (docs/theory.md §1.1), shape (K, K·n)."""
     return np.kron(np.eye(num_classes), np.ones((1, per_class)))

@@ -72,7 +72,7 @@ def test_csv_columns_and_values(small_atlas):
         best = float(row["best_loss"])
         assert float(row["ratio"]) == best / dnc
         if k == 2:
-            # L_DNC is the global minimum for K = 2 ((B), THEORY.md §4.3): no point is lower
+            # L_DNC is the global minimum for K = 2 ((B), docs/theory.md §4.3): no point is lower
             # than it by more than the (relative) basin tolerance.
             assert float(row["ratio"]) >= 1.0 - atlas.BASIN_TOLERANCE
         if depth >= 3 and k == 3:  # K = 3 = r(r−1)/2 with r = 3: the triangular construction

@@ -27,7 +27,7 @@ def test_predict_dufm_json_matches_library(capsys):
     for key in ("optimal_loss", "q_star", "threshold", "is_zero", "singular_values",
                 "class_mean_norms", "balancedness"):
         assert key in data
-    # THEORY.md §4.6, unequal λ: L_DNC = 0.0162056, q* = 0.993484 (printed digits)
+    # docs/theory.md §4.6, unequal λ: L_DNC = 0.0162056, q* = 0.993484 (printed digits)
     assert data["optimal_loss"] == pytest.approx(0.0162056, abs=5e-8)
     assert data["q_star"] == pytest.approx(0.993484, abs=5e-7)
 
@@ -154,7 +154,7 @@ def test_solve_dufm_reaches_prediction(capsys):
                            "--lam-h", "2e-3", "--lam-w", "2e-3", "--json")
     assert code == 0
     data = json.loads(out)
-    # THEORY.md §4.6: (K, L, n, λ) = (2, 3, 5, 0.002) → L_DNC = 0.0119448479. K = 2 is a proven
+    # docs/theory.md §4.6: (K, L, n, λ) = (2, 3, 5, 0.002) → L_DNC = 0.0119448479. K = 2 is a proven
     # global optimum: the solver may not end below it (beyond float64 rounding of Φ ≈ 1e-17) and
     # from seed 0 reaches it to 1e-6 relative (the solvers tests cover the method itself).
     assert data["predicted"]["optimal_loss"] == pytest.approx(0.0119448479, abs=5e-11)
@@ -173,7 +173,7 @@ def test_solve_dufm_with_kink_lbfgs_uses_the_low_rank_settings(capsys):
     settings = data["found"]["settings"]
     assert settings["momentum_steps"] == 1000 and settings["smoothing_iterations"] == 100
     assert "smoothing phase" in data["found"]["message"]
-    # K = 3, L = 3 (THEORY.md §4.6: GD reaches L_DNC at L = 3): within 1e-6 relative, not below
+    # K = 3, L = 3 (docs/theory.md §4.6: GD reaches L_DNC at L = 3): within 1e-6 relative, not below
     # it by more than the rounding of Φ.
     predicted = data["predicted"]["optimal_loss"]
     assert data["found"]["loss"] == pytest.approx(predicted, rel=1e-6)
@@ -184,7 +184,7 @@ def test_solve_save_writes_solution_and_plot(capsys, tmp_path):
                            "--lam-h", "2e-2", "--lam-w", "1e-2", "--save", str(tmp_path))
     assert code == 0 and "wrote" in out
     data = json.loads((tmp_path / "solution.json").read_text())
-    # THEORY.md §4.6: UFM (3, 4, 5, 0.01, 0.02) without bias → 0.0812528137 (10 digits printed)
+    # docs/theory.md §4.6: UFM (3, 4, 5, 0.01, 0.02) without bias → 0.0812528137 (10 digits printed)
     assert data["predicted"]["optimal_loss"] == pytest.approx(0.0812528137, abs=5e-11)
     assert data["solution"]["loss"] == pytest.approx(data["found"]["loss"], rel=0)
     assert len(data["solution"]["history"]["total"]) >= 2
@@ -193,7 +193,7 @@ def test_solve_save_writes_solution_and_plot(capsys, tmp_path):
 
 
 def test_metrics_json_is_strict_when_kappa_is_infinite(capsys, tmp_path):
-    # Two classes with identical means: rank M = 1 < K = 2, so NC2.kappa = +inf (THEORY.md §3),
+    # Two classes with identical means: rank M = 1 < K = 2, so NC2.kappa = +inf (docs/theory.md §3),
     # written as the string "inf" so that strict JSON parsers accept the output.
     features = np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 0.1, 0.0, 0.1]])
     labels = np.array([0, 0, 1, 1])

@@ -1,7 +1,7 @@
 """Tests of ufm.conventions: every conversion checked by taking the same step both ways.
 
 A torch optimizer step on the framework's loss must coincide with one gradient-descent step on the
-paper objective Φ (THEORY.md §1.2) with the converted λ and η. Both are computed in float64 on a
+paper objective Φ (docs/theory.md §1.2) with the converted λ and η. Both are computed in float64 on a
 two-layer linear model, so they agree to rounding: the tolerance 1e-12 relative covers the few
 float64 operations (≈ 1e-15 each) of one step on O(1) entries.
 """
@@ -46,7 +46,7 @@ def _framework_step(x, y, weights, reduction, weight_decay, learning_rate, batch
 
 
 def _paper_step(x, y, weights, lam, step, batch):
-    """θ ← θ − η∇Φ_ℬ with Φ_ℬ = (1/(2B))‖F_ℬ − Y_ℬ‖² + (λ/2)Σ‖W‖² (THEORY.md §1.2)."""
+    """θ ← θ − η∇Φ_ℬ with Φ_ℬ = (1/(2B))‖F_ℬ − Y_ℬ‖² + (λ/2)Σ‖W‖² (docs/theory.md §1.2)."""
     params = [w.clone().requires_grad_(True) for w in weights]
     out = params[1] @ params[0] @ x[:, batch]
     objective = ((out - y[:, batch]) ** 2).sum() / (2 * len(batch))
@@ -73,7 +73,7 @@ def test_torch_sgd_step_equals_paper_gradient_step(reduction, batch_size, seed):
 
 
 def test_mse_mean_table_row():
-    # THEORY.md §1.3: nn.MSELoss() with SGD(lr, weight_decay=wd) gives λ = K·wd/2, η = 2·lr/K
+    # docs/theory.md §1.3: nn.MSELoss() with SGD(lr, weight_decay=wd) gives λ = K·wd/2, η = 2·lr/K
     # whatever the batch size.
     for batch_size in (1, 7, 100):
         out = C.to_paper_convention(0.01, 0.1, reduction="mean", batch_size=batch_size, num_classes=10)
@@ -122,7 +122,7 @@ def test_feature_penalty_expectation_over_all_batches(penalty_form):
     )
     np.testing.assert_allclose(gradient, lam_h * features, rtol=1e-13)  # sum of 20 terms
     expected = num_classes * mu * (batch_size if penalty_form == "sum" else 1) / (2 * num_samples)
-    assert lam_h == pytest.approx(expected, rel=1e-15)  # THEORY.md §1.3 closed forms
+    assert lam_h == pytest.approx(expected, rel=1e-15)  # docs/theory.md §1.3 closed forms
 
 
 def test_optimizer_groups_and_adamw_rejected():

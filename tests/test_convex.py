@@ -26,7 +26,7 @@ from ufm.labels import balanced_labels, one_hot_targets  # noqa: E402
 TOL = 1e-9  # accuracy requested from Clarabel in these tests
 ROUNDING = 1e-13  # float64 rounding of objective values of order 1 (a few hundred ulps)
 
-# THEORY.md §4.6, "UFM": (K, n, d, λ_W, λ_H) -> (no bias, bias), printed to 10 decimals.
+# docs/theory.md §4.6, "UFM": (K, n, d, λ_W, λ_H) -> (no bias, bias), printed to 10 decimals.
 UFM_REFERENCES = [
     ((3, 4, 5, 0.01, 0.02), 0.0812528137, 0.0541685425),
     ((4, 3, 6, 0.005, 0.01), 0.0477897949, 0.0358423461),
@@ -43,14 +43,14 @@ def gap_bound(value: float, tolerance: float = TOL) -> float:
 def closed_form_value(
     num_classes: int, per_class: int, lambda_W: float, lambda_H: float, bias: bool
 ) -> float:
-    """THEORY.md §4.1: ρ = K√(nλ_Wλ_H); value ρ − ρ²/2 (ρ < 1) else ½, times (K−1)/K with bias."""
+    """docs/theory.md §4.1: ρ = K√(nλ_Wλ_H); value ρ − ρ²/2 (ρ < 1) else ½, times (K−1)/K with bias."""
     rho = num_classes * np.sqrt(per_class * lambda_W * lambda_H)
     value = rho - rho**2 / 2 if rho < 1 else 0.5
     return value * (num_classes - 1) / num_classes if bias else value
 
 
 def ufm_objective(W, H, b, Y, lambda_W, lambda_H):
-    """Φ_UFM of THEORY.md §2(a), written out here so the test does not depend on ufm.models."""
+    """Φ_UFM of docs/theory.md §2(a), written out here so the test does not depend on ufm.models."""
     output = W @ H + (0 if b is None else b[:, None])
     return (
         0.5 * np.sum((output - Y) ** 2) / Y.shape[1]
@@ -186,7 +186,7 @@ def test_weak_duality_at_arbitrary_points(seed, bias, with_features, tau):
 
 
 def test_linear_head_certificate_and_factors():
-    # THEORY.md §2(d), L2 = 2: min_A (1/(2N))‖AZ − Y‖² + λ‖A‖_* equals Φ_head at the balanced
+    # docs/theory.md §2(d), L2 = 2: min_A (1/(2N))‖AZ − Y‖² + λ‖A‖_* equals Φ_head at the balanced
     # factorization A = W_L W_{L−1}, with W_L = US^{1/2}, W_{L−1} = S^{1/2}Vᵀ (F1, equal λ).
     rng = np.random.default_rng(7)
     K, n, m, width, lam = 3, 5, 6, 4, 0.003
@@ -285,7 +285,7 @@ def test_certify_linear_head_model_with_unequal_penalties():
     assert certificate.regularization == pytest.approx(np.sqrt(0.01 * 0.02), rel=1e-15)
     assert certificate.duality_gap <= gap_bound(certificate.optimal_value)
     assert abs(model.objective(parameters).total - certificate.optimal_value) <= 10 * TOL
-    # Weighted balancedness λ_2W_2ᵀW_2 = λ_1W_1W_1ᵀ (THEORY.md §3 BAL.weighted) at the factors.
+    # Weighted balancedness λ_2W_2ᵀW_2 = λ_1W_1W_1ᵀ (docs/theory.md §3 BAL.weighted) at the factors.
     first, second = parameters.weights
     np.testing.assert_allclose(0.02 * second.T @ second, 0.01 * first @ first.T, atol=1e-12)
     with pytest.raises(ValueError, match="two layers"):

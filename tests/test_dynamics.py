@@ -1,4 +1,4 @@
-"""Tests of ufm.dynamics: the GD-dynamics predictions J5, J7, J8, J9, J11, J12 of THEORY.md §5.
+"""Tests of ufm.dynamics: the GD-dynamics predictions J5, J7, J8, J9, J11, J12 of docs/theory.md §5.
 
 The library's closed forms and recursions are compared with literal step-by-step loops, with
 the sums of geometric series, with fullnet's learning-rate schedule (its function and a real
@@ -16,7 +16,7 @@ from ufm import dynamics
 
 
 # ------------------------------------------------------------------------------------------
-# a linear chain F = W_3W_2W_1Z in float64 (the head of THEORY.md §2(d))
+# a linear chain F = W_3W_2W_1Z in float64 (the head of docs/theory.md §2(d))
 # ------------------------------------------------------------------------------------------
 
 

@@ -95,7 +95,7 @@ def test_found_loss_is_never_below_the_proven_optimum_for_two_classes(L, lam, wi
 
 
 def test_kink_lbfgs_finds_the_low_rank_point_of_the_four_layer_model():
-    # THEORY.md §4.5-4.6: the 4-DUFM with K = 10, width 30, n = 1, λ = 0.004 has points below
+    # docs/theory.md §4.5-4.6: the 4-DUFM with K = 10, width 30, n = 1, λ = 0.004 has points below
     # L_DNC = 0.099180 (a reference there, not an optimum); kink_lbfgs runs with the low-rank
     # settings of ufm.solvers and ends about 16% below it from seed 0. The assertion asks for
     # 5% below: far beyond rounding, and met by every seed seen (the worst kink_lbfgs end point

@@ -3,7 +3,7 @@
 The full versions need hours (and CIFAR-10, which cannot ship). These tests run the full
 settings' code path with ``--set`` overrides that shrink only the sizes (samples, epochs, seeds)
 on a synthetic CIFAR-10 folder in the official file format, and check the settings themselves
-against THEORY.md §6.
+against docs/theory.md §6.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_cli_refuses_overrides_a_figure_does_not_take(tmp_path, capsys):
 
 
 def test_fig1_full_settings_are_the_camera_ready_experiment():
-    """E-A2 of THEORY.md §6: ResNet20 + 3 ReLU + 3 linear head layers on CIFAR-10, 5 runs,
+    """E-A2 of docs/theory.md §6: ResNet20 + 3 ReLU + 3 linear head layers on CIFAR-10, 5 runs,
     (A)'s wd 0.001 converted as nn.MSELoss() + coupled weight decay (λ = K·wd/2), 5,000 epochs."""
     full = figure1.settings(quick=False)
     assert full["dataset"] == "cifar10" and full["architecture"] == "resnet20"

@@ -187,7 +187,7 @@ def test_mnist_5k_balanced_subset_shapes_and_class_order():
     assert prepared.inputs.shape == (70, 784) and prepared.inputs.dtype == torch.float32
     assert prepared.per_class == 7 and prepared.ordered_by_class
     assert torch.equal(prepared.labels, torch.arange(10).repeat_interleave(7))
-    expected = np.kron(np.eye(10), np.ones((1, 7)))  # Y = I_K ⊗ 1_nᵀ (THEORY.md §1.1)
+    expected = np.kron(np.eye(10), np.ones((1, 7)))  # Y = I_K ⊗ 1_nᵀ (docs/theory.md §1.1)
     assert np.array_equal(prepared.targets.numpy(), expected)
     again = fd.prepare_data(raw, per_class=7, seed=3)
     assert np.array_equal(again.indices, prepared.indices)

@@ -1,4 +1,4 @@
-"""THEORY.md §5 "J" statements along real trainings of fullnet networks on mnist-5k digits.
+"""docs/theory.md §5 "J" statements along real trainings of fullnet networks on mnist-5k digits.
 
 - J7 (and J10): the exact GD recursion of the balancedness matrix D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ
   for consecutive linear layers, at every step of a float64 full-batch GD run of the fullnet
@@ -129,7 +129,7 @@ def test_wide_smooth_network_balances_at_the_rate_of_j12():
        (observed: 0.505 → 0.013, 2.6%).
     2. Envelope (an inequality that must hold): with ρ = (1−ηλ)², b_j = ‖g_{l+1}ᵀg_{l+1} −
        g_lg_lᵀ‖_op(j) and e_j the J7 rounding tolerance of the previous test,
-       ‖D_l(k)‖_op ≤ ρ^k‖D_l(0)‖_op + Σ_{j<k} ρ^{k−1−j}(η²b_j + e_j), checked with THEORY.md §5's
+       ‖D_l(k)‖_op ≤ ρ^k‖D_l(0)‖_op + Σ_{j<k} ρ^{k−1−j}(η²b_j + e_j), checked with docs/theory.md §5's
        inequality rule lhs ≤ rhs(1 + 1e-10) + 1e-14·scale at every step.
     3. Rate: over the window [0, 500], where the floor F = Σ_j ρ^{499−j}η²b_j is below 1% of
        ρ^{500}‖D_l(0)‖, the triangle inequality on J7 bounds the measured per-step rate
@@ -193,7 +193,7 @@ def test_wide_smooth_network_balances_at_the_rate_of_j12():
 def test_trained_linear_head_reaches_the_solved_optimum_and_is_balanced():
     """A network 784 → 32 → 16 (ReLU) → 3 → 3 on three digit classes (20 each, float64) is
     trained for 300 GD steps; then its non-linear layers are frozen (restored after every step)
-    and the head alone runs 6000 more steps, which is exactly GD on Φ_head of THEORY.md §2(d)
+    and the head alone runs 6000 more steps, which is exactly GD on Φ_head of docs/theory.md §2(d)
     with the fixed features Z_2. :func:`fullnet.compare.compare_model` must then find:
 
     - the L-BFGS optimum of ``ufm.solvers`` and the trained head agree: 0 ≤ Φ_head(trained) −

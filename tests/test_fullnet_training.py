@@ -1,4 +1,4 @@
-"""fullnet.training, fullnet.objective, fullnet.observe: the objective in THEORY.md §1.2's
+"""fullnet.training, fullnet.objective, fullnet.observe: the objective in docs/theory.md §1.2's
 convention, the GD step, the learning-rate drop, atomic checkpoints and bit-identical resume,
 and a small real training on mnist-5k."""
 
@@ -59,7 +59,7 @@ def test_objective_in_the_paper_convention_equals_a_manual_computation():
     assert terms.layer_penalties == pytest.approx(penalties, rel=1e-14)
     assert terms.feature_penalty == pytest.approx(feature, rel=1e-14)
     assert terms.objective == pytest.approx(data_term + sum(penalties) + feature, rel=1e-14)
-    # torch's nn.MSELoss() is the data term times 2/K (THEORY.md §1.3)
+    # torch's nn.MSELoss() is the data term times 2/K (docs/theory.md §1.3)
     with torch.no_grad():
         mse = torch.nn.MSELoss()(model(data.inputs), data.targets.T)
     assert float(mse) * data.num_classes / 2 == pytest.approx(data_term, rel=1e-13)

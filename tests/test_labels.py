@@ -8,7 +8,7 @@ from ufm import labels as L
 
 def test_balanced_layout_gives_kronecker_targets():
     y = L.one_hot_targets(L.balanced_labels(3, 4))
-    expected = np.kron(np.eye(3), np.ones((1, 4)))  # Y = I_K ⊗ 1_nᵀ (THEORY.md §1.1)
+    expected = np.kron(np.eye(3), np.ones((1, 4)))  # Y = I_K ⊗ 1_nᵀ (docs/theory.md §1.1)
     np.testing.assert_array_equal(y, expected)
     np.testing.assert_array_equal(y @ y.T, 4 * np.eye(3))
 

@@ -1,6 +1,6 @@
 """Tests of ufm.models: objectives, exact gradients, forward passes, torch path, validation.
 
-THEORY.md §1.2 (loss convention) and §2 (models).
+docs/theory.md §1.2 (loss convention) and §2 (models).
 """
 
 import json
@@ -268,7 +268,7 @@ def test_targets_are_balanced_one_hot():
 
 
 def test_zero_point_has_value_one_half():
-    """At θ = 0 the output is 0 and Φ = (1/(2N))‖Y‖² = ½ (THEORY.md §4.3)."""
+    """At θ = 0 the output is 0 and Φ = (1/(2N))‖Y‖² = ½ (docs/theory.md §4.3)."""
     for name in ("ufm", "deep_linear", "dufm"):
         model = MODELS[name]()
         assert model.objective(model.zeros()).total == 0.5

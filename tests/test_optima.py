@@ -1,7 +1,7 @@
-"""Tests of ufm.optima: closed forms against the reference values of THEORY.md §4.6, exact
+"""Tests of ufm.optima: closed forms against the reference values of docs/theory.md §4.6, exact
 construction identities, thresholds and the low-rank SRG points of §4.5.
 
-Reference values are written as THEORY.md prints them (strings), and each tolerance is half a
+Reference values are written as docs/theory.md prints them (strings), and each tolerance is half a
 unit in the last printed digit (the value was rounded to that digit).
 """
 
@@ -21,7 +21,7 @@ EPS = np.finfo(np.float64).eps
 
 
 def assert_printed(value: float, printed: str) -> None:
-    """|value − printed| ≤ ½·10^(−decimals): ``printed`` is ``value`` rounded as THEORY.md shows it.
+    """|value − printed| ≤ ½·10^(−decimals): ``printed`` is ``value`` rounded as docs/theory.md shows it.
 
     A tiny float64 allowance (8 ulps of the value) covers values that sit on a rounding boundary.
     """
@@ -133,7 +133,7 @@ def test_ufm_reference_values_and_constructions(K, n, d, lam_w, lam_h, no_bias, 
         assert_printed(prediction.optimal_loss, printed)
         model = UFM(K, n, d, lam_w, lam_h, bias=bias)
         point = O.ufm_construct(K, n, d, lam_w, lam_h, bias=bias)
-        # Construction identity: a few dozen float64 operations, 1e-12 relative (THEORY.md §5).
+        # Construction identity: a few dozen float64 operations, 1e-12 relative (docs/theory.md §5).
         total = model.objective(point).total
         assert abs(total - prediction.optimal_loss) <= 1e-12 * prediction.optimal_loss
         assert model.gradient(point).norm() <= 1e-12
@@ -464,7 +464,7 @@ def test_triangular_graph_algebra(r):
         assert abs(general - O.srg_coefficient(r, 5)) <= 1e-13 * general
 
 
-RATIO_TABLE = {  # r: c_r/K for L = 3, 4, 5, 6, 8 (THEORY.md §4.5)
+RATIO_TABLE = {  # r: c_r/K for L = 3, 4, 5, 6, 8 (docs/theory.md §4.5)
     4: ("1.056", "0.963", "0.906", "0.867", "0.818"),
     5: ("1.044", "0.901", "0.817", "0.762", "0.694"),
     6: ("1.037", "0.857", "0.755", "0.689", "0.611"),
@@ -567,7 +567,7 @@ def test_srg_zero_solution_above_threshold():
 
 
 def test_edge_subset_search():
-    """KF3 (L = 4). THEORY.md prints K = 7: 0.996 (improved family), K = 8: 0.954, K = 9:
+    """KF3 (L = 4). docs/theory.md prints K = 7: 0.996 (improved family), K = 8: 0.954, K = 9:
     0.937, K = 11: 0.958. The improved family reproduces K = 7 and 8; the K = 9 and 11 values
     are those of the basic point t = −1 on the best subsets, where the improved family reaches
     0.916 and 0.933."""
@@ -757,7 +757,7 @@ def test_stall_configurations_list_and_tolerance(K, L, n, lam_h, lam_w):
 @pytest.mark.parametrize("n", [2, 3, 6])
 @pytest.mark.parametrize("lam_h, lam_w", [(0.004, 0.004), (0.01, 0.001), (1e-4, 0.02)])
 def test_stall_values_lie_above_dnc_for_two_classes(L, n, lam_h, lam_w):
-    """K = 2: L_DNC is the global minimum (THEORY.md §4.3, from (B)), so every configuration,
+    """K = 2: L_DNC is the global minimum (docs/theory.md §4.3, from (B)), so every configuration,
     j = 1 included, costs at least L_DNC; the splits and dropped samples strictly more."""
     reference = O.predict_dufm(2, L, n, lam_h, lam_w).optimal_loss
     for entry in O.dufm_stall_configurations(2, L, n, lam_h, lam_w, merge_layers=range(1, L + 1)):

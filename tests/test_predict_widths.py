@@ -38,7 +38,7 @@ def run_cli(capsys, *arguments):
 
 
 def value_of_rho(rho: float) -> float:
-    """v(ρ) = ρ − ρ²/2 for ρ < 1, else ½ (THEORY.md §4.1): the cost of one direction times K."""
+    """v(ρ) = ρ − ρ²/2 for ρ < 1, else ½ (docs/theory.md §4.1): the cost of one direction times K."""
     return rho - rho * rho / 2 if rho < 1 else 0.5
 
 
@@ -166,7 +166,7 @@ def test_deep_linear_below_K_is_the_rank_limited_minimum(K, n, widths, lam_h, la
 
 def test_rank_limited_structure_of_the_prediction():
     """r of the singular values of every W_l, RMS class-mean norms ×(r/m)^{1/2}, BAL ×r/m; the
-    construction has exactly these (THEORY.md §4.2 structure on r directions)."""
+    construction has exactly these (docs/theory.md §4.2 structure on r directions)."""
     K, n, widths, lam_h, lam_w = 5, 2, (3, 4), 0.004, (0.002, 0.006)
     full = O.predict_deep_linear(K, 2, n, lam_h, lam_w)
     narrow = O.predict_deep_linear(K, 2, n, lam_h, lam_w, widths=widths)

@@ -1,4 +1,4 @@
-"""Tests of ``ufm.reports.is_deep_neural_collapse`` (IS_DNC, THEORY.md §3)."""
+"""Tests of ``ufm.reports.is_deep_neural_collapse`` (IS_DNC, docs/theory.md §3)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_srg_construction_is_not_dnc():
     assert verdict.ranks[:2] == (5, 5) and verdict.ranks[2] == 10
     assert not verdict.rank_ok and not verdict.orth_ok and not verdict.loss_ok
     assert math.isclose(verdict.loss, predict_srg(5, 4, 1, LAM, LAM).optimal_loss, rel_tol=1e-10)
-    assert verdict.relative_gap < -0.05  # below L_DNC (THEORY.md §4.5)
+    assert verdict.relative_gap < -0.05  # below L_DNC (docs/theory.md §4.5)
     assert verdict.orth[2] < 1e-12  # M_L = xS_t has rank K; layers 2, 3 fail NC2.orth
 
 

@@ -1,13 +1,13 @@
-"""Tests of ufm.solvers: GD and L-BFGS reach the predicted optima of THEORY.md §4.
+"""Tests of ufm.solvers: GD and L-BFGS reach the predicted optima of docs/theory.md §4.
 
 Tolerance rules used below.
-- Reference values of THEORY.md §4.6 are printed with 7–10 significant digits; a half unit of the
+- Reference values of docs/theory.md §4.6 are printed with 7–10 significant digits; a half unit of the
   last printed digit is below 4e-7 relative for every entry, so a solver that converged to the
   true optimum matches the printed value to 1e-6 relative (the brief's accuracy).
 - "Never below the global optimum": Φ(θ) ≥ Φ* holds exactly, so a computed loss can only fall below
   the predicted Φ* by the float64 rounding of Φ (a few ulps of terms of order 1, ~1e-15) plus the
   error of Φ* itself (a Brent root with rtol 4·eps enters the value quadratically). The stated
-  bound BELOW = 1e-12 covers both with a wide margin (THEORY.md D5 uses 1e-9 + a gradient term).
+  bound BELOW = 1e-12 covers both with a wide margin (docs/theory.md D5 uses 1e-9 + a gradient term).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from ufm.solvers import common, kink_lbfgs, numpy_lbfgs
 BELOW = 1e-12  # stated bound on "loss below a proven optimum" (module docstring)
 RELATIVE = 1e-6  # accuracy asked of reference values (module docstring)
 
-# THEORY.md §4.6, UFM: (K, n, d, λ_W, λ_H) -> (no bias, bias).
+# docs/theory.md §4.6, UFM: (K, n, d, λ_W, λ_H) -> (no bias, bias).
 UFM_REFERENCES = [
     ((3, 4, 5, 0.01, 0.02), 0.0812528137, 0.0541685425),
     ((4, 3, 6, 0.005, 0.01), 0.0477897949, 0.0358423461),
     ((5, 2, 8, 0.02, 0.02), 0.1314213562, 0.1051370850),
 ]
 
-# THEORY.md §4.6, L_DNC with equal λ: (K, L, n, λ) -> value. Random L-BFGS starts reach these
+# docs/theory.md §4.6, L_DNC with equal λ: (K, L, n, λ) -> value. Random L-BFGS starts reach these
 # quickly (K = 2, and K = 3 where L_DNC is a reference value that random starts also reach).
 DNC_FROM_RANDOM = [
     ((2, 2, 1, 0.004), 0.01196791),
@@ -64,7 +64,7 @@ def dnc_near_start(model: DeepUFM, noise: float, seed: int) -> Parameters:
 
 
 def class_mean_rank(features: np.ndarray, targets: np.ndarray, rtol: float = 1e-3) -> int:
-    """RANK (THEORY.md §3) of the class means M = HYᵀ/n with a plot-style relative tolerance."""
+    """RANK (docs/theory.md §3) of the class means M = HYᵀ/n with a plot-style relative tolerance."""
     means = features @ targets.T / targets.sum(axis=1)
     singular = np.linalg.svd(means, compute_uv=False)
     return int(np.sum(singular > rtol * singular[0])) if singular[0] > 0 else 0
@@ -90,7 +90,7 @@ def test_lbfgs_reaches_ufm_reference_values(instance, value_no_bias, value_bias,
 
 @pytest.mark.parametrize("bias", [False, True], ids=["no_bias", "bias"])
 def test_gradient_descent_reaches_ufm_closed_form(bias):
-    # THEORY.md U1/U2: value ρ − ρ²/2 (×(K−1)/K with bias), output q*Y (+ (1−q*)/K·J), b* = 1/K.
+    # docs/theory.md U1/U2: value ρ − ρ²/2 (×(K−1)/K with bias), output q*Y (+ (1−q*)/K·J), b* = 1/K.
     K, n, d, lambda_W, lambda_H = 3, 4, 5, 0.01, 0.02
     model = UFM(K, n, d, lambda_W, lambda_H, bias=bias)
     solution = S.solve(model, "gd", lr=0.5, seed=1, tolerance=1e-12, max_iterations=20_000)
@@ -113,7 +113,7 @@ def test_gradient_descent_reaches_ufm_closed_form(bias):
 
 
 def test_deep_ufm_with_one_layer_is_the_ufm():
-    # THEORY.md §4.6: L = 1, (K, n, λ) = (3, 4, 0.01) -> q* = 0.94, value 0.0582; (5, 2, 0.02) -> 0.131421356.
+    # docs/theory.md §4.6: L = 1, (K, n, λ) = (3, 4, 0.01) -> q* = 0.94, value 0.0582; (5, 2, 0.02) -> 0.131421356.
     for (K, n, lam), reference in [((3, 4, 0.01), 0.0582), ((5, 2, 0.02), 0.131421356)]:
         model = DeepUFM(K, n, (K + 1,), lam, lam)
         solution = S.solve(model, "lbfgs", seed=0, tolerance=1e-10, max_iterations=2000)
@@ -174,7 +174,7 @@ def test_dnc_is_a_local_minimum_for_ten_classes(per_class, reference, iterations
 
 
 def test_unequal_penalties_reference_and_singular_values():
-    # THEORY.md §4.6 "Unequal λ": K = 2, L = 4, n = 5, λ_H = 0.003, λ_W = (0.002, 0.004, 0.001,
+    # docs/theory.md §4.6 "Unequal λ": K = 2, L = 4, n = 5, λ_H = 0.003, λ_W = (0.002, 0.004, 0.001,
     # 0.003): L_DNC = 0.0162056, s_l = (1.27218, 0.89956, 1.79913, 1.03873) (6 digits).
     lam_w = (0.002, 0.004, 0.001, 0.003)
     model = DeepUFM(2, 5, (8,) * 4, 0.003, lam_w)
@@ -182,7 +182,7 @@ def test_unequal_penalties_reference_and_singular_values():
     assert relative_error(result.best.loss, 0.0162056) <= 5e-6  # printed to 6 significant digits
     assert np.all(result.losses >= result.predicted_loss - BELOW)
     # D3: compare the singular values of W_l for l ≥ 2 individually (W_1 only through ‖W_1‖_F²);
-    # THEORY.md reports GD within 0.2%, L-BFGS here within 0.05% (the loss is flat along them).
+    # docs/theory.md reports GD within 0.2%, L-BFGS here within 0.05% (the loss is flat along them).
     expected = (1.27218, 0.89956, 1.79913, 1.03873)
     weights = result.best.parameters.weights
     for layer in range(1, 4):
@@ -192,7 +192,7 @@ def test_unequal_penalties_reference_and_singular_values():
 
 
 def test_deep_linear_ufm_reaches_l_dnc():
-    # THEORY.md U4: min Φ_lin = L_DNC (a global optimum), reached from random starts.
+    # docs/theory.md U4: min Φ_lin = L_DNC (a global optimum), reached from random starts.
     model = DeepLinearUFM(3, 2, (4, 4, 4), 0.004, 0.004)
     result = S.solve_with_restarts(model, [0, 1, 2], "lbfgs", tolerance=1e-10, max_iterations=2000)
     assert result.predicted_kind == "global_optimum"
@@ -201,7 +201,7 @@ def test_deep_linear_ufm_reaches_l_dnc():
 
 
 # --------------------------------------------------------------------------------------------
-# K = 2: never below the optimum (THEORY.md D5)
+# K = 2: never below the optimum (docs/theory.md D5)
 # --------------------------------------------------------------------------------------------
 
 
@@ -227,7 +227,7 @@ def test_k2_runs_never_end_below_the_optimum_gradient_descent():
 
 
 def test_nonnegative_features_keep_the_k2_optimum():
-    # THEORY.md D7: with H₁ ≥ 0 the K = 2 optimum is unchanged; projected methods stay feasible.
+    # docs/theory.md D7: with H₁ ≥ 0 the K = 2 optimum is unchanged; projected methods stay feasible.
     model = DeepUFM(2, 1, (4, 4, 4), 0.004, 0.004, nonneg_H1=True)
     result = S.solve_with_restarts(model, [0, 1], "lbfgs", tolerance=1e-10, max_iterations=3000)
     for solution in result.solutions:
@@ -252,7 +252,7 @@ def _low_rank_report(model: DeepUFM, solution: S.Solution) -> tuple[list[int], i
 
 
 def test_lbfgs_finds_a_point_below_l_dnc():
-    # THEORY.md LR5 / KF3: the final point is itself a certificate that L_DNC is not optimal.
+    # docs/theory.md LR5 / KF3: the final point is itself a certificate that L_DNC is not optimal.
     model = DeepUFM(10, 1, (30,) * 4, 0.004, 0.004)
     solution = S.solve(model, "lbfgs", seed=0, tolerance=1e-9, max_iterations=3000)
     ranks, last_pre = _low_rank_report(model, solution)
@@ -269,7 +269,7 @@ def test_lbfgs_finds_a_point_below_l_dnc():
 
 @pytest.mark.slow
 def test_gradient_descent_finds_a_point_below_l_dnc():
-    # THEORY.md §4.6: GD lr 0.5 reaches 0.083616 < 0.099180 with ranks (5, 5, 5, 10), RANK(M̃₄) = 5.
+    # docs/theory.md §4.6: GD lr 0.5 reaches 0.083616 < 0.099180 with ranks (5, 5, 5, 10), RANK(M̃₄) = 5.
     model = DeepUFM(10, 1, (30,) * 4, 0.004, 0.004)
     solution = S.solve(model, "gd", lr=0.5, seed=0, tolerance=1e-9, max_iterations=100_000)
     ranks, last_pre = _low_rank_report(model, solution)
@@ -655,7 +655,7 @@ def test_numpy_lbfgs_k2_global_optimum_and_dnc_references():
 
 
 def test_numpy_lbfgs_finds_a_point_below_l_dnc():
-    # THEORY.md §4.6: the 4-DUFM (K = 10, width 30) has low-rank points below L_DNC = 0.099180.
+    # docs/theory.md §4.6: the 4-DUFM (K = 10, width 30) has low-rank points below L_DNC = 0.099180.
     model = DeepUFM(10, 1, (30,) * 4, 0.004, 0.004)
     solution = S.solve(model, "numpy_lbfgs", seed=0, tolerance=1e-9, max_iterations=1500)
     assert solution.predicted_kind == "dnc_reference"
@@ -783,7 +783,7 @@ def test_kink_lbfgs_fields_determinism_and_phases():
 
 
 def test_kink_lbfgs_finds_a_point_below_l_dnc():
-    # THEORY.md §4.6: the 4-DUFM (K = 10, width 30) has low-rank points below L_DNC = 0.099180.
+    # docs/theory.md §4.6: the 4-DUFM (K = 10, width 30) has low-rank points below L_DNC = 0.099180.
     model = DeepUFM(10, 1, (30,) * 4, 0.004, 0.004)
     solution = S.solve(
         model, "kink_lbfgs", seed=0, momentum=0.95, momentum_steps=800, tolerance=1e-9,

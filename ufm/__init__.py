@@ -1,6 +1,6 @@
 """ufm: unconstrained-features models, predicted optima, numerical solvers and collapse metrics.
 
-Notation and formulas follow THEORY.md (features are columns, shape (d, N); labels are integers
+Notation and formulas follow docs/theory.md (features are columns, shape (d, N); labels are integers
 0..K-1 of shape (N,)); every computation is in float64.
 
 ``import ufm`` is the public face::

@@ -1,6 +1,6 @@
-"""The atlas of best-known minima of the deep ReLU UFM over (K, L) (THEORY.md §4.3–4.6).
+"""The atlas of best-known minima of the deep ReLU UFM over (K, L) (docs/theory.md §4.3–4.6).
 
-For every cell (K, L) of a grid, :func:`run_atlas` searches the L-DUFM of THEORY.md §2(c) with
+For every cell (K, L) of a grid, :func:`run_atlas` searches the L-DUFM of docs/theory.md §2(c) with
 equal penalties on every block (λ_H = λ_1 = … = λ_L = λ), n samples per class and equal widths,
 
     Φ_DUFM = (1/(2N))‖W_Lσ(W_{L−1}σ(⋯σ(W_1H_1)⋯)) − Y‖² + (λ/2)(‖H_1‖² + Σ_l ‖W_l‖²),
@@ -10,14 +10,14 @@ that holds the parameters and the model, and its value is recomputed from that f
 (:func:`load_point`): every ``best_loss`` of the atlas is an upper bound on min Φ_DUFM together with
 its certificate, the point that attains it. Beside it the atlas sets
 
-- ``dnc_loss`` = L_DNC (:func:`ufm.optima.predict_dufm`, THEORY.md §4.3), the least value among
+- ``dnc_loss`` = L_DNC (:func:`ufm.optima.predict_dufm`, docs/theory.md §4.3), the least value among
   points with DNC structure, proven optimal for K = 2 (every L, (B)) and for L = 1 (the UFM);
 - ``ratio`` = best_loss / L_DNC (< 1: the search found a point that beats every DNC point);
-- ``srg_loss``, the best low-rank SRG construction of THEORY.md §4.5 for that (K, L) where one
+- ``srg_loss``, the best low-rank SRG construction of docs/theory.md §4.5 for that (K, L) where one
   exists (L ≥ 3, K ≥ 3: the triangular graph when K = r(r−1)/2, else the best edge subset);
 - ``ranks``, the numerical ranks (singular values above ``RANK_RTOL`` = 1e-3 times the largest)
   of the class means M_1..M_L of the post-activations H_1..H_L and of the last pre-activation
-  H̃_L (low rank before the last ReLU is the mark of the SRG-type minima, THEORY.md §4.5);
+  H̃_L (low rank before the last ReLU is the mark of the SRG-type minima, docs/theory.md §4.5);
 - ``basins``, the number of distinct minima the search ended in (end values within the relative
   ``BASIN_TOLERANCE`` of each other and with the same rank profile count as one, as in the
   method ``"global"`` of :func:`ufm.solvers.solve`).
@@ -103,7 +103,7 @@ CSV_COLUMNS = (
 #: kinks a little above the bottom of a minimum.
 BASIN_TOLERANCE = float(GLOBAL_DEFAULTS["basin_tolerance"])  # 1e-4
 
-#: Relative tolerance of the numerical ranks: #{i : s_i > RANK_RTOL·s_1} (THEORY.md §3 RANK).
+#: Relative tolerance of the numerical ranks: #{i : s_i > RANK_RTOL·s_1} (docs/theory.md §3 RANK).
 RANK_RTOL = 1e-3
 
 #: Grid of ``quick=True``: K = 2..6, L = 2..5.
@@ -320,7 +320,7 @@ class CellConfig:
 
 def class_mean_ranks(model: DeepUFM, parameters: Parameters, rtol: float = RANK_RTOL
                      ) -> tuple[int, ...]:
-    """Numerical ranks of the class means of H_1..H_L and of H̃_L (THEORY.md §3 RANK, §4.5).
+    """Numerical ranks of the class means of H_1..H_L and of H̃_L (docs/theory.md §3 RANK, §4.5).
 
     Features are columns ordered by class, so the class means of a layer X (d, Kn) are
     X.reshape(d, K, n).mean(axis=2); the rank counts singular values > ``rtol``·s_1.
@@ -343,7 +343,7 @@ def class_mean_ranks(model: DeepUFM, parameters: Parameters, rtol: float = RANK_
 
 def srg_reference(num_classes: int, num_layers: int, per_class: int, lam: float
                   ) -> tuple[float | None, dict | None]:
-    """L_SRG: the best low-rank construction of THEORY.md §4.5 for (K, L), where one exists.
+    """L_SRG: the best low-rank construction of docs/theory.md §4.5 for (K, L), where one exists.
 
     L ≥ 3 and K ≥ 3: if K = r(r−1)/2 the triangular graph T(r)
     (``predict_srg(r, L, n, λ, λ, shift=None)``, t* of the improved family), else the best edge
@@ -583,7 +583,7 @@ def load_point(path: str | os.PathLike) -> tuple[DeepUFM, Parameters, float]:
     The file (``.npz``) holds H1, W1..WL and the model settings (num_classes, per_class, widths,
     lam_h, lam_w, nonneg_H1), plus the value the search reported (``loss``) and the cell's
     configuration (``config``, JSON). The value returned is not the stored one: it is Φ_DUFM
-    recomputed by ``model.objective`` (THEORY.md §2(c)), so it is a certified upper bound on the
+    recomputed by ``model.objective`` (docs/theory.md §2(c)), so it is a certified upper bound on the
     minimum of that model, whatever produced the file.
 
     Raises
@@ -738,11 +738,11 @@ class AtlasCell:
         Φ_DUFM recomputed from the stored point (:func:`load_point`): an upper bound on the
         minimum with its certificate.
     dnc_loss : float
-        L_DNC (THEORY.md §4.3).
+        L_DNC (docs/theory.md §4.3).
     ratio : float
         best_loss / L_DNC.
     srg_loss : float or None
-        L_SRG, the best construction of THEORY.md §4.5 (:func:`srg_reference`), or None.
+        L_SRG, the best construction of docs/theory.md §4.5 (:func:`srg_reference`), or None.
     ranks : tuple of int
         Ranks of M_1..M_L and M̃_L at the kept point (:func:`class_mean_ranks`).
     basins : int
@@ -795,7 +795,7 @@ class AtlasCell:
 
     @property
     def dnc_proven_optimal(self) -> bool:
-        """K = 2 (any L, (B), THEORY.md §4.3) or L = 1 (the UFM): L_DNC is the minimum."""
+        """K = 2 (any L, (B), docs/theory.md §4.3) or L = 1 (the UFM): L_DNC is the minimum."""
         return self.num_classes == 2 or self.num_layers == 1
 
     def csv_row(self) -> dict[str, Any]:
@@ -897,7 +897,7 @@ def plot_atlas(cells: Sequence[AtlasCell], path: str | os.PathLike, title: str |
 
     Diverging colour map centred at 1 (blue: below L_DNC, the search beat every DNC point;
     red: above), every cell annotated with its ratio (``*``: flagged by ``width="auto"``). The
-    cells where DNC is provably optimal — K = 2 for every L ((B), THEORY.md §4.3) and L = 1 (the
+    cells where DNC is provably optimal — K = 2 for every L ((B), docs/theory.md §4.3) and L = 1 (the
     UFM, §4.1) — are hatched; grid cells without a result are grey.
     """
     import matplotlib
@@ -947,7 +947,7 @@ def plot_atlas(cells: Sequence[AtlasCell], path: str | os.PathLike, title: str |
     axes.set_yticks(range(len(ls)), [str(l) for l in ls])
     axes.set_xlabel("K (classes)")
     axes.set_ylabel("L (weight matrices)")
-    axes.set_title(title or "best-known Φ_DUFM / L_DNC (THEORY.md §4.3, §4.5)", fontsize=10)
+    axes.set_title(title or "best-known Φ_DUFM / L_DNC (docs/theory.md §4.3, §4.5)", fontsize=10)
     colour_bar = figure.colorbar(image, ax=axes)
     colour_bar.set_label("best / L_DNC")
     handles = [Patch(facecolor="none", edgecolor="0.25", hatch="///",
@@ -1079,13 +1079,13 @@ def run_atlas(
     scheduler_timeout: float = 10.0,
     progress: bool = False,
 ) -> AtlasResult:
-    """Build the atlas of best-known L-DUFM minima over a (K, L) grid (THEORY.md §4.3–4.6).
+    """Build the atlas of best-known L-DUFM minima over a (K, L) grid (docs/theory.md §4.3–4.6).
 
     For every cell the search of ``method`` minimizes Φ_DUFM with λ_H = λ_1 = … = λ_L = λ and n
     samples per class; the kept point's value is recomputed from its file (:func:`load_point`)
-    and set against L_DNC (THEORY.md §4.3): ratio = best / L_DNC. For K = 2 (any L) and L = 1,
+    and set against L_DNC (docs/theory.md §4.3): ratio = best / L_DNC. For K = 2 (any L) and L = 1,
     L_DNC is the proven minimum, so there ratio ≥ 1 − BASIN_TOLERANCE is a check of the
-    search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (THEORY.md
+    search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (docs/theory.md
     §4.5), set beside L_SRG of the explicit construction (:func:`srg_reference`).
 
     Parameters

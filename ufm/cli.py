@@ -3,11 +3,11 @@
 Commands
 --------
 predict {ufm,deep-linear,dufm}
-    The predicted optimum of a model (THEORY.md §4) without solving.
+    The predicted optimum of a model (docs/theory.md §4) without solving.
 solve {ufm,deep-linear,dufm}
     Solve the model numerically and print predicted against found.
 metrics
-    Every collapse metric of THEORY.md §3 of features saved from any framework.
+    Every collapse metric of docs/theory.md §3 of features saved from any framework.
 metrics-demo
     A noisy collapsed configuration: the per-layer metric table and a plot against noise level.
 atlas
@@ -138,7 +138,7 @@ def predicted_optimum(model: str, arguments: argparse.Namespace):
 
 def _format_prediction(prediction) -> str:
     data = prediction.to_dict()
-    lines = [f"predicted optimum of the {data['model']} model (THEORY.md §4)",
+    lines = [f"predicted optimum of the {data['model']} model (docs/theory.md §4)",
              f"  holds for: {data['holds_for']}"]
     if not data["reachable"]:
         lines.append("  NOT REACHABLE at these widths: optimal_loss is a reference, not an optimum")
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="predicted optimum of a model, without solving")
     predict_models = predict.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name, model in (("ufm", "ufm"), ("deep-linear", "deep_linear"), ("dufm", "dufm")):
-        sub = predict_models.add_parser(name, help=f"the {name} model (THEORY.md §2, §4)")
+        sub = predict_models.add_parser(name, help=f"the {name} model (docs/theory.md §2, §4)")
         _add_model_arguments(sub, "ufm" if name == "ufm" else "deep")
         sub.set_defaults(handler=command_predict, model=model)
 
@@ -331,9 +331,9 @@ def _format_comparison(result: dict[str, Any]) -> str:
                          f"first by a {basin['found_by']} start")
     if result["model"] == "dufm":
         lines.append("  (W_1's individual singular values are free across the optimal β family, "
-                     "THEORY.md §4.4; only ‖W_1‖_F² is fixed)")
+                     "docs/theory.md §4.4; only ‖W_1‖_F² is fixed)")
     lines.append("")
-    lines.append("per-layer metrics of the found point (THEORY.md §3):")
+    lines.append("per-layer metrics of the found point (docs/theory.md §3):")
     columns = ["NC1.tr_unc", "NC2.orth", "NC3.span", "NC3.dual", "BAL.diag", "NEG", "RANK"]
     lines.append(result["_report"].format_table(columns=columns))
     return "\n".join(lines)
@@ -484,7 +484,7 @@ def command_metrics(arguments: argparse.Namespace) -> int:
     else:
         width = max(len(key) for key in values)
         print(f"collapse metrics of {arguments.features} (d = {features.shape[0]}, "
-              f"N = {features.shape[1]}), THEORY.md §3")
+              f"N = {features.shape[1]}), docs/theory.md §3")
         for key, value in values.items():
             shown = "–" if value is None else (f"{value:.6g}" if isinstance(value, float) else value)
             print(f"  {key:<{width}}  {shown}")
@@ -609,7 +609,7 @@ def _register_atlas(commands) -> None:
         "atlas", help="best-known DUFM minima over a (K, L) grid against L_DNC and L_SRG",
         description="For every (K, L) search the deep ReLU UFM (λ on every block, n per class) "
                     "and write DIR/atlas.csv, atlas.json, atlas.png and the points "
-                    "(THEORY.md §4.3-4.6). Resumable from its SQLite store.",
+                    "(docs/theory.md §4.3-4.6). Resumable from its SQLite store.",
     )
     sub.add_argument("--K", default=None, help="classes: a range 2..20, an integer or a list 2,3,5")
     sub.add_argument("--L", default=None, help="weight matrices: a range 2..6, an integer or a list")

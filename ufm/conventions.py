@@ -1,4 +1,4 @@
-"""The one loss convention of the package and every conversion to it (THEORY.md §1.2–§1.3).
+"""The one loss convention of the package and every conversion to it (docs/theory.md §1.2–§1.3).
 
 Every objective is
 
@@ -10,7 +10,7 @@ unconstrained-features models), biases unregularized; gradient descent with step
 
 A framework that minimizes c·‖F − Y‖_F² with coupled weight decay ``wd`` (the gradient wd·θ is
 added to the loss gradient) and learning rate ``lr`` runs gradient descent on
-c‖F − Y‖² + (wd/2)‖θ‖² = 2Nc·Φ, hence (THEORY.md §1.3)
+c‖F − Y‖² + (wd/2)‖θ‖² = 2Nc·Φ, hence (docs/theory.md §1.3)
 
     λ = wd / (2Nc),        η = 2Nc · lr.
 
@@ -39,7 +39,7 @@ LOSS_REDUCTIONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class PaperHyperparameters:
-    """Weight decay and step size expressed in the package's convention (THEORY.md §1.2).
+    """Weight decay and step size expressed in the package's convention (docs/theory.md §1.2).
 
     Attributes
     ----------
@@ -87,7 +87,7 @@ def loss_scale(reduction: str, batch_size: int, num_classes: int) -> float:
     Returns
     -------
     float
-        c (THEORY.md §1.3, first column of the table).
+        c (docs/theory.md §1.3, first column of the table).
     """
     batch_size = _check_count(batch_size, "batch_size")
     num_classes = _check_count(num_classes, "num_classes")
@@ -114,7 +114,7 @@ def to_paper_convention(
 ) -> PaperHyperparameters:
     """Convert a framework's weight decay and learning rate to the paper's λ and η.
 
-    λ = wd/(2Bc), η = 2Bc·lr with c = :func:`loss_scale` (THEORY.md §1.3). For ``nn.MSELoss()``
+    λ = wd/(2Bc), η = 2Bc·lr with c = :func:`loss_scale` (docs/theory.md §1.3). For ``nn.MSELoss()``
     this gives λ = K·wd/2 and η = 2·lr/K whatever the batch size.
 
     Parameters
@@ -175,7 +175,7 @@ def feature_penalty_to_lambda(
     num_samples: int,
     num_classes: int,
 ) -> float:
-    """λ_H of a penalty on per-sample features added inside a batch loss (THEORY.md §1.3).
+    """λ_H of a penalty on per-sample features added inside a batch loss (docs/theory.md §1.3).
 
     The penalty of Φ is the sum (λ_H/2)Σ_i‖h_i‖² over all N samples, while a framework adds,
     on each batch ℬ of B samples, either (μ/2)Σ_{i∈ℬ}‖h_i‖² (``penalty_form="sum"``) or
@@ -212,7 +212,7 @@ def lambdas_from_torch_optimizer(
 
     Accepts optimizers with coupled weight decay (``SGD``, with or without momentum, ``Adam``,
     ``RMSprop``…): they share the stationary points of Φ with λ = wd/(2Bc), although momentum and
-    Adam change the dynamics (THEORY.md §1.3; identities J7, J12 then do not hold exactly).
+    Adam change the dynamics (docs/theory.md §1.3; identities J7, J12 then do not hold exactly).
     Rejects ``AdamW`` and any optimizer with decoupled decay: it has no fixed λ equivalent.
     """
     name = type(optimizer).__name__

@@ -1,13 +1,13 @@
-"""Convex reformulations with certified optima (THEORY.md §4.1, §2(d), F1, F3).
+"""Convex reformulations with certified optima (docs/theory.md §4.1, §2(d), F1, F3).
 
 Two problems of the package are convex after eliminating a factorization:
 
-- the UFM (THEORY.md §2(a)): by F1, min over WH = Z of (λ_W/2)‖W‖² + (λ_H/2)‖H‖² is
+- the UFM (docs/theory.md §2(a)): by F1, min over WH = Z of (λ_W/2)‖W‖² + (λ_H/2)‖H‖² is
   √(λ_Wλ_H)‖Z‖_*, so Φ_UFM is minimized by the nuclear-norm-regularized regression
 
       min_{Z, b}  (1/(2N))‖Z + b1_Nᵀ − Y‖_F² + √(λ_Wλ_H)‖Z‖_*      (b = 0 without bias);
 
-- the linear head with two layers (THEORY.md §2(d), L2 = 2): by F2 with p = 2,
+- the linear head with two layers (docs/theory.md §2(d), L2 = 2): by F2 with p = 2,
 
       min_A  (1/(2N))‖AZ − Y‖_F² + λ‖A‖_*          (Z fixed features, A = W_LW_{L−1}).
 
@@ -72,7 +72,7 @@ def _jsonable(value: Any) -> Any:
 class ConvexCertificate:
     """Result of a nuclear-norm regression with a self-computed optimality certificate.
 
-    The problem is P(A, b) = (1/(2N))‖AX + b1ᵀ − Y‖_F² + τ‖A‖_* (THEORY.md §4.1 / §2(d)).
+    The problem is P(A, b) = (1/(2N))‖AX + b1ᵀ − Y‖_F² + τ‖A‖_* (docs/theory.md §4.1 / §2(d)).
 
     Attributes
     ----------
@@ -134,7 +134,7 @@ class ConvexCertificate:
 
 
 def soft_threshold_singular_values(matrix: Any, threshold: float) -> np.ndarray:
-    """Singular-value soft-thresholding SVT_τ(T) = U(S − τ)_+Vᵀ (THEORY.md F3).
+    """Singular-value soft-thresholding SVT_τ(T) = U(S − τ)_+Vᵀ (docs/theory.md F3).
 
     SVT_τ(T) is the unique minimizer of ½‖Z − T‖_F² + τ‖Z‖_*.
 
@@ -158,7 +158,7 @@ def soft_threshold_singular_values(matrix: Any, threshold: float) -> np.ndarray:
 def nuclear_norm_regression_closed_form(
     targets: Any, regularization: float, *, bias: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Exact minimizer of (1/(2N))‖Z + b1ᵀ − Y‖² + τ‖Z‖_* (X = I; THEORY.md §4.1, F3).
+    """Exact minimizer of (1/(2N))‖Z + b1ᵀ − Y‖² + τ‖Z‖_* (X = I; docs/theory.md §4.1, F3).
 
     Without bias Z* = SVT_{Nτ}(Y). With an unregularized bias the optimal b centres the residual
     and ‖ZP_N‖_* ≤ ‖Z‖_* forces Z1 = 0, so Z* = SVT_{Nτ}(YP_N), b* = (Y − Z*)1_N/N, with
@@ -219,7 +219,7 @@ def nuclear_norm_objective(
     features: Any | None = None,
     bias: Any | None = None,
 ) -> float:
-    """P(A, b) = (1/(2N))‖AX + b1ᵀ − Y‖_F² + τ‖A‖_* (THEORY.md §4.1, §2(d)).
+    """P(A, b) = (1/(2N))‖AX + b1ᵀ − Y‖_F² + τ‖A‖_* (docs/theory.md §4.1, §2(d)).
 
     Parameters
     ----------
@@ -341,7 +341,7 @@ def nuclear_norm_regression(
 ) -> ConvexCertificate:
     """Solve min_{A, b} (1/(2N))‖AX + b1ᵀ − Y‖_F² + τ‖A‖_* with cvxpy and certify it.
 
-    THEORY.md §4.1 (UFM, X = I) and §2(d) (two-layer linear head, X = Z_{L1}). The returned value
+    docs/theory.md §4.1 (UFM, X = I) and §2(d) (two-layer linear head, X = Z_{L1}). The returned value
     is recomputed here at the solver's point (with the bias re-optimized in closed form,
     b = (Y − AX)1_N/N), and the gap is measured against the dual point of
     :func:`dual_lower_bound`, independently of the solver's status.
@@ -453,7 +453,7 @@ def ufm_convex(
     bias: bool = False,
     **options: Any,
 ) -> ConvexCertificate:
-    """The UFM (THEORY.md §2(a)) as nuclear-norm regression (§4.1, F1), solved and certified.
+    """The UFM (docs/theory.md §2(a)) as nuclear-norm regression (§4.1, F1), solved and certified.
 
     min_{Z, b} (1/(2N))‖Z + b1_Nᵀ − Y‖_F² + √(λ_Wλ_H)‖Z‖_* equals min Φ_UFM whenever the
     width d ≥ rank Z* (d ≥ K suffices); the factors follow from :func:`ufm_factors_from_certificate`.
@@ -486,7 +486,7 @@ def linear_head_convex(
     weight_decay: float,
     **options: Any,
 ) -> ConvexCertificate:
-    """Two-layer linear head on fixed features (THEORY.md §2(d), L2 = 2), solved and certified.
+    """Two-layer linear head on fixed features (docs/theory.md §2(d), L2 = 2), solved and certified.
 
     Φ_head = (1/(2N))‖W_LW_{L−1}Z − Y‖² + (λ/2)(‖W_L‖² + ‖W_{L−1}‖²) has, for widths ≥ K, the
     optimal value of min_A (1/(2N))‖AZ − Y‖_F² + λ‖A‖_* (F2 with p = 2); the two layers follow
@@ -524,7 +524,7 @@ def balanced_factorization(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced factorization X = WM attaining F1: (a/2)‖W‖² + (b/2)‖M‖² = √(ab)‖X‖_*.
 
-    THEORY.md F1: with X = USVᵀ (compact SVD, rank r),
+    docs/theory.md F1: with X = USVᵀ (compact SVD, rank r),
     W = (b/a)^{1/4}US^{1/2} and M = (a/b)^{1/4}S^{1/2}Vᵀ, padded with zeros to the inner
     dimension. These factors satisfy aWᵀW = bMMᵀ (balancedness, §4.1).
 
@@ -537,7 +537,7 @@ def balanced_factorization(
     inner_dimension : int, optional
         The width d of the factorization (W ∈ R^{p×d}, M ∈ R^{d×q}); default the numerical rank.
     rank_tolerance : float, optional
-        Singular values ≤ rank_tolerance·s_1 are dropped; default max(p, q)·eps (THEORY.md RANK).
+        Singular values ≤ rank_tolerance·s_1 are dropped; default max(p, q)·eps (docs/theory.md RANK).
 
     Returns
     -------
@@ -579,7 +579,7 @@ def balanced_factorization(
 def ufm_factors_from_certificate(
     certificate: ConvexCertificate, lambda_W: float, lambda_H: float, width: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """UFM parameters (W, H, b) attaining the certified value (THEORY.md §4.1, F1).
+    """UFM parameters (W, H, b) attaining the certified value (docs/theory.md §4.1, F1).
 
     W = (λ_H/λ_W)^{1/4}US^{1/2} ∈ R^{K×d}, H = (λ_W/λ_H)^{1/4}S^{1/2}Vᵀ ∈ R^{d×N} for Z* = USVᵀ,
     so WH = Z* and (λ_W/2)‖W‖² + (λ_H/2)‖H‖² = √(λ_Wλ_H)‖Z*‖_*: Φ_UFM(W, H, b) equals the
@@ -629,7 +629,7 @@ def ufm_factors_from_certificate(
 def certify_ufm(model: Any, **options: Any) -> tuple[ConvexCertificate, Any]:
     """Certified optimum of a :class:`ufm.models.UFM` and an optimal point in its shapes.
 
-    Solves the nuclear-norm form of THEORY.md §4.1 (:func:`ufm_convex`) and factors Z* in the
+    Solves the nuclear-norm form of docs/theory.md §4.1 (:func:`ufm_convex`) and factors Z* in the
     balanced way at the model's width (F1), so ``model.objective(parameters).total`` equals the
     certificate's ``optimal_value`` up to the solver accuracy.
 
@@ -658,7 +658,7 @@ def certify_ufm(model: Any, **options: Any) -> tuple[ConvexCertificate, Any]:
 def certify_linear_head(model: Any, **options: Any) -> tuple[ConvexCertificate, Any]:
     """Certified optimum of a two-layer :class:`ufm.models.LinearHead` and an optimal point.
 
-    THEORY.md §2(d) with L2 = 2: min over W_2W_1 = A of (λ_1/2)‖W_1‖² + (λ_2/2)‖W_2‖² is
+    docs/theory.md §2(d) with L2 = 2: min over W_2W_1 = A of (λ_1/2)‖W_1‖² + (λ_2/2)‖W_2‖² is
     √(λ_1λ_2)‖A‖_* (F1), so Φ_head has the optimal value of
     min_A (1/(2N))‖AZ − Y‖² + √(λ_1λ_2)‖A‖_* whenever the inner width d_2 ≥ rank A* (d_2 ≥ K
     suffices). The layers are the balanced factors W_2 = (λ_1/λ_2)^{1/4}US^{1/2},

@@ -1,7 +1,7 @@
 """The metrics demo: collapse metrics of a deep-neural-collapse point under growing noise.
 
 The point is the DNC optimum of a 3-layer deep ReLU UFM (:func:`ufm.optima.dnc_construct`,
-THEORY.md §4.3), at which every metric of THEORY.md §3 takes its collapse value. Gaussian noise
+docs/theory.md §4.3), at which every metric of docs/theory.md §3 takes its collapse value. Gaussian noise
 of relative size σ is added to the free features and to every weight matrix, the network is run
 forward, and the per-layer report (:func:`ufm.reports.model_layer_report`) is taken at every σ.
 """
@@ -135,7 +135,7 @@ def run_metrics_demo(
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(
-        f"Collapse metrics (THEORY.md §3) of the DNC optimum of a {depth}-layer ReLU UFM "
+        f"Collapse metrics (docs/theory.md §3) of the DNC optimum of a {depth}-layer ReLU UFM "
         f"(K = {k}, n = {n}) under noise; collapse values: 0 (NC1–NC3, BAL, NEG), 1 (NC4)",
         fontsize=11,
     )

@@ -1,6 +1,6 @@
-"""Predictions of gradient-descent dynamics for the balancedness of linear layers (THEORY.md §5 J).
+"""Predictions of gradient-descent dynamics for the balancedness of linear layers (docs/theory.md §5 J).
 
-Notation of THEORY.md §1.1–§1.2: layers W_l ∈ R^{d_{l+1}×d_l}, balancedness matrix
+Notation of docs/theory.md §1.1–§1.2: layers W_l ∈ R^{d_{l+1}×d_l}, balancedness matrix
 D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ, gradient descent W ← (1 − ηλ)W − ηg with g the gradient of the
 data term (1/(2N))‖F − Y‖² (or of a minibatch's), λ the weight decay shared by W_l and W_{l+1}.
 When the activation after W_l is the identity:
@@ -67,7 +67,7 @@ def _check_count(value: Any, name: str, minimum: int = 1) -> int:
 def learning_rate_drop_epoch(epochs: int, drop_fraction: float = 0.8) -> int:
     """First epoch (0-based) trained with the dropped learning rate: ⌊drop_fraction·epochs⌋.
 
-    The schedule of ``fullnet`` training (THEORY.md §6: one drop after 80% of the epochs).
+    The schedule of ``fullnet`` training (docs/theory.md §6: one drop after 80% of the epochs).
 
     Parameters
     ----------
@@ -96,13 +96,13 @@ def step_size_schedule(
     η_j = ``base_step_size`` during epochs 0..E−1 and ``drop_factor``·``base_step_size`` from
     epoch E = :func:`learning_rate_drop_epoch` on (no drop when ``drop_fraction`` = 1): the
     schedule of ``fullnet`` training, with its ⌈N/B⌉ minibatch steps per epoch for SGD
-    (THEORY.md §6 (A), "a single learning-rate drop after 80% of the epochs"; the factor 0.1 is
+    (docs/theory.md §6 (A), "a single learning-rate drop after 80% of the epochs"; the factor 0.1 is
     the package's choice, (A)'s is unknown).
 
     Parameters
     ----------
     base_step_size : float
-        η > 0 before the drop (THEORY.md §1.2 convention).
+        η > 0 before the drop (docs/theory.md §1.2 convention).
     epochs : int
         Number of epochs (≥ 1).
     drop_fraction : float
@@ -139,7 +139,7 @@ def _step_sizes(step_sizes: Any) -> np.ndarray:
 # J7: one step, J12: envelope
 # ---------------------------------------------------------------------------------------------
 def balancedness_matrix(weight: Any, next_weight: Any) -> np.ndarray:
-    """D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (THEORY.md §1.1), a symmetric d_{l+1}×d_{l+1} matrix.
+    """D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (docs/theory.md §1.1), a symmetric d_{l+1}×d_{l+1} matrix.
 
     Parameters
     ----------
@@ -159,7 +159,7 @@ def balancedness_matrix(weight: Any, next_weight: Any) -> np.ndarray:
 
 
 def gradient_bracket(gradient: Any, next_gradient: Any) -> np.ndarray:
-    """The bracket g_{l+1}ᵀg_{l+1} − g_lg_lᵀ of J7 (THEORY.md §5), from data gradients.
+    """The bracket g_{l+1}ᵀg_{l+1} − g_lg_lᵀ of J7 (docs/theory.md §5), from data gradients.
 
     Parameters
     ----------
@@ -187,7 +187,7 @@ def gradient_bracket_norm(gradient: Any, next_gradient: Any, norm: str = "op") -
     gradient, next_gradient : array_like
         g_l and g_{l+1} (see :func:`gradient_bracket`).
     norm : {"op", "fro"}
-        The norm, the same as that of ‖D_l‖ it bounds (BAL.op or BAL.fro of THEORY.md §3).
+        The norm, the same as that of ‖D_l‖ it bounds (BAL.op or BAL.fro of docs/theory.md §3).
     """
     return _matrix_norm(gradient_bracket(gradient, next_gradient), norm)
 
@@ -198,7 +198,7 @@ def balancedness_step(
     """J7: the predicted D_l(k+1) = (1 − ηλ)²D_l(k) + η²(g_{l+1}ᵀg_{l+1} − g_lg_lᵀ).
 
     Exact for one full-batch GD (or plain minibatch SGD) step W ← (1 − ηλ)W − ηg on W_l and
-    W_{l+1} when the activation after W_l is the identity (THEORY.md §5 J7); not with momentum.
+    W_{l+1} when the activation after W_l is the identity (docs/theory.md §5 J7); not with momentum.
 
     Parameters
     ----------
@@ -227,7 +227,7 @@ def balancedness_contraction(step_sizes: Any, lam: float) -> np.ndarray:
     """The J12 contraction c_k = Π_{j<k}(1 − η_jλ)², k = 0..len(step_sizes).
 
     c_k‖D_l(0)‖ is the balancedness after k GD steps if the gradient brackets vanish; for a
-    constant step it is (1 − ηλ)^{2k} (THEORY.md §5 J12, with the learning-rate schedule of
+    constant step it is (1 − ηλ)^{2k} (docs/theory.md §5 J12, with the learning-rate schedule of
     :func:`step_size_schedule`).
 
     Parameters
@@ -258,7 +258,7 @@ def balancedness_envelope(
         E_k = Π_{j<k}(1 − η_jλ)²‖D_l(0)‖ + Σ_{j<k} η_j²G_j Π_{j<i<k}(1 − η_iλ)²,
 
     which for a constant step is (1 − ηλ)^{2k}‖D_l(0)‖ + η²Σ_{j<k}(1 − ηλ)^{2(k−1−j)}G_j
-    (THEORY.md §5 J12, derived from J7 by the triangle inequality). It bounds ‖D_l(k)‖ in the
+    (docs/theory.md §5 J12, derived from J7 by the triangle inequality). It bounds ‖D_l(k)‖ in the
     norm in which the G_j are measured when the activation after W_l is the identity.
 
     Parameters
@@ -300,7 +300,7 @@ def balancedness_envelope(
 def balancedness_floor(step_size: float, lam: float, bracket_bound: float) -> float:
     """The level where the J12 envelope settles for a constant step and a bracket bound G.
 
-    lim_k E_k = η²G/(1 − (1 − ηλ)²) = ηG/(λ(2 − ηλ)) ≈ ηG/(2λ) for ηλ ≪ 1 (THEORY.md §5 J12,
+    lim_k E_k = η²G/(1 − (1 − ηλ)²) = ηG/(λ(2 − ηλ)) ≈ ηG/(2λ) for ηλ ≪ 1 (docs/theory.md §5 J12,
     "the floor is ≈ ηG/(2λ)"); the sum of the geometric series η²GΣ_{j≥0}(1 − ηλ)^{2j}.
 
     Parameters
@@ -324,7 +324,7 @@ def balancedness_floor(step_size: float, lam: float, bracket_bound: float) -> fl
 # J8: gradient flow and the balancing time
 # ---------------------------------------------------------------------------------------------
 def gradient_flow_balancedness(initial: Any, lam: float, time: Any) -> np.ndarray:
-    """J8: D_l(t) = e^{−2λt}D_l(0) along the gradient flow Ẇ = −g − λW (THEORY.md §5 J8).
+    """J8: D_l(t) = e^{−2λt}D_l(0) along the gradient flow Ẇ = −g − λW (docs/theory.md §5 J8).
 
     One GD step of size η advances the flow time by η, so t = Σ_{j<k}η_j after k steps; the
     GD contraction Π(1 − η_jλ)² agrees with e^{−2λt} up to O(ηλ) relative per unit of λt.
@@ -360,7 +360,7 @@ def balancing_steps(
 ) -> float:
     """Number of GD steps for the contraction to bring ‖D_l‖ from ‖D_l(0)‖ down to ε (J8).
 
-    THEORY.md §5 J8: "balancing takes ≈ log(‖D_0‖/ε)/(2ηλ) GD steps" (the default). With
+    docs/theory.md §5 J8: "balancing takes ≈ log(‖D_0‖/ε)/(2ηλ) GD steps" (the default). With
     ``exact=True`` the smallest integer k with (1 − ηλ)^{2k}‖D_0‖ ≤ ε,
     ⌈log(‖D_0‖/ε)/(−2 log(1 − ηλ))⌉. Both are 0 when ‖D_0‖ ≤ ε. The bracket term of J12 is
     ignored, so this is the time to reach ε only when ε is above the floor
@@ -402,7 +402,7 @@ def critical_balancedness_bound(
     """J9: ‖D_l‖_F ≤ (‖W_{l+1}‖_op‖∇_{l+1}‖_F + ‖∇_l‖_F‖W_l‖_op)/λ at any point.
 
     From the identity λD_l = W_{l+1}ᵀ∇_{l+1} − ∇_lW_lᵀ (∇ = g + λW, identity activation after
-    W_l; THEORY.md §5 J9): the balancedness is small wherever the gradient is, and vanishes at
+    W_l; docs/theory.md §5 J9): the balancedness is small wherever the gradient is, and vanishes at
     critical points.
 
     Parameters
@@ -433,7 +433,7 @@ def critical_balancedness_bound(
 def balanced_chain_condition_number(product_condition_number: float, num_linear_layers: int) -> float:
     """J5: κ(W_L) = κ(A)^{1/L2} for a balanced chain A = W_{L:L1+1} of L2 linear layers.
 
-    If D_l = 0 for l = L1+1..L−1 then AAᵀ = (W_LW_Lᵀ)^{L2} (Arora et al. 2018; THEORY.md §5 J5).
+    If D_l = 0 for l = L1+1..L−1 then AAᵀ = (W_LW_Lᵀ)^{L2} (Arora et al. 2018; docs/theory.md §5 J5).
 
     Parameters
     ----------
@@ -494,7 +494,7 @@ def _top_condition_number(matrix: np.ndarray, count: int) -> float:
 def linear_head_conditioning(
     weights: Sequence[Any], features: Any = None, targets: Any = None
 ) -> HeadConditioning:
-    """κ(W_L), κ(A) of a linear head and the J5, J11 predictions of κ(W_L) (THEORY.md §5).
+    """κ(W_L), κ(A) of a linear head and the J5, J11 predictions of κ(W_L) (docs/theory.md §5).
 
     J5: for a balanced head (D_l = 0 between the linear layers), κ(W_L) = κ(A)^{1/L2}; GD
     approaches it as the linear layers balance (J12), so the gap between ``last_layer`` and

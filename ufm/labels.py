@@ -1,4 +1,4 @@
-"""Class layouts, targets and validation of label arrays (THEORY.md §1.1).
+"""Class layouts, targets and validation of label arrays (docs/theory.md §1.1).
 
 Labels are integer arrays of shape (N,) with values 0..K-1. Balanced layouts are ordered by
 class: sample (c, i) is column c·n + i (0-based), so the one-hot target is Y = I_K ⊗ 1_nᵀ.
@@ -109,7 +109,7 @@ def labels_from_counts(counts: Sequence[int]) -> np.ndarray:
 
 
 def one_hot_targets(labels: Any, num_classes: int | None = None) -> np.ndarray:
-    """One-hot targets Y ∈ {0,1}^{K×N}, Y[c, i] = 1 iff labels[i] = c (THEORY.md §1.1).
+    """One-hot targets Y ∈ {0,1}^{K×N}, Y[c, i] = 1 iff labels[i] = c (docs/theory.md §1.1).
 
     For the balanced layout ordered by class, Y = I_K ⊗ 1_nᵀ.
     """

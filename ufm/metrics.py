@@ -1,4 +1,4 @@
-"""Collapse metrics as pure functions, one per named variant of THEORY.md §3.
+"""Collapse metrics as pure functions, one per named variant of docs/theory.md §3.
 
 Conventions
 -----------
@@ -16,12 +16,12 @@ Conventions
   (``class_statistics(..., within="projection")``; ``within="auto"`` takes the d×d scatter only
   when 2·min(d, K − 1) ≥ d). NEG and the (H₁, W₁) BAL.weighted, which need Gram matrices of the
   features, form them only when they are needed.
-- Σ_W = S_W/N, Σ_B = (1/K)M̄M̄ᵀ, Σ_B^unc = (1/K)MMᵀ, Σ_T = Σ_W + Σ_B, μ_G = (1/K)M1_K (THEORY.md
+- Σ_W = S_W/N, Σ_B = (1/K)M̄M̄ᵀ, Σ_B^unc = (1/K)MMᵀ, Σ_T = Σ_W + Σ_B, μ_G = (1/K)M1_K (docs/theory.md
   §1.1); with unbalanced classes these are read as stated in :mod:`ufm.statistics`.
 - A zero denominator raises :class:`UndefinedMetricError` (a ``ValueError``) naming the metric,
   e.g. all class means zero (the zero solution of a DUFM). Bad input (NaN/Inf, shape mismatches,
   empty classes) raises ``ValueError`` or ``TypeError`` naming the argument.
-- Dictionary and JSON outputs use the metric IDs of THEORY.md §3 as keys (:data:`METRIC_IDS`).
+- Dictionary and JSON outputs use the metric IDs of docs/theory.md §3 as keys (:data:`METRIC_IDS`).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ __all__ = [
     "weighted_balancedness",
 ]
 
-#: Metric IDs of THEORY.md §3 in table order ("NC3.cos_min" is the minimum over classes of NC3.cos,
+#: Metric IDs of docs/theory.md §3 in table order ("NC3.cos_min" is the minimum over classes of NC3.cos,
 #: "ERR.data" the data term (1/(2N))‖F − Y‖_F² beside ERR = ‖F − Y‖_F).
 METRIC_IDS: tuple[str, ...] = (
     "NC1.tr_unc",
@@ -330,7 +330,7 @@ def _output_pass(
 # RANK and KAPPA
 # ---------------------------------------------------------------------------------------------
 def numerical_rank(matrix: Any, rtol: float | None = None) -> int:
-    """Numerical rank, THEORY.md §3 ``RANK``: #{i : s_i > rtol·s_1}.
+    """Numerical rank, docs/theory.md §3 ``RANK``: #{i : s_i > rtol·s_1}.
 
     Parameters
     ----------
@@ -350,11 +350,11 @@ def numerical_rank(matrix: Any, rtol: float | None = None) -> int:
 
 
 def condition_number_nonzero(matrix: Any, rtol: float | None = None) -> float:
-    """Condition number over the nonzero singular values, THEORY.md §3 ``KAPPA``: s_1/s_r.
+    """Condition number over the nonzero singular values, docs/theory.md §3 ``KAPPA``: s_1/s_r.
 
     r = RANK(matrix, rtol) (see :func:`numerical_rank`), so the value is finite for any nonzero
     matrix; it is 1 exactly when the nonzero singular values are equal. Used for the conditioning
-    κ(W_L) of the last layers in (A) (Jacot et al. 2025; THEORY.md §5 J4–J6, J11).
+    κ(W_L) of the last layers in (A) (Jacot et al. 2025; docs/theory.md §5 J4–J6, J11).
 
     Parameters
     ----------
@@ -382,7 +382,7 @@ def condition_number_nonzero(matrix: Any, rtol: float | None = None) -> float:
 def nc1_trace_ratio_uncentered(
     features: Any, labels: Any = None, *, num_classes: int | None = None
 ) -> float:
-    """Within-class variability against uncentred class means, THEORY.md §3 ``NC1.tr_unc``.
+    """Within-class variability against uncentred class means, docs/theory.md §3 ``NC1.tr_unc``.
 
     NC1.tr_unc = tr Σ_W / tr Σ_B^unc with Σ_W = S_W/N and Σ_B^unc = (1/K)MMᵀ; for balanced classes
     this is ‖Z − Z̄‖_F² / ‖Z̄‖_F². Collapse value 0. The reading of (A)'s "tr(Σ_W)/tr(Σ_B)"
@@ -412,7 +412,7 @@ def nc1_trace_ratio_uncentered(
 
 
 def nc1_trace_ratio(features: Any, labels: Any = None, *, num_classes: int | None = None) -> float:
-    """Trace quotient with centred between-class covariance, THEORY.md §3 ``NC1.tr``.
+    """Trace quotient with centred between-class covariance, docs/theory.md §3 ``NC1.tr``.
 
     NC1.tr = tr Σ_W / tr Σ_B, Σ_B = (1/K)M̄M̄ᵀ; for balanced classes
     ‖Z − Z̄‖_F² / ‖Z̄ − μ_G1ᵀ‖_F². Collapse value 0 (Tirer et al.'s quotient). Arguments as in
@@ -438,7 +438,7 @@ def nc1_pseudo_inverse(
     rtol: float | None = None,
     num_classes: int | None = None,
 ) -> float:
-    """Papyan's NC1 with the pseudo-inverse of Σ_B, THEORY.md §3 ``NC1.pinv``.
+    """Papyan's NC1 with the pseudo-inverse of Σ_B, docs/theory.md §3 ``NC1.pinv``.
 
     NC1.pinv = (1/K)·tr(Σ_W Σ_B^†) (Zhu et al. 2021, Zhou et al. 2022); with
     ``normalize_by_K=False`` the factor 1/K is omitted, as in Papyan, Han & Donoho 2020.
@@ -498,7 +498,7 @@ def nc1_pseudo_inverse(
 
 
 def nc1_within_total(features: Any, labels: Any = None, *, num_classes: int | None = None) -> float:
-    """Within-class share of the total variance, THEORY.md §3 ``NC1.wt``: tr Σ_W / tr Σ_T.
+    """Within-class share of the total variance, docs/theory.md §3 ``NC1.wt``: tr Σ_W / tr Σ_T.
 
     Σ_T = Σ_W + Σ_B, so the value lies in [0, 1] and equals NC1.tr/(1 + NC1.tr). Collapse value 0
     (as used by the Mondelli group, e.g. Wu & Mondelli 2025). Arguments as in
@@ -519,7 +519,7 @@ def nc1_within_total(features: Any, labels: Any = None, *, num_classes: int | No
 def nc1_class_distance_normalized_variance(
     features: Any, labels: Any = None, *, num_classes: int | None = None
 ) -> float:
-    """Class-distance normalized variance (CDNV), THEORY.md §3 ``NC1.cdnv`` (Galanti et al. 2022).
+    """Class-distance normalized variance (CDNV), docs/theory.md §3 ``NC1.cdnv`` (Galanti et al. 2022).
 
     NC1.cdnv = (2/(K(K−1))) Σ_{c<c'} (V_c + V_{c'}) / (2‖μ_c − μ_{c'}‖²) with
     V_c = (1/n_c) Σ_{i: y_i = c} ‖z_i − μ_c‖². Collapse value 0. Arguments as in
@@ -573,7 +573,7 @@ def _reduced_centered_means(stats: ClassStatistics) -> np.ndarray:
 def nc2_condition_number(
     features: Any, labels: Any = None, *, num_classes: int | None = None
 ) -> float:
-    """Condition number of the uncentred class means, THEORY.md §3 ``NC2.kappa``.
+    """Condition number of the uncentred class means, docs/theory.md §3 ``NC2.kappa``.
 
     NC2.kappa = κ(M) = s_1(M)/s_K(M), and +inf if RANK(M) < K (default tolerance max(d, K)·eps;
     always when d < K). Collapse value 1 (orthogonal frame); κ(Z̄) = κ(M). NC2 as in (A)
@@ -631,7 +631,7 @@ def class_mean_gram(
     center: bool = False,
     normalize: str | None = None,
 ) -> np.ndarray:
-    """Gram matrix of the class means, MᵀM ∈ R^{K×K} (M̄ᵀM̄ with ``center``), THEORY.md §1.1, §3.
+    """Gram matrix of the class means, MᵀM ∈ R^{K×K} (M̄ᵀM̄ with ``center``), docs/theory.md §1.1, §3.
 
     The matrix that NC2 compares with an orthogonal frame (∝ I_K) or a simplex ETF (∝ P_K), and
     that (A) Fig. 1 and (C) Fig. 1 show as images.
@@ -670,7 +670,7 @@ def class_mean_gram(
 def nc2_orthogonal_frame_distance(
     features: Any, labels: Any = None, *, num_classes: int | None = None
 ) -> float:
-    """Distance of the class means to an equinorm orthogonal frame, THEORY.md §3 ``NC2.orth``.
+    """Distance of the class means to an equinorm orthogonal frame, docs/theory.md §3 ``NC2.orth``.
 
     NC2.orth = ‖MᵀM/‖MᵀM‖_F − I_K/√K‖_F ∈ [0, 2]. Collapse value 0 (bias-free MSE and ReLU layers,
     Súkeník et al. 2023). Arguments as in :func:`nc1_trace_ratio_uncentered`.
@@ -692,7 +692,7 @@ def nc2_orthogonal_frame_distance(
 def nc2_simplex_etf_distance(
     features: Any, labels: Any = None, *, num_classes: int | None = None
 ) -> float:
-    """Distance of the centred class means to a simplex ETF, THEORY.md §3 ``NC2.etf``.
+    """Distance of the centred class means to a simplex ETF, docs/theory.md §3 ``NC2.etf``.
 
     NC2.etf = ‖M̄ᵀM̄/‖M̄ᵀM̄‖_F − P_K/√(K−1)‖_F, P_K = I_K − J_K/K. Collapse value 0 (models with a
     bias, Papyan et al. 2020). Vacuous for K = 2: two distinct centred means are antipodal, so the
@@ -719,7 +719,7 @@ def nc2_simplex_etf_distance(
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CosineAlignment:
-    """Cosines between class means and classifier rows (THEORY.md §3 ``NC3.cos``).
+    """Cosines between class means and classifier rows (docs/theory.md §3 ``NC3.cos``).
 
     Attributes
     ----------
@@ -748,7 +748,7 @@ def nc3_cosine_alignment(
     center: bool = False,
     num_classes: int | None = None,
 ) -> CosineAlignment:
-    """Alignment of class means and classifier rows, THEORY.md §3 ``NC3.cos`` (mean and min).
+    """Alignment of class means and classifier rows, docs/theory.md §3 ``NC3.cos`` (mean and min).
 
     cos∠(μ_c, w_c) = ⟨μ_c, w_c⟩ / (‖μ_c‖‖w_c‖) with w_c the c-th row of W ∈ R^{K×d}; with
     ``center=True`` μ_c − μ_G replaces μ_c. Collapse value 1. The "average cosine" of (A)
@@ -798,7 +798,7 @@ def nc3_self_duality_distance(
     squared: bool = False,
     num_classes: int | None = None,
 ) -> float:
-    """Self-duality distance, THEORY.md §3 ``NC3.dual``: ‖W/‖W‖_F − Mᵀ/‖M‖_F‖_F.
+    """Self-duality distance, docs/theory.md §3 ``NC3.dual``: ‖W/‖W‖_F − Mᵀ/‖M‖_F‖_F.
 
     With ``center=True`` M̄ replaces M; with ``squared=True`` the square is returned, as in
     Papyan, Han & Donoho 2020. Collapse value 0; the value lies in [0, 2].
@@ -839,7 +839,7 @@ def nc3_span_residual(
     rtol: float | None = None,
     num_classes: int | None = None,
 ) -> float:
-    """Share of W outside the span of the class means, THEORY.md §3 ``NC3.span``.
+    """Share of W outside the span of the class means, docs/theory.md §3 ``NC3.span``.
 
     NC3.span = 1 − ‖W P_M‖_F²/‖W‖_F² = ‖W(I − P_M)‖_F²/‖W‖_F² ∈ [0, 1], P_M the orthogonal
     projector on span(M) of numerical rank r (:func:`numerical_rank` with ``rtol``). Computed as
@@ -884,7 +884,7 @@ def nc4_nearest_class_center_agreement(
     class_means: Any = None,
     num_classes: int | None = None,
 ) -> float:
-    """Agreement of the nearest class centre with the classifier, THEORY.md §3 ``NC4.ncc``.
+    """Agreement of the nearest class centre with the classifier, docs/theory.md §3 ``NC4.ncc``.
 
     NC4.ncc = (1/N) Σ_i 1[argmin_c ‖z_i − μ_c‖ = argmax_c (Wz_i + b)_c], bias included; ties go to
     the lowest class index in both. Papyan et al. 2020 report the mismatch 1 − NC4.ncc.
@@ -942,12 +942,12 @@ def nc4_nearest_class_center_agreement(
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FitError:
-    """Training error of the outputs, THEORY.md §3 ``ERR``.
+    """Training error of the outputs, docs/theory.md §3 ``ERR``.
 
     Attributes
     ----------
     frobenius : float
-        ‖F − Y‖_F (ε1 of THEORY.md §5), ``ERR``.
+        ‖F − Y‖_F (ε1 of docs/theory.md §5), ``ERR``.
     data_term : float
         (1/(2N))‖F − Y‖_F², the data term of the loss convention §1.2, ``ERR.data``.
     """
@@ -961,14 +961,14 @@ class FitError:
 
 
 def fit_error(outputs: Any, labels: Any) -> FitError:
-    """Fit error ‖F − Y‖_F and data term (1/(2N))‖F − Y‖_F², THEORY.md §3 ``ERR``.
+    """Fit error ‖F − Y‖_F and data term (1/(2N))‖F − Y‖_F², docs/theory.md §3 ``ERR``.
 
     Parameters
     ----------
     outputs : numpy.ndarray or torch.Tensor, shape (K, N)
         Network outputs F; K is its number of rows.
     labels : array_like, shape (N,)
-        Classes 0..K-1 defining the one-hot targets Y (THEORY.md §1.1).
+        Classes 0..K-1 defining the one-hot targets Y (docs/theory.md §1.1).
     """
     num_classes, num_samples = feature_matrix_shape(outputs, "outputs")
     label_array = validate_labels(labels, num_classes, min_per_class=0)
@@ -1028,7 +1028,7 @@ def _negativity(pre_activations: Any, gram: np.ndarray | None = None) -> float:
 
 
 def negativity(pre_activations: Any) -> float:
-    """Negativity of a pre-activation matrix, THEORY.md §3 ``NEG``: ‖H − σ(H)‖_op / ‖H‖_op.
+    """Negativity of a pre-activation matrix, docs/theory.md §3 ``NEG``: ‖H − σ(H)‖_op / ‖H‖_op.
 
     σ = ReLU, so H − σ(H) = min(H, 0). The value is 0 iff the layer acts linearly on the data;
     (A)'s "negativity" (Jacot et al. 2025). Operator norms are the square roots of the largest
@@ -1050,7 +1050,7 @@ def negativity(pre_activations: Any) -> float:
 
 @dataclass(frozen=True)
 class Balancedness:
-    """Norms of the balancedness matrix D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (THEORY.md §1.1, §3 BAL).
+    """Norms of the balancedness matrix D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (docs/theory.md §1.1, §3 BAL).
 
     Attributes
     ----------
@@ -1069,7 +1069,7 @@ class Balancedness:
     diag: float
 
     def to_dict(self) -> dict[str, float]:
-        """The five values keyed by their THEORY.md IDs."""
+        """The five values keyed by their docs/theory.md IDs."""
         return {
             "BAL.op": self.op,
             "BAL.fro": self.fro,
@@ -1112,7 +1112,7 @@ def _balancedness_from_grams(outer: np.ndarray, inner: np.ndarray) -> Balancedne
 
 
 def balancedness(weight: Any, next_weight: Any) -> Balancedness:
-    """Balancedness of two consecutive layers, THEORY.md §3 ``BAL.op``, ``BAL.fro``, ``BAL.rel_op``,
+    """Balancedness of two consecutive layers, docs/theory.md §3 ``BAL.op``, ``BAL.fro``, ``BAL.rel_op``,
     ``BAL.rel_fro``, ``BAL.diag``.
 
     D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ ∈ R^{d_{l+1}×d_{l+1}}; all five are 0 at critical points of
@@ -1160,7 +1160,7 @@ def weighted_balancedness(
     *,
     norm: str = "fro",
 ) -> float:
-    """Weighted balancedness, THEORY.md §3 ``BAL.weighted``: ‖λ_{l+1}W_{l+1}ᵀW_{l+1} − λ_lW_lW_lᵀ‖.
+    """Weighted balancedness, docs/theory.md §3 ``BAL.weighted``: ‖λ_{l+1}W_{l+1}ᵀW_{l+1} − λ_lW_lW_lᵀ‖.
 
     0 at critical points with per-layer weight decays λ (D4, U3). For the first layer of a UFM
     pass ``weight`` = H₁ (d₁×N) with ``weight_decay`` = λ_H: λ_1W₁ᵀW₁ − λ_HH₁H₁ᵀ.
@@ -1188,7 +1188,7 @@ def weighted_balancedness(
 
 @dataclass(frozen=True)
 class ScalarBalancedness:
-    """Scalar balancedness of a DUFM, THEORY.md §3 ``BAL.scalar``.
+    """Scalar balancedness of a DUFM, docs/theory.md §3 ``BAL.scalar``.
 
     Attributes
     ----------
@@ -1220,7 +1220,7 @@ def _squared_norm(matrix: Any, name: str) -> float:
 def scalar_balancedness(
     blocks: Sequence[Any], weight_decays: Sequence[float]
 ) -> ScalarBalancedness:
-    """Per-block penalties λ_j‖θ_j‖_F² and their spread, THEORY.md §3 ``BAL.scalar``.
+    """Per-block penalties λ_j‖θ_j‖_F² and their spread, docs/theory.md §3 ``BAL.scalar``.
 
     At critical points of the DUFM all entries are equal (D4), e.g. K·C·q*^{2/(L+1)} at the DNC
     optimum (§4.3).
@@ -1332,7 +1332,7 @@ def all_metrics(
     rank_rtol: float | None = None,
     undefined: str = "raise",
 ) -> dict[str, float | int | None]:
-    """Every THEORY.md §3 metric of one feature matrix (and optional last layer W, b), by ID.
+    """Every docs/theory.md §3 metric of one feature matrix (and optional last layer W, b), by ID.
 
     Keys and their meaning here:
 
@@ -1362,7 +1362,7 @@ def all_metrics(
         K; by default max(labels) + 1.
     center : bool, optional
         Centre the class means in NC2.kappa_nz, NC3.cos and NC3.dual. Default: centre iff a bias is
-        given (models with a bias collapse to a simplex ETF, THEORY.md §4.1).
+        given (models with a bias collapse to a simplex ETF, docs/theory.md §4.1).
     rank_rtol : float, optional
         Tolerance of ``RANK`` and ``KAPPA`` (default max(shape)·eps).
     undefined : {"raise", "none"}
@@ -1455,7 +1455,7 @@ class LayerRow:
     Attributes
     ----------
     layer : int
-        l = 1..L (THEORY.md numbering: features[0] is H₁).
+        l = 1..L (docs/theory.md numbering: features[0] is H₁).
     kind : str
         "post" (H_l, the input of W_l) or "pre" (H̃_l = W_{l−1}H_{l−1}).
     width : int
@@ -1488,7 +1488,7 @@ def _format_value(value: Any, precision: int) -> str:
 
 @dataclass(frozen=True)
 class LayerReport:
-    """Per-layer DNC metrics (THEORY.md §3, "Per-layer DNC metrics") as one table.
+    """Per-layer DNC metrics (docs/theory.md §3, "Per-layer DNC metrics") as one table.
 
     Attributes
     ----------
@@ -1577,9 +1577,9 @@ def layer_report(
 ) -> LayerReport:
     """Every per-layer metric of a network or a solver's solution, as one table.
 
-    Layers are numbered l = 1..L as in THEORY.md: ``features[l−1]`` = H_l (post-activation, the
+    Layers are numbered l = 1..L as in docs/theory.md: ``features[l−1]`` = H_l (post-activation, the
     input of W_l; H₁ for a UFM) and ``weights[l−1]`` = W_l ∈ R^{d_{l+1}×d_l}, which maps H_l to the
-    pre-activation H̃_{l+1}; the last weight W_L is the classifier (K rows). Per THEORY.md §3
+    pre-activation H̃_{l+1}; the last weight W_L is the classifier (K rows). Per docs/theory.md §3
     ("Per-layer DNC metrics"):
 
     - every row (H_l, and H̃_l when given): all NC1 variants (DNC1), NC2.kappa, NC2.kappa_nz,

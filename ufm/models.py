@@ -1,6 +1,6 @@
-"""Objectives of the unconstrained-features models (THEORY.md §2) with exact gradients.
+"""Objectives of the unconstrained-features models (docs/theory.md §2) with exact gradients.
 
-Every model uses the one loss convention of THEORY.md §1.2,
+Every model uses the one loss convention of docs/theory.md §1.2,
 
     Φ(θ) = (1/(2N))‖F(θ) − Y‖_F²  +  Σ_j (λ_j/2)‖θ_j‖_F²,
 
@@ -10,7 +10,7 @@ biases are unregularized.
 
 Models (frozen dataclasses, validated on construction):
 
-- :class:`UFM` — THEORY.md §2(a), one layer, optional bias.
+- :class:`UFM` — docs/theory.md §2(a), one layer, optional bias.
 - :class:`DeepLinearUFM` — §2(b), L linear layers on free features.
 - :class:`DeepUFM` — §2(c), the L-DUFM of Súkeník et al. (2023, 2024): ReLU after W_1..W_{L−1}.
 - :class:`LinearHead` — §2(d), L2 linear layers on fixed features.
@@ -373,7 +373,7 @@ class Parameters:
 
 @dataclass(frozen=True)
 class ObjectiveParts:
-    """The terms of Φ (THEORY.md §1.2).
+    """The terms of Φ (docs/theory.md §1.2).
 
     Attributes
     ----------
@@ -565,7 +565,7 @@ class _ChainObjective:
         return int(sum(math.prod(shape) for shape in self.parameter_shapes))
 
     def zeros(self) -> Parameters:
-        """The all-zero point of this model (for L ≥ 2 a strict local minimum, THEORY.md §4.3)."""
+        """The all-zero point of this model (for L ≥ 2 a strict local minimum, docs/theory.md §4.3)."""
         widths = self.layer_widths
         features = (
             np.zeros((widths[0], self.num_samples)) if self._has_free_features else None
@@ -594,7 +594,7 @@ class _ChainObjective:
     def random_parameters(
         self, rng_or_seed: Any = None, scale: float = 1.0, *, feature_std: float = 0.1
     ) -> Parameters:
-        """Random initial point (THEORY.md E-B1).
+        """Random initial point (docs/theory.md E-B1).
 
         W_l ~ U(−scale/√d_l, scale/√d_l) entrywise (d_l = input width of W_l),
         H₁ ~ N(0, (scale·feature_std)²) entrywise (its absolute value for a
@@ -652,7 +652,7 @@ class _ChainObjective:
         """Projection onto the feasible set (identity unless a constraint is set).
 
         :class:`DeepUFM` with ``nonneg_H1=True`` returns H₁ ← max(H₁, 0); solvers call this after
-        every step (projected gradient descent, THEORY.md §2(c)).
+        every step (projected gradient descent, docs/theory.md §2(c)).
         """
         return params
 
@@ -739,7 +739,7 @@ class _ChainObjective:
         )
 
     def objective(self, params: Parameters) -> ObjectiveParts:
-        """Φ(θ) = (1/(2N))‖F − Y‖_F² + Σ_j (λ_j/2)‖θ_j‖_F² split into its terms (THEORY.md §1.2).
+        """Φ(θ) = (1/(2N))‖F − Y‖_F² + Σ_j (λ_j/2)‖θ_j‖_F² split into its terms (docs/theory.md §1.2).
 
         Returns
         -------
@@ -1012,12 +1012,12 @@ def _frozen_array(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class UFM(_ChainObjective):
-    """Unconstrained-features model with one layer (THEORY.md §2(a)).
+    """Unconstrained-features model with one layer (docs/theory.md §2(a)).
 
         Φ_UFM = (1/(2N))‖WH + b1_Nᵀ − Y‖_F² + (λ_W/2)‖W‖_F² + (λ_H/2)‖H‖_F²,
 
     W ∈ R^{K×d}, H ∈ R^{d×N}, N = Kn, b ∈ R^K unregularized (b = 0 if ``bias=False``).
-    Closed-form optimum: :func:`ufm.optima.predict_ufm` (THEORY.md §4.1).
+    Closed-form optimum: :func:`ufm.optima.predict_ufm` (docs/theory.md §4.1).
 
     Parameters
     ----------
@@ -1125,12 +1125,12 @@ class _DeepFreeFeatures(_ChainObjective):
 
 @dataclass(frozen=True)
 class DeepLinearUFM(_DeepFreeFeatures):
-    """Deep linear unconstrained-features model (THEORY.md §2(b)).
+    """Deep linear unconstrained-features model (docs/theory.md §2(b)).
 
         Φ_lin = (1/(2N))‖W_L⋯W_1H₁ − Y‖_F² + (λ_H/2)‖H₁‖_F² + Σ_l (λ_l/2)‖W_l‖_F²,
 
     H₁ ∈ R^{d_1×N}, W_l ∈ R^{d_{l+1}×d_l}, d_{L+1} = K. Closed-form optimum:
-    :func:`ufm.optima.predict_deep_linear` (THEORY.md §4.2).
+    :func:`ufm.optima.predict_deep_linear` (docs/theory.md §4.2).
 
     Parameters
     ----------
@@ -1153,14 +1153,14 @@ class DeepLinearUFM(_DeepFreeFeatures):
 
 @dataclass(frozen=True)
 class DeepUFM(_DeepFreeFeatures):
-    """Deep ReLU unconstrained-features model, the L-DUFM (THEORY.md §2(c); (B), (C)).
+    """Deep ReLU unconstrained-features model, the L-DUFM (docs/theory.md §2(c); (B), (C)).
 
         Φ_DUFM = (1/(2N))‖W_Lσ(W_{L−1}σ(⋯σ(W_1H₁)⋯)) − Y‖_F² + (λ_H/2)‖H₁‖_F²
                  + Σ_{l=1}^{L} (λ_l/2)‖W_l‖_F²,
 
     σ = ReLU after W_1..W_{L−1} (L counts weight matrices; L = 1 is the UFM without bias), no
     biases, no ReLU on H₁ or on the output. Predicted optimum: :func:`ufm.optima.predict_dufm`
-    (THEORY.md §4.3).
+    (docs/theory.md §4.3).
 
     Parameters
     ----------
@@ -1184,7 +1184,7 @@ class DeepUFM(_DeepFreeFeatures):
         return (True,) * (self.num_layers - 1)
 
     def project(self, params: Parameters) -> Parameters:
-        """H₁ ← max(H₁, 0) if ``nonneg_H1``, else ``params`` unchanged (THEORY.md §2(c))."""
+        """H₁ ← max(H₁, 0) if ``nonneg_H1``, else ``params`` unchanged (docs/theory.md §2(c))."""
         if not self.nonneg_H1:
             return params
         features = params.features
@@ -1200,7 +1200,7 @@ class DeepUFM(_DeepFreeFeatures):
 
 @dataclass(frozen=True, eq=False)
 class LinearHead(_ChainObjective):
-    """L2 linear layers on fixed features (THEORY.md §2(d)).
+    """L2 linear layers on fixed features (docs/theory.md §2(d)).
 
         Φ_head = (1/(2N))‖W_{L2}⋯W_1 Z − Y‖_F² + (λ/2) Σ_l ‖W_l‖_F²,
 

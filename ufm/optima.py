@@ -1,4 +1,4 @@
-"""Predicted optima of the unconstrained-features models (THEORY.md §4).
+"""Predicted optima of the unconstrained-features models (docs/theory.md §4).
 
 - UFM, L = 1 (§4.1): ρ = K√(nλ_Wλ_H), q* = (1 − ρ)_+, optimal value with and without bias,
   the explicit optimum (orthogonal frame, or simplex ETF with b* = 1_K/K), threshold ρ = 1.
@@ -28,7 +28,7 @@
 
 Every λ here must be > 0. Results are dataclasses with ``to_dict()`` (JSON-serializable).
 Sources: Súkeník, Mondelli & Lampert, NeurIPS 2023 (B); Súkeník, Lampert & Mondelli,
-NeurIPS 2024 (C); the explicit formulas are those of THEORY.md.
+NeurIPS 2024 (C); the explicit formulas are those of docs/theory.md.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def _stationarity(q, coefficient: float, num_layers: int, constant: float):
 
 
 def _solve_scalar(coefficient: float, num_layers: int, constant: float) -> ScalarOptimum:
-    """Minimize g_c on [0, 1] (THEORY.md §4.3, stationarity and threshold items)."""
+    """Minimize g_c on [0, 1] (docs/theory.md §4.3, stationarity and threshold items)."""
     product = coefficient * constant
     if num_layers == 1:
         # g'(q) = −(1 − q) + cC: q* = (1 − cC)_+ in closed form (= §4.1 with ρ = cC).
@@ -234,7 +234,7 @@ def _solve_scalar(coefficient: float, num_layers: int, constant: float) -> Scala
 
 
 def dufm_constant(per_class: int, lam_h: float, lam_w: Any, num_layers: int | None = None) -> float:
-    """C = (nλ_H Π_{l=1}^{L} λ_l)^{1/(L+1)} (THEORY.md §4.3).
+    """C = (nλ_H Π_{l=1}^{L} λ_l)^{1/(L+1)} (docs/theory.md §4.3).
 
     Parameters
     ----------
@@ -259,12 +259,12 @@ def dufm_constant(per_class: int, lam_h: float, lam_w: Any, num_layers: int | No
 
 
 def penalty_product(per_class: int, lam_h: float, lam_w: Sequence[float]) -> float:
-    """P = nλ_H Π_l λ_l, the quantity the threshold bounds (THEORY.md §4.3)."""
+    """P = nλ_H Π_l λ_l, the quantity the threshold bounds (docs/theory.md §4.3)."""
     return float(per_class) * float(lam_h) * math.prod(float(v) for v in lam_w)
 
 
 def dnc_scalar_objective(q: Any, num_classes: int, num_layers: int, constant: float):
-    """g_K(q) = ½(1 − q)² + (K(L+1)/2)·C·q^{2/(L+1)} (THEORY.md §4.3); vectorized in q."""
+    """g_K(q) = ½(1 − q)² + (K(L+1)/2)·C·q^{2/(L+1)} (docs/theory.md §4.3); vectorized in q."""
     return _scalar_objective(q, float(num_classes), int(num_layers), float(constant))
 
 
@@ -274,7 +274,7 @@ def dnc_stationarity(q: Any, num_classes: int, num_layers: int, constant: float)
 
 
 def solve_dnc_scalar(num_classes: int, num_layers: int, constant: float) -> ScalarOptimum:
-    """Minimize g_K over [0, 1]: q* and L_DNC (THEORY.md §4.3).
+    """Minimize g_K over [0, 1]: q* and L_DNC (docs/theory.md §4.3).
 
     For L ≥ 2 the candidate is the largest root of (1 − q)q^{(L−1)/(L+1)} = KC, found by
     ``scipy.optimize.brentq`` on [(L−1)/(2L), 1] to a relative tolerance of 4·eps; the optimum
@@ -290,7 +290,7 @@ def dnc_threshold(num_classes: int, num_layers: int) -> float:
     """P_crit = ((L−1)/L)^{L−1}/(KL)^{L+1}: the DNC optimum is nonzero iff nλ_HΠλ_l < P_crit.
 
     For K = 2 this is (L−1)^{L−1}/(2^{L+1}L^{2L}); for L = 1 it is 1/K² (ρ < 1 of §4.1).
-    THEORY.md §4.3 (threshold), check D2.
+    docs/theory.md §4.3 (threshold), check D2.
     """
     num_classes = check_num_classes(num_classes)
     num_layers = _positive_integer(num_layers, "num_layers")
@@ -311,7 +311,7 @@ def dnc_threshold_exact(num_classes: int, num_layers: int):
 def dnc_critical_lambda(num_classes: int, num_layers: int, per_class: int) -> float:
     """λ_crit = (P_crit/n)^{1/(L+1)}: the threshold when λ_H = λ_1 = … = λ_L = λ.
 
-    E.g. K = 2, L = 3, n = 3 → (1/8748)^{1/4} = 0.1034005399 (THEORY.md §4.6).
+    E.g. K = 2, L = 3, n = 3 → (1/8748)^{1/4} = 0.1034005399 (docs/theory.md §4.6).
     """
     per_class = _positive_integer(per_class, "per_class")
     return (dnc_threshold(num_classes, num_layers) / per_class) ** (1.0 / (num_layers + 1))
@@ -324,10 +324,10 @@ def dnc_critical_lambda(num_classes: int, num_layers: int, per_class: int) -> fl
 
 #: Meaning of :attr:`PredictedOptimum.kind` (the same words as ``Solution.predicted_kind``).
 PREDICTION_KINDS = {
-    "global_optimum": "proven global minimum of the model at its widths (closed form, THEORY.md "
+    "global_optimum": "proven global minimum of the model at its widths (closed form, docs/theory.md "
     "§4.1-4.3; rank-limited forms for widths below K)",
     "dnc_reference": "L_DNC, the least value among DNC points; not a proven optimum for K > 2, "
-    "L >= 2 (low-rank points can be lower, THEORY.md §4.5)",
+    "L >= 2 (low-rank points can be lower, docs/theory.md §4.5)",
     "unreachable_reference": "L_DNC of the ReLU DUFM at widths where no DNC point fits; the "
     "model cannot reach it by a DNC point and its minimum is unknown",
 }
@@ -335,7 +335,7 @@ PREDICTION_KINDS = {
 
 @dataclass(frozen=True)
 class PredictedOptimum:
-    """A predicted optimum (THEORY.md §4.1–4.3) with its structure, and the model it holds for.
+    """A predicted optimum (docs/theory.md §4.1–4.3) with its structure, and the model it holds for.
 
     Attributes
     ----------
@@ -559,7 +559,7 @@ def rank_limited_value(
         r ≥ 1, the largest rank the output can have (min(d, K) for the UFM, min_l d_l for the
         deep linear UFM); values ≥ m give Φ_full.
     bias : bool
-        m = K − 1 (the bias absorbs the direction 1_K, THEORY.md §4.1) instead of K.
+        m = K − 1 (the bias absorbs the direction 1_K, docs/theory.md §4.1) instead of K.
 
     Returns
     -------
@@ -634,20 +634,20 @@ def _holds_for(prediction: PredictedOptimum, full_rank: int) -> str:
         verdict = (
             f"L_DNC is the DNC value for d_1 >= {minimum[0]}, d_l >= {k} (l >= 2); no DNC point "
             "fits these widths, so this value is not reachable and the model's minimum is "
-            f"unknown (THEORY.md {section}, §4.5)"
+            f"unknown (docs/theory.md {section}, §4.5)"
         )
     elif prediction.kind == "dnc_reference":
         verdict = (
             "L_DNC, the least value among DNC points; not a proven minimum for K > 2, L >= 2 "
-            "(THEORY.md §4.3, §4.5)"
+            "(docs/theory.md §4.3, §4.5)"
         )
     elif rank < full_rank:
         verdict = (
             f"the output has rank <= {rank}, so the optimum fits {rank} of the {full_rank} "
-            f"target directions; global minimum [derived, rank-limited form of THEORY.md {section}]"
+            f"target directions; global minimum [derived, rank-limited form of docs/theory.md {section}]"
         )
     else:
-        verdict = f"global minimum (THEORY.md {section})"
+        verdict = f"global minimum (docs/theory.md {section})"
     return f"{name}, {where}: {verdict}"
 
 
@@ -703,7 +703,7 @@ def predict_dufm(
     lam_w: Any,
     widths: Any = None,
 ) -> PredictedOptimum:
-    """L_DNC and the DNC structure of the L-DUFM (THEORY.md §4.3; (B) for K = 2).
+    """L_DNC and the DNC structure of the L-DUFM (docs/theory.md §4.3; (B) for K = 2).
 
     L_DNC is the least objective among DNC points; for K = 2 it is the global minimum of
     Φ_DUFM. Beyond K = 2, L ≥ 3 lower low-rank points can exist (§4.5).
@@ -745,7 +745,7 @@ def predict_deep_linear(
     lam_w: Any,
     widths: Any = None,
 ) -> PredictedOptimum:
-    """Global minimum of the deep linear UFM (THEORY.md §4.2), at any widths.
+    """Global minimum of the deep linear UFM (docs/theory.md §4.2), at any widths.
 
     Widths ≥ K: min Φ_lin = L_DNC. By F2, min over factorizations of the output X of
     Σ_j (λ_j/2)‖A_j‖² is ((L+1)/2)(λ_HΠλ_l)^{1/(L+1)}Σ_i s_i(X)^{2/(L+1)}
@@ -786,7 +786,7 @@ def predict_deep_linear(
 
 def schatten_penalty(matrix: Any, lams: Sequence[float]) -> float:
     """(p/2)(Π_jλ_j)^{1/p}·Σ_i s_i(X)^{2/p}, p = len(lams): min of Σ_j(λ_j/2)‖A_j‖² over
-    X = A_p⋯A_1 (THEORY.md F2, §4.2)."""
+    X = A_p⋯A_1 (docs/theory.md F2, §4.2)."""
     matrix = as_float64_matrix(matrix, "matrix")
     lams = tuple(_positive_lambda(v, f"lams[{i}]") for i, v in enumerate(lams))
     if not lams:
@@ -802,7 +802,7 @@ def schatten_penalty(matrix: Any, lams: Sequence[float]) -> float:
 
 
 def ufm_rho(num_classes: int, per_class: int, lam_w: float, lam_h: float) -> float:
-    """ρ = K√(nλ_Wλ_H) (THEORY.md §4.1)."""
+    """ρ = K√(nλ_Wλ_H) (docs/theory.md §4.1)."""
     num_classes = check_num_classes(num_classes)
     per_class = _positive_integer(per_class, "per_class")
     lam_w = _positive_lambda(lam_w, "lam_w")
@@ -823,7 +823,7 @@ def ufm_optimal_value(
     bias: bool = False,
     width: int | None = None,
 ) -> float:
-    """min Φ_UFM (THEORY.md §4.1), at feature dimension ``width`` if given.
+    """min Φ_UFM (docs/theory.md §4.1), at feature dimension ``width`` if given.
 
     d ≥ K (d ≥ K − 1 with bias), or ``width=None``: without bias v(ρ) = ρ − ρ²/2 for ρ < 1,
     else ½; with an unregularized bias (K−1)/K·v(ρ).
@@ -882,7 +882,7 @@ def predict_ufm(
     bias: bool = False,
     width: int | None = None,
 ) -> PredictedOptimum:
-    """Closed-form optimum of the UFM (THEORY.md §4.1; U1, U2), at feature dimension ``width``.
+    """Closed-form optimum of the UFM (docs/theory.md §4.1; U1, U2), at feature dimension ``width``.
 
     Without bias it is the L = 1 case of :func:`predict_dufm` (``model = "ufm"``): W has K
     singular values (q*√(nλ_H/λ_W))^{1/2}, ‖μ‖ = (q*√(λ_W/(nλ_H)))^{1/2}. With bias
@@ -957,7 +957,7 @@ def ufm_construct(
     lam_h: float,
     bias: bool = False,
 ) -> Parameters:
-    """An optimal point of the UFM at feature dimension d = ``width`` (THEORY.md §4.1).
+    """An optimal point of the UFM at feature dimension d = ``width`` (docs/theory.md §4.1).
 
     Without bias (d ≥ K): H = MY with M = m[I_K; 0], m² = q*√(λ_W/(nλ_H)) (orthogonal
     frame), W = √(nλ_H/λ_W)Mᵀ, so WH = q*Y. With bias (d ≥ K − 1): M = (q*√(λ_W/(nλ_H)))^{1/2}
@@ -1047,7 +1047,7 @@ def dnc_construct(
     beta: float = 0.0,
     widths: Sequence[int] | None = None,
 ) -> Parameters:
-    """An optimal DNC point of the L-DUFM (and of the deep linear UFM), THEORY.md §4.3–4.4.
+    """An optimal DNC point of the L-DUFM (and of the deep linear UFM), docs/theory.md §4.3–4.4.
 
     β = 0: H₁ = ‖μ‖₁[I_K; 0]Y and W_l = s_l[I_K 0; 0 0] (W_L = s_L[I_K 0]), every block
     nonnegative. General β ∈ [0, 1/(K−1)] (L ≥ 2) replaces (W_1, M_1) by the balanced
@@ -1378,7 +1378,7 @@ def dufm_split_class_loss(
             + (n − Σ_g m_g)/(2N),
 
     which for j = L separates over the groups. (B) Súkeník, Mondelli & Lampert, NeurIPS 2023
-    (the L-DUFM and L_DNC); the configuration and its value are [derived] here (THEORY.md §4.3
+    (the L-DUFM and L_DNC); the configuration and its value are [derived] here (docs/theory.md §4.3
     scalar problem, §4.6 "narrow widths can stall").
     """
     prediction = predict_dufm(num_classes, num_layers, per_class, lam_h, lam_w)
@@ -1549,7 +1549,7 @@ def dufm_stall_configurations(
 ) -> list[StallConfiguration]:
     """Non-collapsed critical points where gradient descent on the L-DUFM stalls [derived here].
 
-    THEORY.md §4.6: narrow widths can stall at non-collapsed critical points; GD end points
+    docs/theory.md §4.6: narrow widths can stall at non-collapsed critical points; GD end points
     sit at these values (E-B2). With the other K − 1 classes collapsed (share L_DNC/K each) and
     one class altered, in this order:
 
@@ -1567,7 +1567,7 @@ def dufm_stall_configurations(
     pre-activation row x of the class can be refactored at cost √(λ_Hλ_1)‖x‖₂ <
     Σ_g√(λ_Hλ_1m_g)|x_g|, and gradient descent from it reaches DNC. Likewise for L = 1 the
     dropped sample is not critical. Hence the default ``merge_layers`` = 2..L. For K = 2 every
-    value is ≥ L_DNC, the global minimum ((B); THEORY.md §4.3).
+    value is ≥ L_DNC, the global minimum ((B); docs/theory.md §4.3).
 
     Parameters
     ----------
@@ -1679,7 +1679,7 @@ def dnc_reach_tolerance(
 
 
 # --------------------------------------------------------------------------------------------
-# Low-rank (SRG) points, THEORY.md §4.5
+# Low-rank (SRG) points, docs/theory.md §4.5
 # --------------------------------------------------------------------------------------------
 
 
@@ -1690,7 +1690,7 @@ def triangular_incidence(
 
     Columns (classes) are the edges (i, j), i < j, in lexicographic order, K = r(r−1)/2; with
     ``edges`` only those columns, in the given order. BBᵀ = (r−2)I_r + J_r for K_r and
-    BᵀB = 2I_K + A(T(r)) (THEORY.md §4.5, LR1).
+    BᵀB = 2I_K + A(T(r)) (docs/theory.md §4.5, LR1).
     """
     r = _positive_integer(num_vertices, "num_vertices")
     if r < 3:
@@ -1714,20 +1714,20 @@ def triangular_incidence(
 
 
 def srg_nuclear_norm(num_vertices: int) -> float:
-    """ν_r = ‖B‖_* = √(2(r−1)) + (r−1)√(r−2) for K_r (THEORY.md §4.5)."""
+    """ν_r = ‖B‖_* = √(2(r−1)) + (r−1)√(r−2) for K_r (docs/theory.md §4.5)."""
     r = _positive_integer(num_vertices, "num_vertices")
     return math.sqrt(2.0 * (r - 1)) + (r - 1) * math.sqrt(r - 2)
 
 
 def srg_kappa(num_vertices: int) -> float:
-    """κ_r = ‖Bᵀ(I_r − J_r/4)‖_F² = (r−1)(r−2) + (1 − r/4)²(2r−2) (THEORY.md §4.5)."""
+    """κ_r = ‖Bᵀ(I_r − J_r/4)‖_F² = (r−1)(r−2) + (1 − r/4)²(2r−2) (docs/theory.md §4.5)."""
     r = _positive_integer(num_vertices, "num_vertices")
     return (r - 1) * (r - 2) + (1.0 - r / 4.0) ** 2 * (2 * r - 2)
 
 
 def srg_coefficient(num_vertices: int, num_layers: int) -> float:
     """c_r = (ν_r²·r^{L−3}·κ_r·K)^{1/(L+1)}, K = r(r−1)/2: the basic SRG point costs
-    ½(1 − q)² + ((L+1)/2)·C·c_r·q^{2/(L+1)} against c = K for DNC (THEORY.md §4.5)."""
+    ½(1 − q)² + ((L+1)/2)·C·c_r·q^{2/(L+1)} against c = K for DNC (docs/theory.md §4.5)."""
     r = _positive_integer(num_vertices, "num_vertices")
     depth = _positive_integer(num_layers, "num_layers")
     if depth < 3:
@@ -1781,7 +1781,7 @@ def _family_log_coefficient(incidence: np.ndarray, num_layers: int, shift: float
 
 
 def srg_family_coefficient(incidence: Any, num_layers: int, shift: float = -1.0) -> float:
-    """c(t) = (ν²·r^{L−3}·‖Bᵀ(I_r + (t/4)J_r)‖_F²·‖S_t^{−1}‖_F²)^{1/(L+1)} (THEORY.md §4.5).
+    """c(t) = (ν²·r^{L−3}·‖Bᵀ(I_r + (t/4)J_r)‖_F²·‖S_t^{−1}‖_F²)^{1/(L+1)} (docs/theory.md §4.5).
 
     S_t = σ(BᵀB + tJ_K) = (2+t)I_K + (1+t)_+A, ν = ‖B‖_*; t = −1 gives c_r. Works for any
     incidence matrix of rank r with two ones per column (edge subsets).
@@ -1806,7 +1806,7 @@ def srg_family_coefficient(incidence: Any, num_layers: int, shift: float = -1.0)
 
 
 def srg_best_shift(incidence: Any, num_layers: int = 4) -> tuple[float, float]:
-    """t* = argmin_{t∈(−2,0)} c(t) and c(t*) (THEORY.md §4.5, improved family).
+    """t* = argmin_{t∈(−2,0)} c(t) and c(t*) (docs/theory.md §4.5, improved family).
 
     c(t)^{L+1}/r^{L−3} does not depend on L, so t* does not either. A grid of 201 points
     brackets the minimum, then ``scipy.optimize.minimize_scalar`` (bounded) refines it.
@@ -1841,7 +1841,7 @@ def srg_best_shift(incidence: Any, num_layers: int = 4) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class SRGPrediction:
-    """Objective of a low-rank SRG point (THEORY.md §4.5) against L_DNC.
+    """Objective of a low-rank SRG point (docs/theory.md §4.5) against L_DNC.
 
     Attributes
     ----------
@@ -1978,7 +1978,7 @@ def srg_construct(
     edges: Sequence[tuple[int, int]] | None = None,
     widths: Sequence[int] | None = None,
 ) -> Parameters:
-    """The explicit low-rank SRG point of the L-DUFM (THEORY.md §4.5; LR2 certificate).
+    """The explicit low-rank SRG point of the L-DUFM (docs/theory.md §4.5; LR2 certificate).
 
     With B the incidence matrix (r×K) and scales fixed by AM–GM balancing
     (every λ_j‖θ_j‖² equals T = C·c(t)·q*^{2/(L+1)}):
@@ -2099,7 +2099,7 @@ def srg_edge_subset_search(
     max_subsets: int = 20000,
     rng: Any = None,
 ) -> EdgeSubsetResult:
-    """Edge subset of K_r with K edges and the least c(t*) (THEORY.md §4.5 edge subsets; KF3).
+    """Edge subset of K_r with K edges and the least c(t*) (docs/theory.md §4.5 edge subsets; KF3).
 
     c(t) depends on B only through the spectrum of BᵀB (ν = Σ√μ_i; ‖Bᵀ(I + tJ/4)‖² =
     2K + 2tK + rKt²/4 since every column holds two ones; S_t has eigenvalues (1+t)μ_i − t for

@@ -2,7 +2,7 @@
 
 The forward pass of a model (:meth:`ufm.models.DeepUFM.forward` and friends) gives H₁…H_L and
 H̃₂…H̃_L; :func:`ufm.metrics.layer_report` turns them, with the weights and the λ's, into the
-per-layer table of THEORY.md §3 ("Per-layer DNC metrics").
+per-layer table of docs/theory.md §3 ("Per-layer DNC metrics").
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def model_layer_report(
 
 
 def output_scale(output: Any, targets: Any, *, bias: bool = False) -> float:
-    """The scale q of an output F ≈ qY (THEORY.md §4.1, §4.3), by least squares.
+    """The scale q of an output F ≈ qY (docs/theory.md §4.1, §4.3), by least squares.
 
     Without bias, q = ⟨F, Y⟩/‖Y‖². With bias the optimal output is qY + ((1 − q)/K)J_{K×N}, whose
     inner product with Y is qN + (1 − q)N/K, so q = (⟨F, Y⟩/N − 1/K)/(1 − 1/K).
@@ -89,7 +89,7 @@ def plot_solution_history(solution: Any, predicted_loss: float | None, path: Any
     solution : ufm.solvers.Solution
         Its ``history`` (log-spaced records of Φ, the fit and penalty terms and ‖∇Φ‖) is plotted.
     predicted_loss : float, optional
-        The predicted optimum (THEORY.md §4), drawn as a line; the gap Φ − Φ* is drawn on a log
+        The predicted optimum (docs/theory.md §4), drawn as a line; the gap Φ − Φ* is drawn on a log
         axis (its absolute value, marked where the run is below the prediction).
     path : str or path-like
         Where the PNG goes (written to a temporary name, then renamed).
@@ -147,7 +147,7 @@ def plot_solution_history(solution: Any, predicted_loss: float | None, path: Any
 
 @dataclass(frozen=True)
 class DNCVerdict:
-    """Outcome of :func:`is_deep_neural_collapse`: IS_DNC and its three criteria (THEORY.md §3).
+    """Outcome of :func:`is_deep_neural_collapse`: IS_DNC and its three criteria (docs/theory.md §3).
 
     Attributes
     ----------
@@ -208,7 +208,7 @@ def is_deep_neural_collapse(
     orth_tolerance: float = 0.2,
     loss_tolerance: float = 5e-3,
 ) -> DNCVerdict:
-    """IS_DNC of THEORY.md §3 at ``parameters`` of a deep UFM.
+    """IS_DNC of docs/theory.md §3 at ``parameters`` of a deep UFM.
 
     The point is a DNC point when every M_l, l = 2..L (class means of the post-activation
     features H_l), has RANK K (:func:`ufm.metrics.numerical_rank`, relative tolerance

@@ -5,7 +5,7 @@ A :class:`ClassStatistics` holds, for features Z ∈ R^{d×N} (columns are sampl
 S_W = Σ_i (z_i − μ_{y_i})(z_i − μ_{y_i})ᵀ and the per-class sums of squared deviations
 Σ_{i: y_i = c} ‖z_i − μ_c‖². They are computed in one float64 pass by
 :func:`ufm.streaming.class_statistics` or accumulated batch by batch with
-:class:`ufm.streaming.ClassStatisticsAccumulator` (THEORY.md §3, "Numerics of the metrics").
+:class:`ufm.streaming.ClassStatisticsAccumulator` (docs/theory.md §3, "Numerics of the metrics").
 
 What each metric needs. The traces (NC1.tr_unc, NC1.tr, NC1.wt, NC1.cdnv) need only the per-class
 sums of squares, NC2 and NC3 only the class means. NC1.pinv = (1/K)tr(Σ_W Σ_B^†) needs S_W only on
@@ -15,7 +15,7 @@ p = min(d, K − 1)), Σ_B^† = K U_r S_r^{−2} U_rᵀ, so it needs the p×p m
 the O(N d²) of the full scatter. A :class:`ClassStatistics` therefore holds the d×d scatter, or
 only its projection (``within_scatter=None``), or neither (then every metric but NC1.pinv).
 
-Unbalanced classes. THEORY.md §1.1 defines the covariances for balanced classes. With class counts
+Unbalanced classes. docs/theory.md §1.1 defines the covariances for balanced classes. With class counts
 n_c that differ, this module keeps the same formulas with these readings:
 
 - Σ_W = (1/N) S_W, an average over all N samples (each class weighted by n_c/N);

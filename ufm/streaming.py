@@ -1,4 +1,4 @@
-"""Mergeable float64 accumulation of class statistics (THEORY.md §3, "Numerics"): one pass with the
+"""Mergeable float64 accumulation of class statistics (docs/theory.md §3, "Numerics"): one pass with the
 d×d within-class scatter, or two passes without it.
 
 For features that do not fit in memory, :class:`ClassStatisticsAccumulator` takes batches
@@ -858,7 +858,7 @@ def class_statistics(
     -------
     ClassStatistics
         Means M (d, K), counts (K,), per-class sums of squared deviations (K,), and S_W or its
-        projection as chosen, computed with the shift trick of THEORY.md §3.
+        projection as chosen, computed with the shift trick of docs/theory.md §3.
 
     Raises
     ------

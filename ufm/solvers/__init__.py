@@ -1,4 +1,4 @@
-"""Numerical minimization of the unconstrained-features objectives (THEORY.md §1.2, §2).
+"""Numerical minimization of the unconstrained-features objectives (docs/theory.md §1.2, §2).
 
 ``solve(model, method=...)`` minimizes Φ(θ) = (1/(2N))‖F(θ) − Y‖_F² + Σ_j (λ_j/2)‖θ_j‖_F² for any
 model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHead``) and returns a
@@ -7,14 +7,14 @@ model of :mod:`ufm.models` (``UFM``, ``DeepLinearUFM``, ``DeepUFM``, ``LinearHea
 - ``"auto"`` (the default): ``"global"`` for the deep models, ``"lbfgs"`` for the UFM and the
   linear head (:func:`default_method`).
 - ``"global"``: the search for the global minimum (:mod:`~ufm.solvers.global_search`): local
-  runs from the known constructions (closed-form or DNC optimum, SRG family of THEORY.md §4.5),
+  runs from the known constructions (closed-form or DNC optimum, SRG family of docs/theory.md §4.5),
   from random, low-rank and narrow-width starts and from perturbations of the best points so
   far, until no lower basin appears for ``patience`` starts. Its :class:`Solution` lists every
   distinct basin found (value, class-mean rank profile, how often, found by which start), and
   its value is never above a construction or a given start.
 - ``"gd"``: plain full-batch gradient descent as the papers ran it, θ ← θ − η∇Φ(θ) with a fixed
   step η (``lr``), followed by the projection H₁ ← max(H₁, 0) when the model has ``nonneg_H1``
-  (projected GD, THEORY.md §2(c)). float64 numpy.
+  (projected GD, docs/theory.md §2(c)). float64 numpy.
 - ``"lbfgs"``: ``scipy.optimize.minimize(method="L-BFGS-B")`` on the flattened parameter vector
   (bounds H₁ ≥ 0 for ``nonneg_H1``); on smooth objectives (no ReLU, no bound) followed, once it
   stalls at the float64 resolution of Φ, by gradient steps with Barzilai-Borwein step sizes that
@@ -53,7 +53,7 @@ method-specific failure to progress. Loss parts and the gradient norm are record
 log-spaced iterations for plots. When a predicted optimum exists (:func:`ufm.optima.predict`),
 the gap to it is reported: a proven global optimum for the UFM, the deep linear UFM and the
 DUFM with K = 2 or L = 1; for the DUFM with K > 2 and L ≥ 2 the DNC value L_DNC is only a
-reference (low-rank points can be lower, THEORY.md §4.5).
+reference (low-rank points can be lower, docs/theory.md §4.5).
 
 Modules: :mod:`~ufm.solvers.dispatch` (:func:`solve`, :func:`solve_with_restarts`, the option
 checks), :mod:`~ufm.solvers.global_search` (``"global"``), :mod:`~ufm.solvers.gradient_descent` (``"gd"`` and the fixed-step warm-up),

@@ -107,7 +107,7 @@ def _gradient_step(params: Parameters, alpha: float, gradient: Parameters) -> Pa
 def predicted_reference(model: Any) -> tuple[float | None, str | None]:
     """The predicted optimal loss of ``model`` and its kind (see :attr:`Solution.predicted_kind`).
 
-    Uses :func:`ufm.optima.predict` (THEORY.md §4.1–4.3). Returns ``(None, None)`` for models
+    Uses :func:`ufm.optima.predict` (docs/theory.md §4.1–4.3). Returns ``(None, None)`` for models
     without a closed form (``LinearHead``) or with a zero penalty (the closed forms need λ > 0).
     """
     from .. import optima

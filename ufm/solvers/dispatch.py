@@ -50,8 +50,8 @@ METHODS = ("auto", "global", "gd", "lbfgs", "numpy_lbfgs", "kink_lbfgs", "torch_
 def default_method(model: Any) -> str:
     """The method ``"auto"`` stands for: ``"global"`` for the deep models (``DeepUFM``,
     ``DeepLinearUFM``), whose landscapes hold spurious minima (the zero solution for L ≥ 2,
-    THEORY.md §4.3; one-class and low-rank points, §4.5–4.6); ``"lbfgs"`` for the UFM, every local
-    minimum of which is global (Zhou et al. 2022, THEORY.md §4.1), and for ``LinearHead``."""
+    docs/theory.md §4.3; one-class and low-rank points, §4.5–4.6); ``"lbfgs"`` for the UFM, every local
+    minimum of which is global (Zhou et al. 2022, docs/theory.md §4.1), and for ``LinearHead``."""
     return "global" if isinstance(model, (DeepUFM, DeepLinearUFM)) else "lbfgs"
 
 
@@ -92,7 +92,7 @@ def solve(
     basin_tolerance: float = GLOBAL_DEFAULTS["basin_tolerance"],
     workers: int = GLOBAL_DEFAULTS["workers"],
 ) -> Solution:
-    """Minimize Φ(θ) of ``model`` (THEORY.md §1.2, §2) and return a :class:`Solution`.
+    """Minimize Φ(θ) of ``model`` (docs/theory.md §1.2, §2) and return a :class:`Solution`.
 
     Parameters
     ----------
@@ -120,7 +120,7 @@ def solve(
         ``"torch_lbfgs"``: the same through torch autograd on
         ``device``.
     initial : Parameters, optional
-        Starting point; by default ``model.random_parameters(seed, init_scale)`` (THEORY.md E-B1
+        Starting point; by default ``model.random_parameters(seed, init_scale)`` (docs/theory.md E-B1
         initialization).
     seed : int or numpy.random.Generator, optional
         Randomness of the initialization.

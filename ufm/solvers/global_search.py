@@ -1,6 +1,6 @@
 """Method ``"global"``: a multistart and basin-hopping search for the global minimum.
 
-The DUFM landscape has many minima: the DNC point, low-rank points below it (THEORY.md §4.5,
+The DUFM landscape has many minima: the DNC point, low-rank points below it (docs/theory.md §4.5,
 §4.6), one-class points, the zero solution. Which one a local method ends in depends on its
 start. This method spends a budget of local runs on starts chosen where they pay:
 
@@ -122,7 +122,7 @@ def class_mean_ranks(model: Any, params: Parameters, rtol: float = RANK_RTOL) ->
     """Ranks of the class means at every layer: (RANK M_1, …, RANK M_L[, RANK M̃_L]).
 
     M_l = H_l Yᵀ/n is the (d_l, K) matrix of class means of the post-activation features H_l
-    (THEORY.md §1.1, §3 RANK), computed from the forward pass with the class-ordered columns of
+    (docs/theory.md §1.1, §3 RANK), computed from the forward pass with the class-ordered columns of
     ``model`` (``labels`` of the forward pass); for the DUFM the class means of the last
     pre-activation H̃_L are appended (the rank before the last ReLU, (C)). ``rtol`` is relative
     to the largest singular value.
@@ -189,7 +189,7 @@ def _low_rank_start(model: Any, rng: np.random.Generator, rank: int, scale: floa
 
 
 def _srg_construction(model: Any) -> Parameters | None:
-    """The improved SRG family (THEORY.md §4.5) for this DUFM, or None where it does not fit."""
+    """The improved SRG family (docs/theory.md §4.5) for this DUFM, or None where it does not fit."""
     from .. import optima
 
     K, L = model.num_classes, model.num_layers
@@ -214,9 +214,9 @@ def start_points(model: Any, given: Sequence[Parameters] = ()) -> list[tuple[str
 
     Returns ``(kind, parameters)`` pairs in the order they are tried: ``"given"`` (the caller's
     points, checked against the model's shapes), ``"dnc"`` (:func:`ufm.optima.optimal_parameters`:
-    closed-form optimum of the UFM and the deep linear UFM, DNC point of the DUFM, THEORY.md
+    closed-form optimum of the UFM and the deep linear UFM, DNC point of the DUFM, docs/theory.md
     §4.1–4.3; skipped where the widths are below K), ``"srg"`` (the improved SRG family or its
-    best edge subset, THEORY.md §4.5; DUFM with L ≥ 3, K ≥ 3, where the widths fit).
+    best edge subset, docs/theory.md §4.5; DUFM with L ≥ 3, K ≥ 3, where the widths fit).
     """
     from .. import optima
 

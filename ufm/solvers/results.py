@@ -112,7 +112,7 @@ class Solution:
     fit : float
         (1/(2N))‖F − Y‖_F² at ``parameters``.
     penalties : tuple of float
-        (λ_j/2)‖θ_j‖_F² per block, named by ``block_names`` (THEORY.md §1.2).
+        (λ_j/2)‖θ_j‖_F² per block, named by ``block_names`` (docs/theory.md §1.2).
     block_names : tuple of str
         ``"H1"``, ``"W1"``, …, ``"b"``.
     iterations : int
