@@ -71,6 +71,10 @@ _export("labels", "balanced_labels", "labels_from_counts", "class_counts", "one_
 _export("convex", "certify_ufm", "certify_linear_head", "ConvexCertificate")
 # Atlas of best-known deep-UFM minima over (K, L).
 _export("atlas", "run_atlas", "load_point", "AtlasResult")
+# Collapse of any PyTorch model (torch is imported on first use of these names).
+_export("torch_hooks", "collapse_report", "CollapseMonitor", "CollapseReport")
+# The global search's basins.
+_export("solvers", "Basin")
 
 __all__ = ["__version__", *_EXPORTS]
 
@@ -90,6 +94,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the names; at run time they load lazily
     from .atlas import AtlasResult, load_point, run_atlas
+    from .torch_hooks import CollapseMonitor, CollapseReport, collapse_report
     from .conventions import (
         PaperHyperparameters,
         feature_penalty_to_lambda,
@@ -169,6 +174,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names; at run time they l
     )
     from .solvers import (
         METHODS,
+        Basin,
         History,
         RestartsResult,
         Solution,
