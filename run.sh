@@ -105,11 +105,13 @@ case "$cmd" in
     main)
         setup
         export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-        echo "== 1/3 collapse metrics of a noisy DNC point (outputs/metrics_demo)"
+        echo "== 1/4 collapse metrics of a noisy DNC point (outputs/metrics_demo)"
         "$VENV/bin/python" -m ufm metrics-demo --out outputs/metrics_demo
-        echo "== 2/3 theorem catalogue (outputs/proofs_checks)"
+        echo "== 2/4 theorem catalogue (outputs/proofs_checks)"
         "$VENV/bin/python" -m proofs_checks --out outputs/proofs_checks
-        echo "== 3/3 quick figures (outputs/figures)"
+        echo "== 3/4 quick atlas of deep-UFM minima, K 2..6, L 2..5 (outputs/atlas)"
+        "$VENV/bin/python" -m ufm atlas --quick --workers 2 --no-progress --out outputs/atlas
+        echo "== 4/4 quick figures (outputs/figures)"
         "$VENV/bin/python" -m figures all --quick --out outputs/figures "$@"
         echo "== done: outputs/ (figures, reports); bash run.sh gallery copies them to docs/gallery/"
         ;;
