@@ -89,8 +89,9 @@ def test_csv_columns_and_values(small_atlas):
         assert searched == [max(2 * k, 10), max(2 * k, 10) + k]
         kept = min(cell.searches, key=lambda search: search["loss"])
         assert int(row["width"]) == kept["width"] == cell.width
-        # the wider search also starts from the narrower best point: never above it
-        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"]
+        # the wider search also starts from the narrower best point: never above it (up to the
+        # few ulps by which the zero-padded sums may differ)
+        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"] * (1 + 1e-14)
         assert cell.wider_lower == (cell.searches[1]["loss"] < cell.searches[0]["loss"]
                                     * (1.0 - atlas.BASIN_TOLERANCE))
     data = json.loads((out / "atlas.json").read_text())
@@ -375,7 +376,9 @@ def test_global_method_is_the_default_and_runs(tmp_path):
         assert 1.0 - atlas.BASIN_TOLERANCE <= cell.ratio <= 1.0 + 1e-9
         assert cell.basins == len(cell.basin_list) >= 1
         assert all({"loss", "ranks", "count"} <= set(basin) for basin in cell.basin_list)
-        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"]
+        # The wider search starts from the narrower best point embedded with zero neurons: the
+        # same Φ up to the summation order of the longer sums (a few ulps).
+        assert cell.searches[1]["loss"] <= cell.searches[0]["loss"] * (1 + 1e-14)
     config = json.loads(store_rows(tmp_path / "atlas.sqlite")[0][3])
     assert (config["method"], config["max_starts"], config["patience"]) == ("global", 4, 2)
 
