@@ -32,7 +32,8 @@ def test_global_seed_row_is_consistent(bench):
     assert len(row["ranks"]) == model.num_layers + 1 and len(row["gd_ranks"]) == 5
     # After 300 GD steps the run is far from a minimum: two polished starts end lower.
     assert row["final"] < row["gd_loss"]
-    assert row["reach_seconds"] is not None and row["reach_starts"] in (1, 2)
+    # 0: a construction the search starts from (DNC point, SRG family) is already below GD's end
+    assert row["reach_seconds"] is not None and row["reach_starts"] in (0, 1, 2)
     assert row["reach_seconds"] <= row["total_seconds"]
     assert row["speedup"] == pytest.approx(row["gd_seconds"] / row["reach_seconds"])
     assert row["within_gd_time"] == (row["reach_seconds"] <= row["gd_seconds"])
