@@ -43,3 +43,29 @@ def survivors_after(pids: list[int], seconds: float) -> list[int]:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     return left
+
+
+def workers_of_killed_command(arguments: list[str], cwd: Path, workers: int = 2,
+                              seconds: float = 60.0) -> tuple[list[int], list[int]]:
+    """Start ``python -m ufm ARGUMENTS`` (this checkout first on the path), wait until it has
+    ``workers`` + 1 children (its worker processes and the resource tracker) or ``seconds``
+    passed, SIGKILL it, and return (its children, those still alive 15 s later)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root), os.environ.get("PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "ufm", *arguments], cwd=cwd,
+                               env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and len(pids) < workers + 1 and process.poll() is None:
+            pids = children(process.pid)
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    return pids, survivors_after(pids, 15.0)

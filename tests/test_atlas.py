@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from process_tree import HAS_PROC, children, survivors_after
+from process_tree import HAS_PROC, workers_of_killed_command
 
 from ufm import atlas, cli, optima
 
@@ -195,28 +195,13 @@ def test_resume_after_kill(tmp_path, capsys):
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc")
 def test_killed_coordinator_takes_its_workers_down(tmp_path):
-    store = tmp_path / "atlas.sqlite"
     arguments = ["atlas", "--K", "2..3", "--L", "2..3", "--width", "6", "--method",
                  "kink_lbfgs", "--max-starts", "1000", "--max-iterations", "300",
                  "--time-budget", "1.0", "--workers", "2", "--out", str(tmp_path / "out"),
                  "--no-progress"]
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPOSITORY), os.environ.get("PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, "-m", "ufm", *arguments], cwd=tmp_path,
-                               env=environment, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    pids: list[int] = []
-    try:
-        # the resource tracker and the two workers
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline and len(pids) < 3 and process.poll() is None:
-            pids = children(process.pid)
-            time.sleep(0.05)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+    pids, survivors = workers_of_killed_command(arguments, tmp_path)
     assert len(pids) >= 2, "the workers did not start"
-    assert not survivors_after(pids, 15.0)
+    assert not survivors
 
 
 def test_configuration_change_is_kept_apart(tmp_path):

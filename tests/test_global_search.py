@@ -3,16 +3,9 @@ low-rank points exist, never above a construction, every basin reported (docs/th
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
-from process_tree import HAS_PROC, children, survivors_after
+from process_tree import HAS_PROC, workers_of_killed_command
 
 from ufm import optima
 from ufm.cli import main
@@ -222,22 +215,9 @@ def test_cli_rejects_bad_global_options(capsys):
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc")
 def test_killed_search_takes_its_workers_down(tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(root), os.environ.get("PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ufm", "solve", "dufm", "--K", "3", "--L", "4", "--n", "1",
-         "--lam-h", "0.004", "--lam-w", "0.004", "--width", "12", "--workers", "2",
-         "--max-starts", "1000", "--patience", "1000"],
-        cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pids: list[int] = []
-    try:
-        deadline = time.monotonic() + 60.0
-        while time.monotonic() < deadline and len(pids) < 3 and process.poll() is None:
-            pids = children(process.pid)  # the two workers and the resource tracker
-            time.sleep(0.05)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+    pids, survivors = workers_of_killed_command(
+        ["solve", "dufm", "--K", "3", "--L", "4", "--n", "1", "--lam-h", "0.004", "--lam-w",
+         "0.004", "--width", "12", "--workers", "2", "--max-starts", "1000", "--patience", "1000"],
+        tmp_path)
     assert len(pids) >= 2, "the workers did not start"
-    assert not survivors_after(pids, 15.0)
+    assert not survivors

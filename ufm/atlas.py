@@ -65,7 +65,8 @@ import numpy as np
 from .arrays import check_positive_scalar
 from .models import DeepUFM, Parameters
 from .solvers import solve
-from .solvers.global_search import GLOBAL_DEFAULTS
+from .solvers.global_search import GLOBAL_DEFAULTS, _BasinBook, class_mean_ranks
+from .solvers.global_search import RANK_RTOL as _GLOBAL_RANK_RTOL
 
 __all__ = [
     "BASIN_TOLERANCE",
@@ -104,7 +105,7 @@ CSV_COLUMNS = (
 BASIN_TOLERANCE = float(GLOBAL_DEFAULTS["basin_tolerance"])  # 1e-4
 
 #: Relative tolerance of the numerical ranks: #{i : s_i > RANK_RTOL·s_1} (docs/theory.md §3 RANK).
-RANK_RTOL = 1e-3
+RANK_RTOL = _GLOBAL_RANK_RTOL  # the global search's (ufm.solvers.global_search.RANK_RTOL)
 
 #: Grid of ``quick=True``: K = 2..6, L = 2..5.
 QUICK_CLASSES = tuple(range(2, 7))
@@ -318,29 +319,6 @@ class CellConfig:
                        self.lam, self.lam)
 
 
-def class_mean_ranks(model: DeepUFM, parameters: Parameters, rtol: float = RANK_RTOL
-                     ) -> tuple[int, ...]:
-    """Numerical ranks of the class means of H_1..H_L and of H̃_L (docs/theory.md §3 RANK, §4.5).
-
-    Features are columns ordered by class, so the class means of a layer X (d, Kn) are
-    X.reshape(d, K, n).mean(axis=2); the rank counts singular values > ``rtol``·s_1.
-
-    Returns
-    -------
-    tuple of int
-        L + 1 ranks: M_1 (= class means of H_1), …, M_L, then M̃_L.
-    """
-    from .metrics import numerical_rank
-
-    layers = model.forward(parameters)
-    k, n = model.num_classes, model.per_class
-    ranks = []
-    for features in [*layers.post_activations, layers.pre_activations[-1]]:
-        means = np.asarray(features).reshape(features.shape[0], k, n).mean(axis=2)
-        ranks.append(numerical_rank(means, rtol))
-    return tuple(ranks)
-
-
 def srg_reference(num_classes: int, num_layers: int, per_class: int, lam: float
                   ) -> tuple[float | None, dict | None]:
     """L_SRG: the best low-rank construction of docs/theory.md §4.5 for (K, L), where one exists.
@@ -383,20 +361,14 @@ def srg_reference(num_classes: int, num_layers: int, per_class: int, lam: float
 
 
 def _basins_of(ends: list[tuple[float, tuple[int, ...]]], tolerance: float) -> list[dict]:
-    """Group end points into basins as the method ``"global"`` does: the same rank profile and
-    values within ``tolerance`` relative; each basin keeps its lowest value. Sorted by value."""
-    basins: list[dict] = []
+    """Group end points into basins as the method ``"global"`` does (its
+    :class:`~ufm.solvers.global_search._BasinBook`: the same rank profile and values within
+    ``tolerance`` relative); each basin keeps its lowest value. Sorted by value."""
+    book = _BasinBook(tolerance)
     for loss, ranks in sorted(ends, key=lambda item: item[0]):
-        if not math.isfinite(loss):
-            continue
-        for basin in basins:
-            if (basin["ranks"] == list(ranks)
-                    and abs(loss - basin["loss"]) <= tolerance * max(abs(loss), abs(basin["loss"]))):
-                basin["count"] += 1
-                break
-        else:
-            basins.append({"loss": float(loss), "ranks": list(ranks), "count": 1})
-    return basins
+        book.add(float(loss), tuple(ranks), "local")
+    return [{"loss": basin.loss, "ranks": list(basin.ranks), "count": basin.count}
+            for basin in book.basins()]
 
 
 def _basin_dict(basin: Any) -> dict:

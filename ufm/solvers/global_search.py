@@ -50,7 +50,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..executors import local_process_pool
-from ..models import DeepLinearUFM, DeepUFM, LinearHead, Parameters, UFM
+from ..models import DeepUFM, LinearHead, Parameters
 from .common import _evaluate_unchecked, _objective_parts, stationarity_norm
 from .kink_lbfgs import KINK_LBFGS_LOW_RANK_SETTINGS
 
