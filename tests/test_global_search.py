@@ -221,3 +221,34 @@ def test_killed_search_takes_its_workers_down(tmp_path):
         tmp_path)
     assert len(pids) >= 2, "the workers did not start"
     assert not survivors
+
+
+@pytest.mark.parametrize("side", [0.98, 1.02])
+def test_k2_dufm_on_both_sides_of_the_threshold(side):
+    # λ = λ_crit·side on every block (docs/theory.md §4.3): below, L_DNC < ½ with q* ≈ (L−1)/L;
+    # above, the zero solution (Φ = ½) is the global minimum.
+    K, L, n = 2, 3, 3
+    lam = optima.dnc_critical_lambda(K, L, n) * side
+    model = dufm(K, L, n, lam, width=6)
+    predicted = optima.predict(model)
+    assert predicted.kind == "global_optimum" and predicted.is_zero == (side > 1)
+    solution = solve(model, seed=0, progress=False)
+    assert abs(solution.loss - predicted.optimal_loss) <= RELATIVE * predicted.optimal_loss
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_default_reaches_random_ufm_predictions(index):
+    # The UFM's default is L-BFGS (every local minimum is global); widths below K have the
+    # rank-limited closed forms, and ρ ≥ 1 the zero solution.
+    rng = np.random.default_rng(3000 + index)
+    K = int(rng.integers(2, 6))
+    n = int(rng.integers(1, 4))
+    width = int(rng.integers(1, K + 3))
+    bias = bool(index % 2)
+    lam_w, lam_h = (float(10 ** rng.uniform(-3, -0.7)) for _ in range(2))
+    model = UFM(K, n, width, lam_w, lam_h, bias=bias)
+    predicted = optima.predict(model)
+    assert predicted.kind == "global_optimum"
+    solution = solve(model, seed=index, progress=False)
+    assert solution.method == "lbfgs"
+    assert abs(solution.loss - predicted.optimal_loss) <= RELATIVE * predicted.optimal_loss
