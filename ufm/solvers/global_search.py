@@ -343,11 +343,19 @@ def _draw_start(model, rng, slot, best_points, construction_points):
     """The start of one slot: (kind, parameters, narrow widths or None).
 
     ``best_points`` holds the best point of each of the lowest distinct basins so far (lowest
-    first), ``construction_points`` the construction starts (before their local runs).
+    first), ``construction_points`` the construction starts (before their local runs), lowest
+    value first: the k-th perturbation of a construction perturbs construction k mod their
+    number, so the best construction is perturbed first.
     """
-    choice = START_CYCLE[slot % len(START_CYCLE)]
-    pool = {"perturb_best": best_points[:1], "perturb_top": best_points,
-            "perturb_construction": construction_points}.get(choice) or best_points[:1]
+    cycle = len(START_CYCLE)
+    choice = START_CYCLE[slot % cycle]
+    if choice == "perturb_construction" and construction_points:
+        earlier = sum(1 for index in range(slot) if START_CYCLE[index % cycle] == choice)
+        base = construction_points[earlier % len(construction_points)]
+        sigma = PERTURBATION_SIZES[int(rng.integers(len(PERTURBATION_SIZES)))]
+        return "perturb", model.project(_perturb(base, rng, sigma)), None
+    pool = {"perturb_best": best_points[:1], "perturb_top": best_points}.get(choice) or (
+        best_points[:1])
     if choice.startswith("perturb") and pool:
         sigma = PERTURBATION_SIZES[int(rng.integers(len(PERTURBATION_SIZES)))]
         base = pool[int(rng.integers(len(pool)))]
@@ -404,14 +412,16 @@ def run_global_search(
     if include_initial:
         given.insert(0, initial)
     queue = start_points(model, given)
-    construction_points = [params for _, params in queue]
     best_value, best_params, best_kind = math.inf, initial, "given"
     # The constructions are points the search holds from the start: the best of them is the
     # first best-so-far (reported before any local run; every later result is at most it).
-    for kind, params in queue:
-        value = _objective_parts(model, params).total
+    values = [_objective_parts(model, params).total for _, params in queue]
+    for (kind, params), value in zip(queue, values):
         if value < best_value:
             best_value, best_params, best_kind = value, params, kind
+    order = sorted(range(len(queue)), key=lambda index: (not math.isfinite(values[index]),
+                                                          values[index]))
+    construction_points = [queue[index][1] for index in order]
     if math.isfinite(best_value):
         if callback is not None:
             callback(0, best_value)
