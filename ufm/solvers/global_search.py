@@ -14,18 +14,22 @@ start. This method spends a budget of local runs on starts chosen where they pay
    polished at the full width: narrow layers force low-rank structure that wide random starts
    rarely find;
 4. **perturbations** (basin hopping) of the best point, of the best points of the other lowest
-   distinct basins, and of the constructions themselves: every block B gets
-   B + σ·(‖B‖_F/√size)·G, G standard normal, σ ∈ {0.1, 0.3, 0.6, 1.0}. (On the 4-DUFM with
-   K = 10 the SRG point polishes to 0.0858, but its perturbations lead to the rank-5 basin at
-   0.08091, below every other minimum seen: a construction is a good region before it is a
-   good point.)
+   distinct basins, and of the constructions themselves (in order of their value, the best
+   first): every block B gets B + σ·(‖B‖_F/√size)·G, G standard normal,
+   σ ∈ {0.1, 0.3, 0.6, 1.0}. (On the 4-DUFM with K = 10 the SRG point polishes to 0.0858, but
+   its perturbations lead to the rank-5 basin at 0.08091, below every other minimum seen: a
+   construction is a good region before it is a good point.)
+
+After the constructions the starts follow :data:`START_CYCLE`: half are perturbations, half
+fresh starts. The constructions' own values are the first best-so-far (``callback(0, best)``
+before any local run).
 
 Each start runs the best local method for its model: ``kink_lbfgs`` for the ReLU DUFM (with the
 smoothing continuation; from random starts also with the Nesterov phase of
 :data:`~ufm.solvers.kink_lbfgs.KINK_LBFGS_LOW_RANK_SETTINGS`), scipy ``lbfgs`` for the smooth
-models and for the DUFM with ``nonneg_H1`` (bounds). A local run never replaces its start by a
-higher point: the value kept is min(Φ(start), Φ(end)), so the result is never above any
-construction it was given.
+models and for the DUFM with ``nonneg_H1`` (bounds); the narrow-width phase alternates
+``kink_lbfgs`` and scipy ``lbfgs``. A local run never replaces its start by a higher point: the
+value kept is min(Φ(start), Φ(end)), so the result is never above any construction it was given.
 
 End points are grouped into **basins**: two end points are in the same basin when their values
 agree to ``basin_tolerance`` (relative) and their class-mean rank profiles agree. The search
