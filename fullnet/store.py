@@ -803,9 +803,10 @@ class SweepStore:
         return {int(row[0]): row[1] for row in self._connection.execute("SELECT sweep_id, name FROM sweeps")}
 
     @staticmethod
-    def _grid_condition(alias: str = "") -> str:
-        """SQL: the run belongs to its sweep's current grid (every run where none is recorded)."""
-        prefix = f"{alias}." if alias else ""
+    def _grid_condition(table: str = "runs") -> str:
+        """SQL: the run of ``table`` (the name or alias of ``runs`` in the query) belongs to its
+        sweep's current grid (every run where none is recorded)."""
+        prefix = f"{table}."
         return (
             f"(NOT EXISTS (SELECT 1 FROM grid_cells g WHERE g.sweep_id = {prefix}sweep_id) OR "
             f"EXISTS (SELECT 1 FROM grid_cells g WHERE g.sweep_id = {prefix}sweep_id "
