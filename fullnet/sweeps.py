@@ -11,7 +11,7 @@ Sweep files
 -----------
 A TOML file (the packaged ones: ``fullnet/configs/sweep_*.toml``, given by name or path)::
 
-    name = "lambda_width_gaussian_quick"          # folder of the runs, name in the store
+    name = "lambda_width_gaussian_quick"          # name in the store, folder of the default store
     description = "…"
     base = "gaussian_smoke.toml"                  # a run configuration, relative to this file,
                                                   # else a packaged configuration's name
@@ -45,7 +45,10 @@ Executors
 ``run_sweep(specification, store)`` runs the cells that are not completed in the store on
 
 - local worker processes (default): a ``ProcessPoolExecutor`` with the ``spawn`` start method and
-  one torch thread per worker (``workers`` processes, default the available CPUs);
+  one torch thread per worker (``workers`` processes, default the available CPUs). Each worker
+  watches its coordinator and exits within half a second of its death, however it died
+  (SIGKILL, an out-of-memory kill), and multiprocessing's resource tracker ends with them: a
+  killed sweep leaves no process behind and nothing holding its stdout (``… | tee log`` ends);
 - the calling process, one run after another (``workers=0``, :class:`InlineExecutor`), with a
   progress bar per run;
 - a ``dask.distributed`` cluster, given its scheduler address (or a scheduler file)::
@@ -68,21 +71,29 @@ Executors
                 "outputs/fullnet/lambda_width_mnist/sweep.sqlite",
                 executor=client.get_executor(pure=False))
 
-  Workers need this package (and the data) installed, and the run directories
-  (``output.directory/NAME/RUN``, absolute paths) on a file system they share with each other,
-  so that a run restarted on another node finds its checkpoint;
+  Workers need this package (and the data) installed, and the run folders (see "Run folders",
+  absolute paths) on a file system they share with each other, so that a run restarted on
+  another node finds its checkpoint;
 - any other ``concurrent.futures.Executor`` (``executor=``), or a zero-argument callable that
   makes one, which lets the sweep replace an executor that broke.
 
-Only the coordinating process (the one calling :func:`run_sweep`) writes to the store; workers
+Only coordinating processes (those calling :func:`run_sweep`) write to the store; workers
 return their results (:class:`RunOutcome`: the snapshots of :func:`fullnet.training.train`,
 timings, the error). SQLite's WAL mode relies on shared memory between the processes that open
 the database, which holds on one machine only: WAL is not safe on the network file systems
 (NFS, Lustre, GPFS) that cluster nodes share, and the locks that protect any SQLite file are
-unreliable there. With a single writer the store is correct wherever the workers run, writes
-need no retry on busy locks, and a run's values and its ``completed`` status go in one
-transaction. The results travel through the executor; a run's snapshots are a few hundred
-kilobytes at most.
+unreliable there. So the coordinators of one store run on one machine (the workers may run
+anywhere); a run's values and its ``completed`` status go in one transaction. The results
+travel through the executor; a run's snapshots are a few hundred kilobytes at most.
+
+Run folders
+-----------
+Every run writes its folder (checkpoint, history, results) under :func:`run_directory`: beside
+the store — the store's folder — unless the base sets ``output.directory`` (to anything but the
+default ``outputs/fullnet``), in which case ``output.directory/NAME``. Without ``--store`` the
+store is ``output.directory/NAME/sweep.sqlite`` and both rules give the same folder; with
+``--store PATH`` the runs follow the store. A run folder is ``RUN_NAME`` (width, λ, depths, seed
+and the start of the configuration hash), recorded in the store's ``runs.directory``.
 
 Resumption, retries, failures
 -----------------------------
@@ -104,8 +115,39 @@ Resumption, retries, failures
   the end of their current step and stop; after any other interruption, runs in flight on local
   processes are let finish (their final checkpoints make the next call complete them at once),
   and runs on a dask cluster are cancelled.
-- One coordinator per sweep at a time: two coordinators of the same sweep would both run its
-  pending cells (the store would still keep one result of each).
+- Coordinators may share a store (two terminals, two SLURM jobs on one node, a rerun started
+  while the first still runs): a cell is run only under its *lease* in the store
+  (:meth:`fullnet.store.SweepStore.claim_run`: owner id, process id, host and heartbeat time,
+  taken in one SQLite transaction), so each cell runs once. A cell another coordinator holds is
+  waited for, then counted in :attr:`SweepReport.elsewhere` when that one stored it. Leases are
+  renewed every ``lease_timeout / 6`` seconds (at most 10) by a thread of their coordinator; a
+  lease is taken over when it is stale: its heartbeat older than ``lease_timeout`` (default
+  120 s), or its coordinator ran on this host and is gone (a SIGKILLed coordinator's cells are
+  taken over at once by the next one). Failed cells are run again with ``retry_failed`` only if
+  they failed before this coordinator began.
+
+Changed configurations
+----------------------
+A sweep name stands for one base configuration. Rerunning a name that the store holds with a
+base that computes something else (``training.epochs`` 300 → 600, another learning rate, other
+data…) is refused before anything is written (:class:`SweepChangedError`; the command line
+exits with status 2 and one line naming each changed key, its old and new value, and how to
+start a new sweep name: ``--set sweep.name=NAME_2``, or another store). Keys that do not change
+a run (``description``, ``output.*``, ``training.device``, ``training.threads``) are not a change.
+The grid itself may change — add seeds, widths, λ's, remove some: cells are identified by their
+configuration hash, so the cells the new grid shares with the old are reused as they are, and
+the store records the grid as last run (:meth:`fullnet.store.SweepStore.register_grid`).
+:meth:`~fullnet.store.SweepStore.final_metrics`, and so every aggregate, counts only the runs of
+that current grid; runs of cells that left it stay in the store, apart.
+
+Exit status
+-----------
+``fullnet sweep`` prints its report as JSON (``completed``, ``failed``, ``elsewhere``: runs of this
+call; ``totals``: the grid's cells by status in the store). It exits with 0 when at least one cell
+of the grid is completed (failed cells, if any, are counted on one ``warning:`` line on stderr
+with the first error), with 1 when none is and some failed (one ``error:`` line: how many, the
+first error, where the errors are, ``--retry-failed``), with 2 on bad input or a changed
+configuration, and with 130 or 143 after SIGINT or SIGTERM.
 
 Aggregation
 -----------
@@ -234,7 +276,8 @@ class SweepSpecification:
     Attributes
     ----------
     name : str
-        Folder of the runs (``base.output.directory / name``) and the sweep's name in the store.
+        The sweep's name in the store, and the folder (``base.output.directory / name``) of its
+        default store and run folders (see :func:`run_directory`).
     description : str
     base : RunConfig
         The configuration every cell starts from (its own overrides applied).
@@ -422,7 +465,9 @@ class SweepSpecification:
     # -- paths ---------------------------------------------------------------------------------
     @property
     def directory(self) -> Path:
-        """``base.output.directory / name``: the folder of the run directories (absolute)."""
+        """``base.output.directory / name`` (absolute): the folder of the default store, and of the
+        run folders unless the base leaves ``output.directory`` at its default and the store is
+        elsewhere (:func:`run_directory`)."""
         return (Path(self.base.output.directory) / self.name).resolve()
 
     @property
