@@ -1439,13 +1439,15 @@ def run_sweep(
                     on_result(sweep_store.run(task.run_id))
         return report
     except BaseException:
-        if in_flight:
-            for future in in_flight:
-                future.cancel()
-            sweep_store.mark_pending((task.run_id for task, _ in in_flight.values()), owner)
+        for future in in_flight:
+            future.cancel()
         if current is not None and (factory is not None or client is not None):
+            # runs in flight on local processes finish first; their leases (kept fresh by the
+            # heartbeat meanwhile) keep other coordinators from starting them a second time
             _shutdown(current, wait_for_runs=client is None)
             current = None
+        if in_flight:
+            sweep_store.mark_pending((task.run_id for task, _ in in_flight.values()), owner)
         raise
     finally:
         if bar is not None:
