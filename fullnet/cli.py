@@ -15,7 +15,9 @@ features), solves or predicts their optima and prints predicted against measured
 
 ``sweep --config NAME|PATH [--scheduler tcp://HOST:PORT] [--workers N] [--store PATH]``
 runs a λ–width grid into a SQLite store, resuming where an interrupted sweep stopped
-(:mod:`fullnet.sweeps`).
+(:mod:`fullnet.sweeps`). Run folders go beside the store (unless ``output.directory`` is set);
+coordinators sharing a store run each cell once; a sweep name rerun with another base
+configuration is refused (status 2); a sweep whose cells all failed exits with status 1.
 
 ``configs [NAME]`` lists the packaged configurations (``fullnet/configs/``), or prints one.
 

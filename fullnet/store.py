@@ -4,7 +4,7 @@ A store holds any number of sweeps. Each sweep has one row per run (its configur
 the configuration hash that identifies the run, its grid coordinates, status, attempts, timings
 and error) and one row per measured value, keyed by (run, epoch, layer, metric).
 
-Schema (format ``fullnet-sweep-store``, version 1)::
+Schema (format ``fullnet-sweep-store``, version 2)::
 
     store_info(key TEXT PRIMARY KEY, value TEXT)            -- format, version
     sweeps(sweep_id INTEGER PRIMARY KEY, name TEXT UNIQUE, specification TEXT (JSON),
@@ -18,6 +18,10 @@ Schema (format ``fullnet-sweep-store``, version 1)::
          wall_seconds REAL, training_seconds REAL, epochs_completed INTEGER,
          resumed_from_epoch INTEGER, worker TEXT, result TEXT (JSON),
          UNIQUE (sweep_id, config_hash))
+    grid_cells(sweep_id → sweeps, config_hash TEXT, PRIMARY KEY (sweep_id, config_hash))
+                                                            -- the sweep's current grid
+    leases(run_id → runs PRIMARY KEY, owner TEXT, pid INTEGER, host TEXT,
+           acquired REAL, heartbeat REAL)                   -- which coordinator runs a cell
     metrics(run_id → runs, epoch INTEGER, layer INTEGER, metric TEXT, value REAL,
             PRIMARY KEY (run_id, epoch, layer, metric))
 
@@ -33,9 +37,27 @@ metric); every insert is ``INSERT OR IGNORE`` and a run's values are written in 
 transaction that marks it completed, so a run is either completed with all its values or not
 completed with none written by that attempt, and nothing is ever written twice.
 
-Writers: the store is written by one process, the coordinator of a sweep (see
-:mod:`fullnet.sweeps` for why); any number of readers (a plotting script, an interactive
-explorer) may read it at the same time, which WAL mode allows without blocking the writer.
+Current grid: :meth:`SweepStore.register_grid` records which configuration hashes make up a
+sweep's grid as last run. Runs of an earlier grid stay in the store but are left out of
+:meth:`SweepStore.final_metrics` (and so of every aggregate), so a grid that changed never mixes
+with the old one. A sweep registered without a grid (:meth:`SweepStore.register_runs` alone, or a
+version 1 store) aggregates all its runs.
+
+Leases: a coordinator runs a cell only after :meth:`SweepStore.claim_run` gave it the cell's
+lease: one row per cell being run, with the owner's id, process id, host and a heartbeat time,
+taken in one ``BEGIN IMMEDIATE`` transaction, so two coordinators of one store never both hold a
+cell. A lease is *stale*, and may be taken over, when its heartbeat is older than the timeout
+or when its owner ran on this host and its process is gone (a killed coordinator). Completing,
+failing or giving back a run removes its lease in the same transaction. Leases rely on SQLite's
+file locks: they hold for coordinators on one machine (or a file system whose locks work);
+coordinators on different nodes of a network file system must not share a store.
+
+Writers: each coordinator of a sweep (see :mod:`fullnet.sweeps`) writes; workers never do. Any
+number of readers (a plotting script, an interactive explorer) may read the store at the same
+time, which WAL mode allows without blocking a writer.
+
+Versions: a version 1 store (without ``grid_cells`` and ``leases``) is upgraded in place when it
+is opened.
 """
 
 from __future__ import annotations
@@ -43,14 +65,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 STORE_FORMAT = "fullnet-sweep-store"
-STORE_VERSION = 1
+STORE_VERSION = 2
+#: Versions this package opens (older ones are upgraded in place).
+READABLE_VERSIONS = (1, 2)
 RUN_STATUSES = ("pending", "running", "completed", "failed")
 
 _SCHEMA = """
@@ -105,6 +132,27 @@ CREATE TABLE IF NOT EXISTS metrics (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics(metric, layer);
 """
+
+#: Tables added in version 2 (created by a fresh store and by the upgrade of a version 1 store).
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS grid_cells (
+    sweep_id INTEGER NOT NULL REFERENCES sweeps(sweep_id) ON DELETE CASCADE,
+    config_hash TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, config_hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(run_id) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    acquired REAL NOT NULL,
+    heartbeat REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_by_owner ON leases(owner);
+"""
+
+#: Answers of :meth:`SweepStore.claim_run`.
+CLAIMED, HELD, DONE_COMPLETED, DONE_FAILED = "claimed", "held", "completed", "failed"
 
 _RUN_COLUMNS = (
     "run_id", "sweep_id", "config_hash", "name", "config", "coordinates", "directory",
@@ -195,6 +243,116 @@ class SweepRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """Who holds a lease: a coordinator, identified by a unique id, its process id and its host."""
+
+    owner: str
+    pid: int
+    host: str
+
+    @classmethod
+    def new(cls) -> "LeaseOwner":
+        """A fresh owner for the calling process (``host:pid:random``)."""
+        host, pid = socket.gethostname(), os.getpid()
+        return cls(owner=f"{host}:{pid}:{uuid.uuid4().hex[:12]}", pid=pid, host=host)
+
+
+@dataclass
+class LeaseRecord:
+    """One row of ``leases``: the run a coordinator is running, and since when."""
+
+    run_id: int
+    owner: str
+    pid: int
+    host: str
+    acquired: float
+    heartbeat: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` of this machine runs (a zombie counts as gone). Where this cannot
+    be told (Windows), True: a lease is then stale by its heartbeat only."""
+    if os.name == "nt":  # pragma: no cover - os.kill(pid, 0) would send CTRL_C_EVENT
+        return True
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def lease_is_stale(lease: LeaseRecord, *, timeout: float, now: float | None = None,
+                   host: str | None = None) -> bool:
+    """A lease whose heartbeat is older than ``timeout`` seconds, or whose owner ran on this host
+    (``host``, default this machine's name) and is no longer alive."""
+    now = time.time() if now is None else now
+    if now - lease.heartbeat > timeout:
+        return True
+    return lease.host == (socket.gethostname() if host is None else host) and not process_alive(lease.pid)
+
+
+class LeaseHeartbeat:
+    """A daemon thread that renews an owner's leases every ``interval`` seconds on its own
+    connection, so that they stay fresh while the coordinator is busy (a run in its own process,
+    a long write). A failed renewal (a busy store) is retried at the next beat.
+
+    Use as a context manager, or :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, path: str | os.PathLike, owner: LeaseOwner, interval: float) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        self.path = Path(path)
+        self.owner = owner
+        self.interval = float(interval)
+        self.beats = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fullnet-lease-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            connection = sqlite3.connect(str(self.path), timeout=self.interval, isolation_level=None)
+        except sqlite3.Error:  # pragma: no cover - the coordinator's own connection would fail too
+            return
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    connection.execute("UPDATE leases SET heartbeat = ? WHERE owner = ?",
+                                       (time.time(), self.owner.owner))
+                    self.beats += 1
+                except sqlite3.Error:
+                    pass
+        finally:
+            connection.close()
+
+    def start(self) -> "LeaseHeartbeat":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=max(5.0, 2 * self.interval))
+
+    def __enter__(self) -> "LeaseHeartbeat":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
 
 
 @dataclass
@@ -412,10 +570,10 @@ class SweepStore:
                     f"store path {self.path} is not a sweep store (format {info.get('format')!r}, "
                     f"expected {STORE_FORMAT!r})"
                 )
-            if info.get("version") != str(STORE_VERSION):
+            if info.get("version") not in {str(version) for version in READABLE_VERSIONS}:
                 raise StoreError(
                     f"sweep store {self.path} has version {info.get('version')}; this package reads "
-                    f"version {STORE_VERSION}"
+                    f"versions {', '.join(str(version) for version in READABLE_VERSIONS)}"
                 )
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":  # pragma: no cover - file systems without shared memory
@@ -424,9 +582,15 @@ class SweepStore:
         connection.execute("PRAGMA foreign_keys = ON")
         if "store_info" not in tables:
             connection.executescript(
-                "BEGIN IMMEDIATE;" + _SCHEMA
+                "BEGIN IMMEDIATE;" + _SCHEMA + _SCHEMA_2
                 + f"INSERT OR IGNORE INTO store_info(key, value) VALUES ('format', '{STORE_FORMAT}');"
                 + f"INSERT OR IGNORE INTO store_info(key, value) VALUES ('version', '{STORE_VERSION}');"
+                + "COMMIT;"
+            )
+        elif not {"grid_cells", "leases"} <= tables:  # version 1: add the tables of version 2
+            connection.executescript(
+                "BEGIN IMMEDIATE;" + _SCHEMA_2
+                + f"UPDATE store_info SET value = '{STORE_VERSION}' WHERE key = 'version';"
                 + "COMMIT;"
             )
 
@@ -523,32 +687,100 @@ class SweepStore:
             config hash → run id, for every run given.
         """
         sweep_id = self._sweep_id(sweep)
+        with self._transaction() as connection:
+            return self._insert_runs(connection, sweep_id, runs)
+
+    @staticmethod
+    def _insert_runs(connection: sqlite3.Connection, sweep_id: int | None,
+                     runs: Sequence[RunRegistration]) -> dict[str, int]:
+        now = time.time()
+        for run in runs:
+            if not isinstance(run, RunRegistration):
+                raise TypeError(f"runs must hold RunRegistration objects, got {type(run).__name__}")
+            coordinates = run.coordinates
+            connection.execute(
+                "INSERT OR IGNORE INTO runs(sweep_id, config_hash, name, config, coordinates, "
+                "directory, weight_decay, width, nonlinear_depth, linear_depth, seed, status, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (
+                    sweep_id, run.config_hash, run.name, json.dumps(run.config, sort_keys=True),
+                    json.dumps(coordinates, sort_keys=True), run.directory,
+                    coordinates.get("weight_decay"), coordinates.get("width"),
+                    coordinates.get("nonlinear_depth"), coordinates.get("linear_depth"),
+                    coordinates.get("seed"), now,
+                ),
+            )
+        identifiers = {}
+        for run in runs:
+            row = connection.execute(
+                "SELECT run_id FROM runs WHERE sweep_id = ? AND config_hash = ?",
+                (sweep_id, run.config_hash),
+            ).fetchone()
+            identifiers[run.config_hash] = int(row[0])
+        return identifiers
+
+    def register_grid(
+        self,
+        sweep: str,
+        specification: dict[str, Any],
+        runs: Sequence[RunRegistration],
+        *,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, int]:
+        """Register a sweep, its runs and its current grid in one transaction.
+
+        The sweep is created (or its specification replaced), the runs not yet stored are
+        inserted (``pending``), the runs not completed get ``directory`` as given (their folder
+        moves with the store), and the sweep's current grid becomes exactly ``runs``: runs of
+        an earlier grid stay stored but leave :meth:`final_metrics`.
+
+        Parameters
+        ----------
+        sweep : str
+        specification : dict
+        runs : sequence of RunRegistration
+        check : callable, optional
+            ``check(stored_specification)``, called inside the transaction when the sweep is
+            already stored; an exception it raises refuses the registration (nothing written).
+
+        Returns
+        -------
+        dict
+            config hash → run id, for every run given.
+        """
+        if not isinstance(sweep, str) or not sweep:
+            raise ValueError(f"sweep must be a non-empty string, got {sweep!r}")
+        text = json.dumps(specification, sort_keys=True)
         now = time.time()
         with self._transaction() as connection:
-            for run in runs:
-                if not isinstance(run, RunRegistration):
-                    raise TypeError(f"runs must hold RunRegistration objects, got {type(run).__name__}")
-                coordinates = run.coordinates
-                connection.execute(
-                    "INSERT OR IGNORE INTO runs(sweep_id, config_hash, name, config, coordinates, "
-                    "directory, weight_decay, width, nonlinear_depth, linear_depth, seed, status, "
-                    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                    (
-                        sweep_id, run.config_hash, run.name, json.dumps(run.config, sort_keys=True),
-                        json.dumps(coordinates, sort_keys=True), run.directory,
-                        coordinates.get("weight_decay"), coordinates.get("width"),
-                        coordinates.get("nonlinear_depth"), coordinates.get("linear_depth"),
-                        coordinates.get("seed"), now,
-                    ),
-                )
-            identifiers = {}
-            for run in runs:
-                row = connection.execute(
-                    "SELECT run_id FROM runs WHERE sweep_id = ? AND config_hash = ?",
-                    (sweep_id, run.config_hash),
-                ).fetchone()
-                identifiers[run.config_hash] = int(row[0])
+            row = connection.execute("SELECT specification FROM sweeps WHERE name = ?", (sweep,)).fetchone()
+            if row is not None and check is not None:
+                check(json.loads(row[0]))
+            connection.execute(
+                "INSERT INTO sweeps(name, specification, created, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET specification = excluded.specification, "
+                "updated = excluded.updated",
+                (sweep, text, now, now),
+            )
+            sweep_id = int(connection.execute("SELECT sweep_id FROM sweeps WHERE name = ?", (sweep,)).fetchone()[0])
+            identifiers = self._insert_runs(connection, sweep_id, runs)
+            connection.executemany(
+                "UPDATE runs SET directory = ? WHERE run_id = ? AND status != 'completed'",
+                [(run.directory, identifiers[run.config_hash]) for run in runs],
+            )
+            connection.execute("DELETE FROM grid_cells WHERE sweep_id = ?", (sweep_id,))
+            connection.executemany(
+                "INSERT OR IGNORE INTO grid_cells(sweep_id, config_hash) VALUES (?, ?)",
+                [(sweep_id, run.config_hash) for run in runs],
+            )
         return identifiers
+
+    def grid_hashes(self, sweep: str | None = None) -> set[str] | None:
+        """The configuration hashes of a sweep's current grid (None: no grid registered)."""
+        sweep_id = self._sweep_id(self._only_sweep(sweep))
+        rows = self._connection.execute(
+            "SELECT config_hash FROM grid_cells WHERE sweep_id = ?", (sweep_id,)).fetchall()
+        return {row[0] for row in rows} or None
 
     def _record(self, row: sqlite3.Row, sweep_names: dict[int, str]) -> RunRecord:
         values = {key: row[key] for key in _RUN_COLUMNS}
@@ -570,14 +802,31 @@ class SweepStore:
     def _sweep_names_by_id(self) -> dict[int, str]:
         return {int(row[0]): row[1] for row in self._connection.execute("SELECT sweep_id, name FROM sweeps")}
 
-    def runs(self, sweep: str | None = None, status: str | Sequence[str] | None = None) -> list[RunRecord]:
-        """Run rows, optionally of one sweep and of the given status(es), by run id."""
+    @staticmethod
+    def _grid_condition(table: str = "runs") -> str:
+        """SQL: the run of ``table`` (the name or alias of ``runs`` in the query) belongs to its
+        sweep's current grid (every run where none is recorded)."""
+        prefix = f"{table}."
+        return (
+            f"(NOT EXISTS (SELECT 1 FROM grid_cells g WHERE g.sweep_id = {prefix}sweep_id) OR "
+            f"EXISTS (SELECT 1 FROM grid_cells g WHERE g.sweep_id = {prefix}sweep_id "
+            f"AND g.config_hash = {prefix}config_hash))"
+        )
+
+    def runs(self, sweep: str | None = None, status: str | Sequence[str] | None = None, *,
+             grid_only: bool = False) -> list[RunRecord]:
+        """Run rows, optionally of one sweep and of the given status(es), by run id.
+
+        ``grid_only``: only the runs of each sweep's current grid (:meth:`register_grid`).
+        """
         query = "SELECT * FROM runs"
         conditions, parameters = [], []
         sweep_id = self._sweep_id(sweep)
         if sweep_id is not None:
             conditions.append("sweep_id = ?")
             parameters.append(sweep_id)
+        if grid_only:
+            conditions.append(self._grid_condition())
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             for item in statuses:
@@ -597,14 +846,19 @@ class SweepStore:
             raise StoreError(f"run_id {run_id} is not in store {self.path}")
         return self._record(row, self._sweep_names_by_id())
 
-    def counts(self, sweep: str | None = None) -> dict[str, int]:
-        """Number of runs in each status (every status listed, zeros included)."""
+    def counts(self, sweep: str | None = None, *, grid_only: bool = False) -> dict[str, int]:
+        """Number of runs in each status (every status listed, zeros included); ``grid_only``:
+        of the current grid (:meth:`register_grid`)."""
         sweep_id = self._sweep_id(sweep)
         query = "SELECT status, COUNT(*) FROM runs"
-        parameters: list[Any] = []
+        conditions, parameters = [], []
         if sweep_id is not None:
-            query += " WHERE sweep_id = ?"
+            conditions.append("sweep_id = ?")
             parameters.append(sweep_id)
+        if grid_only:
+            conditions.append(self._grid_condition())
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
         found = dict(self._connection.execute(query + " GROUP BY status", parameters).fetchall())
         return {status: int(found.get(status, 0)) for status in RUN_STATUSES}
 
@@ -625,13 +879,117 @@ class SweepStore:
                 (time.time(), int(run_id)),
             )
 
-    def mark_pending(self, run_ids: Iterable[int]) -> None:
-        """Back to ``pending`` (an interrupted sweep); completed runs are left as they are."""
+    def mark_pending(self, run_ids: Iterable[int], owner: LeaseOwner | None = None) -> None:
+        """Back to ``pending`` (an interrupted sweep); completed runs are left as they are.
+
+        With ``owner``, only the runs whose lease it holds (or that have none) change, and its
+        leases on them are given back.
+        """
+        identifiers = [(int(run_id),) for run_id in run_ids]
         with self._transaction() as connection:
+            if owner is None:
+                connection.executemany(
+                    "UPDATE runs SET status = 'pending' WHERE run_id = ? AND status != 'completed'",
+                    identifiers,
+                )
+                return
             connection.executemany(
-                "UPDATE runs SET status = 'pending' WHERE run_id = ? AND status != 'completed'",
-                [(int(run_id),) for run_id in run_ids],
+                "UPDATE runs SET status = 'pending' WHERE run_id = ? AND status NOT IN ('completed', 'failed') "
+                "AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.run_id = runs.run_id AND l.owner != ?)",
+                [(run_id, owner.owner) for (run_id,) in identifiers],
             )
+            connection.executemany("DELETE FROM leases WHERE run_id = ? AND owner = ?",
+                                   [(run_id, owner.owner) for (run_id,) in identifiers])
+
+    # -- leases --------------------------------------------------------------------------------
+    def claim_run(
+        self,
+        run_id: int,
+        owner: LeaseOwner,
+        *,
+        timeout: float,
+        retry_failed_before: float | None = None,
+    ) -> str:
+        """Take the lease of a run, atomically (one ``BEGIN IMMEDIATE`` transaction).
+
+        Parameters
+        ----------
+        run_id : int
+        owner : LeaseOwner
+        timeout : float
+            Seconds without a heartbeat after which another owner's lease is stale.
+        retry_failed_before : float, optional
+            A failed run whose failure was recorded before this Unix time may be claimed again
+            (``retry_failed``); one that failed later (under another coordinator of this
+            sweep) counts as done.
+
+        Returns
+        -------
+        str
+            ``"claimed"`` (the run is ``running``, one more attempt, the lease is ``owner``'s),
+            ``"held"`` (a live lease of another owner), ``"completed"`` or ``"failed"`` (done:
+            nothing to run).
+        """
+        run_id = int(run_id)
+        now = time.time()
+        with self._transaction() as connection:
+            row = connection.execute("SELECT status, finished FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"run_id {run_id} is not in store {self.path}")
+            status, finished = row[0], row[1]
+            if status == "completed":
+                return DONE_COMPLETED
+            if status == "failed" and (retry_failed_before is None
+                                       or (finished is not None and finished >= retry_failed_before)):
+                return DONE_FAILED
+            lease = connection.execute("SELECT * FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+            if lease is not None and lease["owner"] != owner.owner \
+                    and not lease_is_stale(self._lease(lease), timeout=timeout, now=now):
+                return HELD
+            connection.execute(
+                "INSERT OR REPLACE INTO leases(run_id, owner, pid, host, acquired, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, owner.owner, owner.pid, owner.host, now, now),
+            )
+            connection.execute(
+                "UPDATE runs SET status = 'running', attempts = attempts + 1, submitted = ? WHERE run_id = ?",
+                (now, run_id),
+            )
+        return CLAIMED
+
+    @staticmethod
+    def _lease(row: sqlite3.Row) -> LeaseRecord:
+        return LeaseRecord(run_id=int(row["run_id"]), owner=row["owner"], pid=int(row["pid"]),
+                           host=row["host"], acquired=float(row["acquired"]),
+                           heartbeat=float(row["heartbeat"]))
+
+    def leases(self, sweep: str | None = None) -> list[LeaseRecord]:
+        """The leases held (of one sweep's runs, or all), by run id."""
+        sweep_id = self._sweep_id(sweep)
+        if sweep_id is None:
+            rows = self._connection.execute("SELECT * FROM leases ORDER BY run_id")
+        else:
+            rows = self._connection.execute(
+                "SELECT l.* FROM leases l JOIN runs r ON r.run_id = l.run_id WHERE r.sweep_id = ? "
+                "ORDER BY l.run_id", (sweep_id,))
+        return [self._lease(row) for row in rows.fetchall()]
+
+    def renew_leases(self, owner: LeaseOwner) -> int:
+        """Set the heartbeat of every lease of ``owner`` to now; returns how many it holds."""
+        with self._transaction() as connection:
+            cursor = connection.execute("UPDATE leases SET heartbeat = ? WHERE owner = ?",
+                                        (time.time(), owner.owner))
+            return int(cursor.rowcount)
+
+    def release_leases(self, owner: LeaseOwner) -> int:
+        """Give back every lease of ``owner``: their runs that are still ``running`` go back to
+        ``pending``. Returns the number of leases given back."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE runs SET status = 'pending' WHERE status = 'running' AND run_id IN "
+                "(SELECT run_id FROM leases WHERE owner = ?)", (owner.owner,))
+            cursor = connection.execute("DELETE FROM leases WHERE owner = ?", (owner.owner,))
+            return int(cursor.rowcount)
 
     def record_completed(
         self,
@@ -647,7 +1005,8 @@ class SweepStore:
         worker: str | None = None,
         result: dict[str, Any] | None = None,
     ) -> bool:
-        """Store a finished run and its (epoch, layer, metric, value) rows in one transaction.
+        """Store a finished run and its (epoch, layer, metric, value) rows in one transaction,
+        which also removes the run's lease.
 
         Returns False (and writes nothing) if the run is already completed.
         """
@@ -662,6 +1021,7 @@ class SweepStore:
                 "INSERT OR IGNORE INTO metrics(run_id, epoch, layer, metric, value) VALUES (?, ?, ?, ?, ?)",
                 ((run_id, int(epoch), int(layer), str(metric), value) for epoch, layer, metric, value in values),
             )
+            connection.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
             connection.execute(
                 "UPDATE runs SET status = 'completed', error = NULL, started = ?, finished = ?, "
                 "wall_seconds = ?, training_seconds = ?, epochs_completed = ?, "
@@ -681,7 +1041,8 @@ class SweepStore:
         wall_seconds: float | None = None,
         worker: str | None = None,
     ) -> bool:
-        """Mark a run failed with its error text. Returns False if it is already completed."""
+        """Mark a run failed with its error text (its lease removed). Returns False if it is
+        already completed."""
         run_id = int(run_id)
         with self._transaction() as connection:
             row = connection.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -689,6 +1050,7 @@ class SweepStore:
                 raise StoreError(f"run_id {run_id} is not in store {self.path}")
             if row[0] == "completed":
                 return False
+            connection.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
             connection.execute(
                 "UPDATE runs SET status = 'failed', error = ?, started = ?, finished = ?, "
                 "wall_seconds = ?, worker = ? WHERE run_id = ?",
@@ -730,7 +1092,8 @@ class SweepStore:
         return RunHistory(run_id=int(run_id), epochs=epochs, values=values)
 
     def final_metrics(self, metric: str, layer: int = 0, sweep: str | None = None) -> FinalMetricTable:
-        """Each completed run's value of ``metric`` at ``layer`` at its last recorded epoch.
+        """Each completed run's value of ``metric`` at ``layer`` at its last recorded epoch, over
+        the runs of the sweep's current grid (:meth:`register_grid`; all its runs if it has none).
 
         Parameters
         ----------
@@ -754,14 +1117,14 @@ class SweepStore:
                    r.coordinates, m.epoch, m.value
             FROM runs r
             JOIN metrics m ON m.run_id = r.run_id AND m.layer = ? AND m.metric = ?
-            WHERE r.sweep_id = ? AND r.status = 'completed'
+            WHERE r.sweep_id = ? AND r.status = 'completed' AND """ + self._grid_condition("r") + """
               AND m.epoch = (SELECT MAX(epoch) FROM metrics
                              WHERE run_id = r.run_id AND layer = ? AND metric = ?)
             ORDER BY r.nonlinear_depth, r.linear_depth, r.width, r.weight_decay, r.seed, r.run_id
             """,
             (int(layer), metric, sweep_id, int(layer), metric),
         ).fetchall()
-        if not rows and self.counts(name)["completed"]:
+        if not rows and self.counts(name, grid_only=True)["completed"]:
             known = sorted({item for item_layer, item in self.metric_names(name) if item_layer == int(layer)})
             raise StoreError(
                 f"metric {metric!r} at layer {layer} is not stored for sweep {name!r}; "
@@ -795,8 +1158,16 @@ class SweepStore:
 
 
 __all__ = [
+    "CLAIMED",
+    "DONE_COMPLETED",
+    "DONE_FAILED",
     "FinalMetricRow",
     "FinalMetricTable",
+    "HELD",
+    "LeaseHeartbeat",
+    "LeaseOwner",
+    "LeaseRecord",
+    "READABLE_VERSIONS",
     "RUN_STATUSES",
     "RunHistory",
     "RunRecord",
@@ -806,5 +1177,7 @@ __all__ = [
     "StoreError",
     "SweepRecord",
     "SweepStore",
+    "lease_is_stale",
+    "process_alive",
     "snapshot_values",
 ]

@@ -11,7 +11,7 @@ Sweep files
 -----------
 A TOML file (the packaged ones: ``fullnet/configs/sweep_*.toml``, given by name or path)::
 
-    name = "lambda_width_gaussian_quick"          # folder of the runs, name in the store
+    name = "lambda_width_gaussian_quick"          # name in the store, folder of the default store
     description = "…"
     base = "gaussian_smoke.toml"                  # a run configuration, relative to this file,
                                                   # else a packaged configuration's name
@@ -45,7 +45,10 @@ Executors
 ``run_sweep(specification, store)`` runs the cells that are not completed in the store on
 
 - local worker processes (default): a ``ProcessPoolExecutor`` with the ``spawn`` start method and
-  one torch thread per worker (``workers`` processes, default the available CPUs);
+  one torch thread per worker (``workers`` processes, default the available CPUs). Each worker
+  watches its coordinator and exits within half a second of its death, however it died
+  (SIGKILL, an out-of-memory kill), and multiprocessing's resource tracker ends with them: a
+  killed sweep leaves no process behind and nothing holding its stdout (``… | tee log`` ends);
 - the calling process, one run after another (``workers=0``, :class:`InlineExecutor`), with a
   progress bar per run;
 - a ``dask.distributed`` cluster, given its scheduler address (or a scheduler file)::
@@ -68,21 +71,29 @@ Executors
                 "outputs/fullnet/lambda_width_mnist/sweep.sqlite",
                 executor=client.get_executor(pure=False))
 
-  Workers need this package (and the data) installed, and the run directories
-  (``output.directory/NAME/RUN``, absolute paths) on a file system they share with each other,
-  so that a run restarted on another node finds its checkpoint;
+  Workers need this package (and the data) installed, and the run folders (see "Run folders",
+  absolute paths) on a file system they share with each other, so that a run restarted on
+  another node finds its checkpoint;
 - any other ``concurrent.futures.Executor`` (``executor=``), or a zero-argument callable that
   makes one, which lets the sweep replace an executor that broke.
 
-Only the coordinating process (the one calling :func:`run_sweep`) writes to the store; workers
+Only coordinating processes (those calling :func:`run_sweep`) write to the store; workers
 return their results (:class:`RunOutcome`: the snapshots of :func:`fullnet.training.train`,
 timings, the error). SQLite's WAL mode relies on shared memory between the processes that open
 the database, which holds on one machine only: WAL is not safe on the network file systems
 (NFS, Lustre, GPFS) that cluster nodes share, and the locks that protect any SQLite file are
-unreliable there. With a single writer the store is correct wherever the workers run, writes
-need no retry on busy locks, and a run's values and its ``completed`` status go in one
-transaction. The results travel through the executor; a run's snapshots are a few hundred
-kilobytes at most.
+unreliable there. So the coordinators of one store run on one machine (the workers may run
+anywhere); a run's values and its ``completed`` status go in one transaction. The results
+travel through the executor; a run's snapshots are a few hundred kilobytes at most.
+
+Run folders
+-----------
+Every run writes its folder (checkpoint, history, results) under :func:`run_directory`: beside
+the store — the store's folder — unless the base sets ``output.directory`` (to anything but the
+default ``outputs/fullnet``), in which case ``output.directory/NAME``. Without ``--store`` the
+store is ``output.directory/NAME/sweep.sqlite`` and both rules give the same folder; with
+``--store PATH`` the runs follow the store. A run folder is ``RUN_NAME`` (width, λ, depths, seed
+and the start of the configuration hash), recorded in the store's ``runs.directory``.
 
 Resumption, retries, failures
 -----------------------------
@@ -104,8 +115,39 @@ Resumption, retries, failures
   the end of their current step and stop; after any other interruption, runs in flight on local
   processes are let finish (their final checkpoints make the next call complete them at once),
   and runs on a dask cluster are cancelled.
-- One coordinator per sweep at a time: two coordinators of the same sweep would both run its
-  pending cells (the store would still keep one result of each).
+- Coordinators may share a store (two terminals, two SLURM jobs on one node, a rerun started
+  while the first still runs): a cell is run only under its *lease* in the store
+  (:meth:`fullnet.store.SweepStore.claim_run`: owner id, process id, host and heartbeat time,
+  taken in one SQLite transaction), so each cell runs once. A cell another coordinator holds is
+  waited for, then counted in :attr:`SweepReport.elsewhere` when that one stored it. Leases are
+  renewed every ``lease_timeout / 6`` seconds (at most 10) by a thread of their coordinator; a
+  lease is taken over when it is stale: its heartbeat older than ``lease_timeout`` (default
+  120 s), or its coordinator ran on this host and is gone (a SIGKILLed coordinator's cells are
+  taken over at once by the next one). Failed cells are run again with ``retry_failed`` only if
+  they failed before this coordinator began.
+
+Changed configurations
+----------------------
+A sweep name stands for one base configuration. Rerunning a name that the store holds with a
+base that computes something else (``training.epochs`` 300 → 600, another learning rate, other
+data…) is refused before anything is written (:class:`SweepChangedError`; the command line
+exits with status 2 and one line naming each changed key, its old and new value, and how to
+start a new sweep name: ``--set sweep.name=NAME_2``, or another store). Keys that do not change
+a run (``description``, ``output.*``, ``training.device``, ``training.threads``) are not a change.
+The grid itself may change — add seeds, widths, λ's, remove some: cells are identified by their
+configuration hash, so the cells the new grid shares with the old are reused as they are, and
+the store records the grid as last run (:meth:`fullnet.store.SweepStore.register_grid`).
+:meth:`~fullnet.store.SweepStore.final_metrics`, and so every aggregate, counts only the runs of
+that current grid; runs of cells that left it stay in the store, apart.
+
+Exit status
+-----------
+``fullnet sweep`` prints its report as JSON (``completed``, ``failed``, ``elsewhere``: runs of this
+call; ``totals``: the grid's cells by status in the store). It exits with 0 when at least one cell
+of the grid is completed (failed cells, if any, are counted on one ``warning:`` line on stderr
+with the first error), with 1 when none is and some failed (one ``error:`` line: how many, the
+first error, where the errors are, ``--retry-failed``), with 2 on bad input or a changed
+configuration, and with 130 or 143 after SIGINT or SIGTERM.
 
 Aggregation
 -----------
@@ -122,6 +164,8 @@ import json
 import math
 import os
 import socket
+import sqlite3
+import threading
 import time
 import traceback
 from collections import deque
@@ -141,8 +185,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .config import ConfigError, RunConfig, SECTIONS, apply_overrides
-from .guards import created_ancestors, remove_created_folders
-from .store import RunRecord, RunRegistration, SweepStore, snapshot_values
+from .guards import created_ancestors, one_line, remove_created_folders
+from .store import (
+    CLAIMED,
+    HELD,
+    RUN_STATUSES,
+    LeaseHeartbeat,
+    LeaseOwner,
+    RunRecord,
+    RunRegistration,
+    SweepStore,
+    snapshot_values,
+)
 
 try:  # Python >= 3.11
     import tomllib as _toml
@@ -222,7 +276,8 @@ class SweepSpecification:
     Attributes
     ----------
     name : str
-        Folder of the runs (``base.output.directory / name``) and the sweep's name in the store.
+        The sweep's name in the store, and the folder (``base.output.directory / name``) of its
+        default store and run folders (see :func:`run_directory`).
     description : str
     base : RunConfig
         The configuration every cell starts from (its own overrides applied).
@@ -410,7 +465,9 @@ class SweepSpecification:
     # -- paths ---------------------------------------------------------------------------------
     @property
     def directory(self) -> Path:
-        """``base.output.directory / name``: the folder of the run directories (absolute)."""
+        """``base.output.directory / name`` (absolute): the folder of the default store, and of the
+        run folders unless the base leaves ``output.directory`` at its default and the store is
+        elsewhere (:func:`run_directory`)."""
         return (Path(self.base.output.directory) / self.name).resolve()
 
     @property
@@ -502,6 +559,13 @@ def configuration_hash(config: RunConfig | dict[str, Any]) -> str:
     Leaving defaults out keeps the hashes of a store valid when a later version adds a setting
     (at a default that reproduces the earlier behaviour).
     """
+    text = json.dumps(_hashed_mapping(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _hashed_mapping(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
+    """What :func:`configuration_hash` hashes: the configuration without the keys of
+    :data:`UNHASHED_KEYS` and without the keys at their default value."""
     mapping = copy.deepcopy(config.to_dict() if isinstance(config, RunConfig) else dict(config))
     for key in UNHASHED_KEYS:
         parts = key.split(".")
@@ -515,8 +579,44 @@ def configuration_hash(config: RunConfig | dict[str, Any]) -> str:
         if isinstance(values, dict) and isinstance(defaults.get(section), dict):
             for key in [key for key, value in values.items() if defaults[section].get(key, _MISSING) == value]:
                 del values[key]
-    text = json.dumps(mapping, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return mapping
+
+
+def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def base_changes(stored: dict[str, Any], specification: SweepSpecification) -> list[str]:
+    """What differs between the base configuration of a stored sweep specification
+    (:meth:`SweepSpecification.to_dict`) and ``specification``'s, in the keys that change what a
+    run computes: ``["training.epochs: 300 → 600", …]`` (a key left at its default shows the
+    default). Empty when they compute the same, or when ``stored`` holds no base."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("base"), dict):
+        return []
+    try:
+        before = _flat(_hashed_mapping(stored["base"]))
+    except (TypeError, ValueError, AttributeError):  # pragma: no cover - a hand-written specification
+        return ["base: unreadable in the store"]
+    after = _flat(_hashed_mapping(specification.base))
+    defaults = _flat(RunConfig().to_dict())
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key, defaults.get(key)), after.get(key, defaults.get(key))
+        if old != new:
+            changes.append(f"{key}: {json.dumps(old)} → {json.dumps(new)}")
+    return changes
+
+
+class SweepChangedError(ConfigError):
+    """A sweep name already in the store was run with another base configuration: running the
+    new one under the same name would mix runs that are not comparable (one-line message naming
+    what changed and how to start a new sweep)."""
 
 
 @dataclass
@@ -785,8 +885,26 @@ class InlineExecutor(Executor):
         self._shutdown = True
 
 
-def initialize_worker(threads: int = 1) -> None:
-    """Initializer of local worker processes: ``threads`` torch/BLAS threads."""
+#: Seconds between two checks, in a local worker, that its coordinator is alive.
+PARENT_CHECK_INTERVAL = 0.5
+
+
+def _exit_with_parent(parent: int, interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:  # the coordinator died: nothing will collect our results
+            os._exit(1)
+
+
+def initialize_worker(threads: int = 1, parent: int | None = None) -> None:
+    """Initializer of local worker processes: ``threads`` torch/BLAS threads, and (given the
+    coordinator's ``parent`` process id) a watcher thread that ends the worker as soon as its
+    coordinator is gone, however it died (the mechanism of :func:`ufm.executors.local_process_pool`)."""
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(int(parent), PARENT_CHECK_INTERVAL),
+                         daemon=True, name="fullnet-parent-watch").start()
+        if os.getppid() != parent:  # died while this worker started
+            os._exit(1)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)
     import torch
@@ -803,7 +921,10 @@ def available_cpus() -> int:
 
 
 def local_executor(workers: int, threads: int = 1) -> Executor:
-    """A ``ProcessPoolExecutor`` of ``workers`` spawned processes with ``threads`` threads each."""
+    """A ``ProcessPoolExecutor`` of ``workers`` spawned processes with ``threads`` threads each,
+    which exit when the calling process dies (SIGKILL, an out-of-memory kill): a killed
+    coordinator leaves no worker behind, and with its workers gone multiprocessing's resource
+    tracker ends too (nothing keeps holding the coordinator's stdout)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -811,7 +932,7 @@ def local_executor(workers: int, threads: int = 1) -> Executor:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=initialize_worker, initargs=(threads,),
+        initializer=initialize_worker, initargs=(threads, os.getpid()),
     )
 
 
@@ -919,9 +1040,18 @@ class SweepReport:
         Cells not run because the store has them completed (failed, without ``retry_failed``).
     completed, failed : list of int
         Run ids completed or failed by this call.
+    elsewhere : list of int
+        Run ids that another coordinator of the same store ran (completed or failed) while this
+        call waited for them; not run here.
     worker_losses : int
         Submissions lost with their worker (and submitted again or failed).
     seconds : float
+    run_directory : str
+        The folder of the run folders (beside the store unless ``output.directory`` is set).
+    totals : dict
+        Status → number of cells of the grid in the store when the call ended.
+    first_error : str or None
+        The first line of the error of the first failed cell of the grid.
     """
 
     name: str
@@ -931,8 +1061,29 @@ class SweepReport:
     skipped_failed: int = 0
     completed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    elsewhere: list[int] = field(default_factory=list)
     worker_losses: int = 0
     seconds: float = 0.0
+    run_directory: str = ""
+    totals: dict[str, int] = field(default_factory=dict)
+    first_error: str | None = None
+
+    @property
+    def all_failed(self) -> bool:
+        """No cell of the grid completed and at least one failed."""
+        return not self.totals.get("completed") and bool(self.totals.get("failed"))
+
+    def summary_line(self) -> str | None:
+        """One line on the failed cells (None when none failed)."""
+        failed = self.totals.get("failed", 0)
+        if not failed:
+            return None
+        what = f"all {self.cells} cells failed" if failed == self.cells else (
+            f"{failed} of {self.cells} cells failed"
+            + (", none completed" if self.all_failed else f", {self.totals.get('completed', 0)} completed"))
+        first = f" (first: {self.first_error})" if self.first_error else ""
+        return (f"sweep {self.name}: {what}{first}; errors in store {self.store}; "
+                "--retry-failed runs them again")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -956,6 +1107,22 @@ def _postfix_of(outcome: RunOutcome, name: str) -> str:
     return text
 
 
+#: Seconds without a heartbeat after which a coordinator's lease on a cell is stale.
+DEFAULT_LEASE_TIMEOUT = 120.0
+#: Seconds between two claims of a cell that another coordinator holds.
+CLAIM_POLL_INTERVAL = 1.0
+
+
+def run_directory(specification: SweepSpecification, store: str | os.PathLike) -> Path:
+    """The folder of a sweep's run folders: ``output.directory/NAME`` when the specification
+    sets ``output.directory`` (to anything but the default ``outputs/fullnet``), else the folder
+    of the store — for the default store (``output.directory/NAME/sweep.sqlite``) the two are
+    the same folder."""
+    if specification.base.output.directory != RunConfig().output.directory:
+        return specification.directory
+    return Path(store).absolute().resolve().parent
+
+
 def run_sweep(
     specification: SweepSpecification,
     store: SweepStore | str | os.PathLike | None = None,
@@ -971,21 +1138,28 @@ def run_sweep(
     progress: bool = True,
     runner: Callable[[RunTask], RunOutcome] = run_cell,
     on_result: Callable[[RunRecord], None] | None = None,
+    lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
 ) -> SweepReport:
     """Run every cell of a sweep that the store does not have completed; store the results.
+
+    Every cell is run under a lease in the store (:meth:`fullnet.store.SweepStore.claim_run`), so
+    that coordinators sharing a store run each cell once: a cell another live coordinator holds
+    is waited for (and taken over if its lease goes stale), not run again.
 
     Parameters
     ----------
     specification : SweepSpecification
     store : SweepStore or path-like, optional
         The results store (default :attr:`SweepSpecification.default_store_path`). A path is
-        opened (created if missing) and closed at the end.
+        opened (created if missing) and closed at the end. The run folders go beside it
+        (:func:`run_directory`).
     executor : Executor or callable, optional
         Where runs execute: an executor (left open; it must not break), or a zero-argument
         callable returning one (shut down at the end and replaced when it breaks). Excludes
         ``workers`` and ``scheduler``.
     workers : int, optional
-        Local worker processes (default: the available CPUs); 0 runs in this process.
+        Local worker processes (default: the available CPUs); 0 runs in this process. They exit
+        when this process dies (:func:`local_executor`).
     scheduler : str, optional
         A dask scheduler address ``tcp://HOST:PORT`` or scheduler file (:func:`dask_executor`);
         it is reached before the store is opened, so an unreachable one leaves no store behind.
@@ -997,7 +1171,8 @@ def run_sweep(
     max_retries : int
         Resubmissions of a run whose worker died, before it is recorded as failed.
     retry_failed : bool
-        Also run again the cells whose stored status is ``failed``.
+        Also run again the cells whose stored status is ``failed`` (failures recorded before
+        this call began).
     threads_per_run : int, optional
         ``training.threads`` of every run (None: the base's). Runs in this process
         (``workers=0``, a dask cluster with ``processes=False``) set this process's torch threads.
@@ -1009,6 +1184,11 @@ def run_sweep(
         must be picklable for process and cluster executors.
     on_result : callable, optional
         ``on_result(RunRecord)`` in this process after each run is stored.
+    lease_timeout : float
+        Seconds without a heartbeat after which another coordinator's lease on a cell is stale
+        and the cell is taken over (default :data:`DEFAULT_LEASE_TIMEOUT`; a lease of a
+        coordinator of this host whose process is gone is stale at once). This call renews its
+        own leases every ``lease_timeout / 6`` seconds (at most 10).
 
     Returns
     -------
@@ -1016,6 +1196,8 @@ def run_sweep(
 
     Raises
     ------
+    SweepChangedError
+        The store holds a sweep of this name with another base configuration (nothing written).
     KeyboardInterrupt
         After the sweep was interrupted and the store updated (rerun to continue).
     """
@@ -1033,7 +1215,11 @@ def run_sweep(
         raise ValueError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
     if threads_per_run is not None and (not isinstance(threads_per_run, int) or threads_per_run < 1):
         raise ValueError(f"threads_per_run must be a positive integer or None, got {threads_per_run!r}")
+    if isinstance(lease_timeout, bool) or not isinstance(lease_timeout, (int, float)) \
+            or not 0 < lease_timeout < math.inf:
+        raise ValueError(f"lease_timeout must be a positive number of seconds, got {lease_timeout!r}")
     started = time.perf_counter()
+    started_at = time.time()
     cells = expand_grid(specification)
 
     client = None
@@ -1058,23 +1244,41 @@ def run_sweep(
         raise
     factory: Callable[[], Executor] | None = None
     inline = False
-    report = SweepReport(name=specification.name, store=str(sweep_store.path), cells=len(cells))
+    root = run_directory(specification, sweep_store.path)
+    report = SweepReport(name=specification.name, store=str(sweep_store.path), cells=len(cells),
+                         run_directory=str(root))
     in_flight: dict[Future, tuple[RunTask, int]] = {}
+    owner = LeaseOwner.new()
+    heartbeat: LeaseHeartbeat | None = None
+    identifiers: dict[str, int] = {}
     bar = None
     try:
         # -- register -----------------------------------------------------------------------
         registrations, configs = [], {}
         for cell in cells:
             mapping = cell.config.to_dict()
+            mapping["output"]["directory"] = str(root)
             if threads_per_run is not None:
                 mapping["training"]["threads"] = threads_per_run
             configs[cell.config_hash] = mapping
             registrations.append(RunRegistration(
                 config_hash=cell.config_hash, name=cell.name, config=mapping,
-                coordinates=cell.coordinates, directory=str(cell.directory),
+                coordinates=cell.coordinates, directory=str(root / cell.name),
             ))
-        sweep_store.register_sweep(specification.name, specification.to_dict())
-        identifiers = sweep_store.register_runs(specification.name, registrations)
+
+        def same_base(stored: dict[str, Any]) -> None:
+            changes = base_changes(stored, specification)
+            if changes:
+                shown = "; ".join(changes[:4]) + (f"; and {len(changes) - 4} more" if len(changes) > 4 else "")
+                raise SweepChangedError(
+                    f"sweep {specification.name!r} in store {sweep_store.path} was run with another "
+                    f"configuration ({shown}); its runs and these would mix: start a new sweep "
+                    f"name (sweep.name, e.g. --set sweep.name={specification.name}_2) or use "
+                    "another store"
+                )
+
+        identifiers = sweep_store.register_grid(specification.name, specification.to_dict(),
+                                                registrations, check=same_base)
         registered = True
         statuses = {record.run_id: record.status for record in sweep_store.runs(specification.name)}
 
@@ -1112,16 +1316,19 @@ def run_sweep(
                 report.skipped_failed += 1
             else:
                 queue.append(RunTask(run_id=run_id, name=cell.name, config=configs[cell.config_hash],
-                                     directory=str(cell.directory), progress=progress and inline))
+                                     directory=str(root / cell.name), progress=progress and inline))
         if not queue:
-            report.seconds = time.perf_counter() - started
             return report
+        heartbeat = LeaseHeartbeat(sweep_store.path, owner, min(10.0, lease_timeout / 6)).start()
         if current is None and factory is not None:
             current = factory()
         assert current is not None
         generation = 0
         losses: dict[int, int] = {}
         loss_errors = _worker_loss_errors()
+        held: set[int] = set()  # runs whose lease this call holds
+        waiting: dict[int, RunTask] = {}  # runs another coordinator holds
+        next_claim = 0.0
         bar = tqdm(total=len(cells), initial=report.skipped_completed + report.skipped_failed,
                    disable=not progress, desc=f"sweep {specification.name}", unit="run",
                    dynamic_ncols=True, position=0)
@@ -1138,10 +1345,29 @@ def run_sweep(
             current = factory()
             generation += 1
 
-        while queue or in_flight:
+        while queue or in_flight or waiting:
+            if waiting and not queue and time.monotonic() >= next_claim:
+                queue.extend(waiting.values())  # claim again: done elsewhere, or stale by now
+                waiting.clear()
+                next_claim = time.monotonic() + CLAIM_POLL_INTERVAL
             while queue and (limit is None or len(in_flight) < limit):
                 task = queue.popleft()
-                sweep_store.mark_submitted(task.run_id)
+                if task.run_id in held:  # submitted again after a lost worker
+                    sweep_store.mark_submitted(task.run_id)
+                else:
+                    claim = sweep_store.claim_run(
+                        task.run_id, owner, timeout=lease_timeout,
+                        retry_failed_before=started_at if retry_failed else None)
+                    if claim == HELD:
+                        waiting[task.run_id] = task
+                        continue
+                    if claim != CLAIMED:  # completed or failed under another coordinator
+                        report.elsewhere.append(task.run_id)
+                        postfix["elsewhere"] = len(report.elsewhere)
+                        bar.set_postfix(postfix, refresh=False)
+                        bar.update(1)
+                        continue
+                    held.add(task.run_id)
                 try:
                     future = current.submit(runner, task)
                 except BrokenExecutor:
@@ -1149,6 +1375,10 @@ def run_sweep(
                     replace_executor()
                     continue
                 in_flight[future] = (task, generation)
+            if not in_flight:
+                if waiting:
+                    time.sleep(max(0.0, min(CLAIM_POLL_INTERVAL, next_claim - time.monotonic())))
+                continue
             done, _ = wait(list(in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
             for future in [item for item in in_flight if item in done]:
                 task, task_generation = in_flight[future]
@@ -1165,6 +1395,7 @@ def run_sweep(
                             f"WorkerLost: the worker running this run died {losses[task.run_id]} "
                             f"times (last: {type(error).__name__}: {error})",
                         )
+                        held.discard(task.run_id)
                         report.failed.append(task.run_id)
                     if isinstance(error, BrokenExecutor) and task_generation == generation:
                         replace_executor()
@@ -1198,6 +1429,7 @@ def run_sweep(
                         worker=outcome.worker or None,
                     )
                     report.failed.append(task.run_id)
+                held.discard(task.run_id)
                 del in_flight[future]
                 postfix.update(done=len(report.completed), failed=len(report.failed),
                                last=_postfix_of(outcome, task.name))
@@ -1205,28 +1437,56 @@ def run_sweep(
                 bar.update(1)
                 if on_result is not None:
                     on_result(sweep_store.run(task.run_id))
-        report.seconds = time.perf_counter() - started
         return report
     except BaseException:
-        if in_flight:
-            for future in in_flight:
-                future.cancel()
-            sweep_store.mark_pending(task.run_id for task, _ in in_flight.values())
+        for future in in_flight:
+            future.cancel()
         if current is not None and (factory is not None or client is not None):
+            # runs in flight on local processes finish first; their leases (kept fresh by the
+            # heartbeat meanwhile) keep other coordinators from starting them a second time
             _shutdown(current, wait_for_runs=client is None)
             current = None
+        if in_flight:
+            sweep_store.mark_pending((task.run_id for task, _ in in_flight.values()), owner)
         raise
     finally:
         if bar is not None:
             bar.close()
+        if heartbeat is not None:
+            heartbeat.stop()
         if current is not None and (factory is not None or client is not None):
             _shutdown(current, wait_for_runs=True)
         if client is not None:
             client.close()
+        if registered:
+            try:
+                sweep_store.release_leases(owner)  # runs given back to pending
+                _finish_report(report, sweep_store, set(identifiers.values()))
+            except sqlite3.Error:  # pragma: no cover - the store became unwritable
+                pass
+        report.seconds = time.perf_counter() - started
         if owned_store:
+            discard = new_store and not registered and _holds_no_sweep(sweep_store)
             sweep_store.close()
-            if new_store and not registered:
+            if discard:
                 _discard_store(Path(store), created)
+
+
+def _finish_report(report: SweepReport, store: SweepStore, run_ids: set[int]) -> None:
+    """The grid's status totals and first error, from the store."""
+    records = [record for record in store.runs(report.name) if record.run_id in run_ids]
+    report.totals = {status: sum(record.status == status for record in records) for status in RUN_STATUSES}
+    failed = [record for record in records if record.status == "failed" and record.error]
+    report.first_error = one_line(failed[0].error.strip().splitlines()[0])[:200] if failed else None
+
+
+def _holds_no_sweep(store: SweepStore) -> bool:
+    """True when the store has no sweep (another coordinator may have registered one since this
+    call created the file: then the file is not removed)."""
+    try:
+        return not store.sweep_names()
+    except sqlite3.Error:  # pragma: no cover
+        return True
 
 
 def _discard_store(path: Path, created: list[Path]) -> None:
@@ -1476,7 +1736,9 @@ def add_sweep_command(commands: Any) -> Any:
                         help=f"seconds to wait for the scheduler (default {DEFAULT_CONNECT_TIMEOUT:g})")
     parser.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: available CPUs; 0: in this process)")
-    parser.add_argument("--store", default=None, help="SQLite store (default output.directory/NAME/sweep.sqlite)")
+    parser.add_argument("--store", default=None,
+                        help="SQLite store (default output.directory/NAME/sweep.sqlite); the run folders "
+                             "go beside it unless output.directory is set")
     parser.add_argument("--max-retries", type=int, default=2,
                         help="resubmissions of a run whose worker died (default 2)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed cells again")
@@ -1489,9 +1751,13 @@ def add_sweep_command(commands: Any) -> Any:
 
 
 def sweep_command(arguments: Any) -> int:
-    """Handler of ``python -m fullnet sweep``; prints the report as JSON. Exit status 0 when the
-    sweep ran to its end (failed runs are in the report and the store), 2 on bad input (one
-    line naming the argument; nothing written), 128 + the signal after SIGINT or SIGTERM."""
+    """Handler of ``python -m fullnet sweep``; prints the report as JSON.
+
+    Exit status 0 when the sweep ran to its end with at least one cell completed (failed cells
+    are in the report and the store, and one line on stderr counts them), 1 when no cell of the
+    grid completed and some failed (one line on stderr: how many, the first error), 2 on bad
+    input (one line naming the argument; nothing written) or a sweep name already run with
+    another configuration, 128 + the signal after SIGINT or SIGTERM."""
     import signal
     import sqlite3
     import sys
@@ -1517,12 +1783,14 @@ def sweep_command(arguments: Any) -> int:
         raise CommandError("--scheduler", "give --workers or --scheduler, not both")
     if arguments.scheduler is not None and not arguments.scheduler.strip():
         raise CommandError("--scheduler", "expected an address like tcp://HOST:PORT, got an empty string")
-    with argument_errors("output.directory"):
-        check_output_directory(specification.directory, "sweep folder")
     if arguments.store is not None and not arguments.store.strip():
         raise CommandError("--store", "expected an SQLite file, got an empty path")
     store_argument = "--store" if arguments.store is not None else "output.directory"
     store_path = Path(arguments.store) if arguments.store is not None else specification.default_store_path
+    runs = run_directory(specification, store_path)
+    if runs == specification.directory:
+        with argument_errors("output.directory"):
+            check_output_directory(runs, "sweep folder")
     with argument_errors(store_argument):
         if store_path.is_dir():
             raise IsADirectoryError(f"store {store_path} is a folder, expected an SQLite file")
@@ -1541,6 +1809,8 @@ def sweep_command(arguments: Any) -> int:
         return 128 + signum
     except SchedulerError as error:
         raise CommandError("--scheduler", describe_error(error)) from None
+    except SweepChangedError as error:
+        raise CommandError("--config", describe_error(error)) from None
     except (StoreError, sqlite3.Error, OSError) as error:
         message = describe_error(error)
         if str(store_path) not in message:
@@ -1548,11 +1818,20 @@ def sweep_command(arguments: Any) -> int:
         raise CommandError(store_argument, message) from None
     summary = report.to_dict()
     summary["completed"], summary["failed"] = len(report.completed), len(report.failed)
-    print(json.dumps(summary))
+    summary["elsewhere"] = len(report.elsewhere)
+    print(json.dumps(summary), flush=True)
+    line = report.summary_line()
+    if report.all_failed:
+        print(f"error: {line}", file=sys.stderr)
+        return 1
+    if line is not None:
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
 __all__ = [
+    "CLAIM_POLL_INTERVAL",
+    "DEFAULT_LEASE_TIMEOUT",
     "DEFAULT_SEED_KEYS",
     "InlineExecutor",
     "RunOutcome",
@@ -1561,12 +1840,14 @@ __all__ = [
     "SweepCell",
     "SweepGrid",
     "SweepLine",
+    "SweepChangedError",
     "SweepReport",
     "SweepSpecification",
     "add_sweep_command",
     "aggregate_grid",
     "aggregate_lines",
     "available_cpus",
+    "base_changes",
     "configuration_hash",
     "dask_executor",
     "expand_grid",
@@ -1574,6 +1855,7 @@ __all__ = [
     "load_sweep",
     "local_executor",
     "run_cell",
+    "run_directory",
     "run_sweep",
     "split_overrides",
     "sweep_command",

@@ -389,10 +389,10 @@ def test_sweep_on_a_full_disk_leaves_no_store(sweep_inputs, capsys, monkeypatch)
 
     root, good = sweep_inputs
 
-    def full(self, name, specification):
+    def full(self, name, specification, runs, **keywords):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(SweepStore, "register_sweep", full)
+    monkeypatch.setattr(SweepStore, "register_grid", full)
     _assert_refused(capsys, ["sweep", "--config", str(good), "--workers", "0", "--no-progress"],
                     "output.directory", "disk is full", root)
 

@@ -8,6 +8,7 @@ import pytest
 
 from fullnet.store import (
     STORE_FORMAT,
+    STORE_VERSION,
     RunRegistration,
     StoreError,
     SweepStore,
@@ -47,9 +48,9 @@ def test_schema_wal_mode_and_unique_constraints(tmp_path):
         assert store.journal_mode() == "wal"
     connection = sqlite3.connect(path)
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"store_info", "sweeps", "runs", "metrics"} <= tables
+    assert {"store_info", "sweeps", "runs", "metrics", "grid_cells", "leases"} <= tables
     info = dict(connection.execute("SELECT key, value FROM store_info"))
-    assert info == {"format": STORE_FORMAT, "version": "1"}
+    assert info == {"format": STORE_FORMAT, "version": str(STORE_VERSION)} and STORE_VERSION == 2
     columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
     assert {"config", "config_hash", "status", "attempts", "error", "started", "finished",
             "wall_seconds", "weight_decay", "width", "seed"} <= columns
@@ -166,3 +167,25 @@ def test_a_file_that_is_not_a_sweep_store_is_refused(tmp_path):
         SweepStore(tmp_path / "missing.sqlite", create=False)
     with pytest.raises(StoreError, match="is not a file"):
         SweepStore(tmp_path)
+
+
+def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with SweepStore(path) as store:
+        store.register_sweep("grid", {})
+        ids = store.register_runs("grid", [_registration(0), _registration(1, width=16)])
+    connection = sqlite3.connect(path)  # as version 1 wrote it: no grid_cells, no leases
+    connection.executescript("DROP TABLE grid_cells; DROP TABLE leases; "
+                             "UPDATE store_info SET value = '1' WHERE key = 'version';")
+    connection.close()
+    with SweepStore(path) as store:
+        assert store.counts("grid") == {"pending": 2, "running": 0, "completed": 0, "failed": 0}
+        assert store.grid_hashes("grid") is None and store.leases() == []
+        assert store.register_runs("grid", [_registration(0)]) == {"hash0": ids["hash0"]}
+    connection = sqlite3.connect(path)
+    assert dict(connection.execute("SELECT key, value FROM store_info"))["version"] == "2"
+    connection.execute("UPDATE store_info SET value = '7' WHERE key = 'version'")
+    connection.commit()
+    connection.close()
+    with pytest.raises(StoreError, match="has version 7; this package reads versions 1, 2"):
+        SweepStore(path)
