@@ -324,6 +324,8 @@ def output_path(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         fmt = fmt or "png"
         return Path(run_dir) / f"{DEFAULT_PLOT_NAME}.{fmt}", fmt
     path = Path(out)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, expected a file name for the figure")
     suffix = path.suffix.lower().lstrip(".")
     if fmt is None:
         if suffix not in PLOT_FORMATS:
@@ -349,7 +351,7 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *
 
     path, fmt = output_path(run_dir, out, fmt)
     history = load_run_history(run_dir)
-    if path.is_dir():
+    if path.is_dir():  # the default name, taken by a folder
         raise IsADirectoryError(f"{path} is a folder, expected a file name for the figure")
     check_output_directory(path.parent, "output folder")
     figure = figure_of_history(history, metrics)

@@ -1448,7 +1448,7 @@ def train(
         if training.epochs != previous:
             if training.epochs < done:
                 raise ConfigError(
-                    f"training.epochs = {training.epochs} is fewer than the {done} epochs the run in "
+                    f"training.epochs: {training.epochs} is fewer than the {done} epochs the run in "
                     f"{directory} has completed; to continue it, set training.epochs >= {done}"
                 )
             continuation = continuation_record(done, previous, training)
