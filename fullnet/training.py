@@ -326,10 +326,10 @@ class TensorBoardWriter:
     def __init__(self, log_dir: str | os.PathLike, *, purge_step: int | None = None) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
+        except ImportError as error:
             raise ConfigError(
-                "output.tensorboard = true needs the tensorboard package, which is not installed: "
-                "pip install 'ufm-sandbox[tensorboard]'"
+                f"output.tensorboard = true needs the tensorboard package, which cannot be imported "
+                f"({' '.join(str(error).split())}): pip install 'ufm-sandbox[tensorboard]'"
             ) from None
         self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
