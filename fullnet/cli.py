@@ -1,4 +1,4 @@
-"""Command line of :mod:`fullnet`: ``fullnet train|compare|sweep|configs|download|datasets``
+"""Command line of :mod:`fullnet`: ``fullnet train|compare|plot|sweep|configs|download|datasets``
 (also ``python -m fullnet ...``).
 
 ``train --config NAME|PATH [--set section.key=value ...] [--resume]`` runs one training (a
@@ -6,7 +6,9 @@ packaged configuration by name, e.g. ``jacot_mlp_mnist_quick``, or a TOML/JSON f
 writes config.json, checkpoint.pt, history.json, history.csv, final_metrics.json and result.json
 under ``output.directory/name`` (or ``--output-dir``). Ctrl-C (SIGINT) or SIGTERM saves a
 checkpoint at the end of the current step and exits with status 130 or 143; ``--resume``
-continues bit-identically.
+continues bit-identically. While it runs, history.jsonl (one line per snapshot) and train.log
+grow; ``--resume --set training.epochs=N`` continues a finished run to N epochs (the
+learning-rate schedule is recomputed for N; see :func:`fullnet.training.train`).
 
 ``compare RUN_DIR [--json]`` builds the ``ufm`` models that match the trained network (the linear
 head on fixed features, and the deep unconstrained-features view when the run penalizes
@@ -20,6 +22,10 @@ coordinators sharing a store run each cell once; a sweep name rerun with another
 configuration is refused (status 2); a sweep whose cells all failed exits with status 1.
 
 ``configs [NAME]`` lists the packaged configurations (``fullnet/configs/``), or prints one.
+
+``plot RUN_DIR [--out FILE] [--format png|pdf|svg] [--metrics ID,...|all]`` draws the loss parts
+and per-layer collapse metrics against the epoch from the run's history.jsonl (appended at every
+snapshot, so a running or killed run can be plotted) or history.json (:mod:`fullnet.plot`).
 
 ``download mnist|fashion-mnist|cifar10 --data-root DIR`` fetches the official files and verifies
 their checksums. ``datasets`` says where each data set is found.
@@ -113,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print this configuration's file")
     configs.add_argument("--path", action="store_true", help="print file paths instead of names")
     configs.set_defaults(handler=_configs)
+
+    from .plot import add_plot_command  # ``plot``: training curves of a run directory
+
+    add_plot_command(commands)
 
     datasets = commands.add_parser("datasets", help="say where each data set is found")
     datasets.add_argument("--data-root", default=None)

@@ -258,12 +258,17 @@ class OutputConfig:
         is also checkpointed at the end, at ``--stop-at-epoch`` and on SIGINT or SIGTERM.
     progress : bool
         Show a tqdm progress bar.
+    tensorboard : bool
+        Also write every snapshot as TensorBoard scalars under ``directory/name/tensorboard``
+        (needs the ``tensorboard`` package: ``pip install 'ufm-sandbox[tensorboard]'``). The run
+        always writes ``history.jsonl`` (one line per snapshot, as it is taken) and ``train.log``.
     """
 
     directory: str = "outputs/fullnet"
     checkpoint_every: int = 0
     checkpoint_minutes: float = 5.0
     progress: bool = True
+    tensorboard: bool = False
 
 
 @dataclass
@@ -663,7 +668,23 @@ def validate_config(config: RunConfig) -> RunConfig:
     _positive(output.checkpoint_minutes, "output.checkpoint_minutes", allow_zero=True)
     if not output.directory:
         raise ConfigError("output.directory must not be empty")
+    if output.tensorboard and not tensorboard_available():
+        raise ConfigError(
+            "output.tensorboard = true needs the tensorboard package, which is not installed: "
+            "pip install 'ufm-sandbox[tensorboard]' (or set output.tensorboard = false)"
+        )
     return config
+
+
+def tensorboard_available() -> bool:
+    """True when the ``tensorboard`` package (which ``torch.utils.tensorboard`` needs) is
+    installed; nothing is imported."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorboard") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 __all__ = [
@@ -682,5 +703,6 @@ __all__ = [
     "packaged_config",
     "resolve_config_path",
     "read_mapping",
+    "tensorboard_available",
     "validate_config",
 ]

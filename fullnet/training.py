@@ -21,6 +21,15 @@ the parameter groups and they are recorded with the results.
   optimizer state).
 - :func:`train` checks everything it can (configuration, output folder, checkpoint, device,
   memory, data) before it creates the run folder (:mod:`fullnet.guards`).
+- A run can be watched while it goes on: every snapshot is appended to ``history.jsonl`` as it is
+  taken (flushed and fsynced; :func:`read_history_journal` ignores a line torn by a kill), a plain
+  ``train.log`` records the start, the configuration, each snapshot, checkpoints, interrupts and
+  the end, ``on_snapshot`` callbacks feed other loggers, ``output.tensorboard`` writes TensorBoard
+  scalars (:class:`TensorBoardWriter`), and ``python -m fullnet plot RUN_DIR`` draws the curves
+  (:mod:`fullnet.plot`).
+- A finished (or stopped) run continues for longer when resumed with a larger
+  ``training.epochs``; the learning-rate schedule is then recomputed for the new total
+  (:func:`train`, :func:`continuation_record`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -47,6 +57,7 @@ from ufm.conventions import lambdas_from_torch_optimizer
 from .architectures import PyramidalMLP, ResNet20
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainingConfig
 from .guards import (
+    RUN_FILES,
     Interrupted,
     RunLock,
     check_memory,
@@ -54,6 +65,7 @@ from .guards import (
     created_ancestors,
     remove_created_folders,
     remove_stale_temporaries,
+    signal_name,
 )
 from .data import (
     TensorData,
@@ -183,6 +195,155 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 # --------------------------------------------------------------------------------------------
+# Live files of a run: the history journal, the log, TensorBoard
+# --------------------------------------------------------------------------------------------
+
+#: One JSON object per snapshot (:meth:`fullnet.observe.Snapshot.to_dict`), appended as it is taken.
+HISTORY_JOURNAL_NAME = "history.jsonl"
+#: Plain-text log of a run, appended.
+LOG_NAME = "train.log"
+#: Folder of the TensorBoard event files (``output.tensorboard = true``).
+TENSORBOARD_NAME = "tensorboard"
+#: Files a run writes besides :data:`fullnet.guards.RUN_FILES`.
+LIVE_FILES = (HISTORY_JOURNAL_NAME, LOG_NAME)
+
+_JOURNAL_TEMPORARY = re.compile(r"^\." + re.escape(HISTORY_JOURNAL_NAME) + r"\.[A-Za-z0-9_]+\.tmp$")
+
+
+def append_history_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Append ``row`` as one line of JSON to the history journal at ``path``, then flush and
+    fsync: once this returns, the row survives any kill of the process (SIGKILL, the OOM killer,
+    a lost node). A kill during the write leaves at most a torn last line, which
+    :func:`read_history_journal` ignores."""
+    line = json.dumps(row) + "\n"
+    with open(path, "a", encoding="utf-8") as journal:
+        journal.write(line)
+        journal.flush()
+        os.fsync(journal.fileno())
+
+
+def write_history_journal(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+    """Replace the history journal at ``path`` by ``rows`` atomically (a fresh run: no rows; a
+    resumed run: the rows of its checkpoint)."""
+    return atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def read_history_journal(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a history journal (:data:`HISTORY_JOURNAL_NAME`) in the order written.
+
+    A last line that is not complete JSON — a write cut short by a kill — is ignored. A damaged
+    line before the last raises ValueError naming the file and the line.
+    """
+    path = Path(path)
+    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
+    last = max((index for index, line in enumerate(lines) if line.strip()), default=-1)
+    rows: list[dict[str, Any]] = []
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if index == last:
+                break  # torn by a kill
+            raise ValueError(
+                f"{path}: line {index + 1} is not JSON; the history journal is damaged"
+            ) from None
+        if not isinstance(row, dict) or "epoch" not in row:
+            raise ValueError(f"{path}: line {index + 1} is not a snapshot (a JSON object with an epoch)")
+        rows.append(row)
+    return rows
+
+
+class RunLog:
+    """``train.log``: lines ``YYYY-MM-DD HH:MM:SS  message``, appended and line-buffered, so that
+    ``tail -f`` follows a run and a killed run keeps every line written before the kill.
+
+    Call it with a message (several lines are stamped one by one). A failed write (a full disk)
+    closes the log rather than stopping the training; the checkpoint and the history report such
+    failures themselves.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._file: io.TextIOBase | None = open(self.path, "a", buffering=1, encoding="utf-8")
+
+    def __call__(self, message: str) -> None:
+        if self._file is None:
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            for line in str(message).splitlines() or [""]:
+                self._file.write(f"{stamp}  {line}\n")
+        except (OSError, ValueError):
+            self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+
+def tensorboard_scalars(snapshot: Snapshot) -> dict[str, float]:
+    """The finite numbers of a snapshot as TensorBoard tags: ``loss/objective``,
+    ``loss/layer_penalty_2``, ``accuracy/train``, ``schedule/learning_rate``, ``totals/BAL.scalar``,
+    and per layer ``NC1.tr_unc/layer3`` (features entering W_3) or ``NEG/layer2_pre`` (the
+    pre-activation), so that TensorBoard groups one metric's layers in one section."""
+    scalars: dict[str, Any] = {"schedule/learning_rate": snapshot.learning_rate,
+                               "accuracy/train": snapshot.accuracy,
+                               "accuracy/test": snapshot.test_accuracy}
+    terms = snapshot.terms
+    for name in ("objective", "data_term", "fit_error", "backbone_penalty", "feature_penalty",
+                 "one_dimensional_penalty"):
+        scalars[f"loss/{name}"] = getattr(terms, name)
+    for index, value in enumerate(terms.layer_penalties, start=1):
+        scalars[f"loss/layer_penalty_{index}"] = value
+    for key, value in snapshot.totals.items():
+        scalars[f"totals/{key}"] = value
+    for layer in snapshot.layers:
+        for key, value in layer.metrics.items():
+            scalars[f"{key}/layer{layer.layer}"] = value
+        for key, value in (layer.pre_metrics or {}).items():
+            scalars[f"{key}/layer{layer.layer}_pre"] = value
+    return {
+        tag: float(value) for tag, value in scalars.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
+class TensorBoardWriter:
+    """Writes every snapshot given to it (``writer(snapshot)``) as TensorBoard scalars
+    (:func:`tensorboard_scalars`, step = epoch) under ``log_dir``, flushed at once.
+
+    ``torch.utils.tensorboard`` (which needs the ``tensorboard`` package) is imported here, not
+    with this module. ``purge_step``: a resumed run hides the events of epochs from there on that
+    a killed session wrote after its last checkpoint.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, *, purge_step: int | None = None) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ConfigError(
+                f"output.tensorboard = true needs the tensorboard package, which cannot be imported "
+                f"({' '.join(str(error).split())}): pip install 'ufm-sandbox[tensorboard]'"
+            ) from None
+        self.log_dir = Path(log_dir)
+        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        for tag, value in tensorboard_scalars(snapshot).items():
+            self.writer.add_scalar(tag, value, global_step=snapshot.epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
 
@@ -207,6 +368,12 @@ class TrainingResult:
         Training time of this session (excluding earlier sessions of a resumed run).
     device : str
     checkpoint : str or None
+    schedule : dict
+        The learning-rate schedule in force: epochs, η, the drop epoch (None without a drop)
+        and factor.
+    continuations : list of dict
+        One entry per resumption that changed ``training.epochs`` (from which epoch, the old and
+        the new target, the drop epoch before and after, and a note on what that did to η).
     """
 
     status: str
@@ -220,6 +387,8 @@ class TrainingResult:
     checkpoint: str | None = None
     model: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=dict)
+    continuations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -234,6 +403,8 @@ class TrainingResult:
             "checkpoint": self.checkpoint,
             "model": self.model,
             "data": self.data,
+            "schedule": self.schedule,
+            "continuations": self.continuations,
         }
 
     def history_rows(self) -> list[dict[str, Any]]:
@@ -425,6 +596,12 @@ class Trainer:
         Plain values stored in every checkpoint (e.g. the run configuration).
     on_step : callable, optional
         Called as ``on_step(trainer)`` after every optimizer step (tests, custom logging).
+    on_snapshot : callable, optional
+        Called as ``on_snapshot(snapshot)`` once per snapshot recorded in :attr:`history`, right
+        after it is taken (loggers: a history journal, TensorBoard, Weights & Biases…).
+    log : callable, optional
+        Called with one-line messages on checkpoints and learning-rate changes (e.g. a
+        :class:`RunLog`).
     """
 
     def __init__(
@@ -454,6 +631,8 @@ class Trainer:
         progress: bool = False,
         extra_state: dict[str, Any] | None = None,
         on_step: Callable[["Trainer"], None] | None = None,
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if not isinstance(data, TensorData):
             raise TypeError(f"data must be a TensorData, got {type(data).__name__}")
@@ -518,6 +697,9 @@ class Trainer:
         self.progress = progress
         self.extra_state = dict(extra_state or {})
         self.on_step = on_step
+        self.on_snapshot = on_snapshot
+        self.log = log
+        self._rate_in_force: float | None = None
         groups = parameter_groups(model, regularization, self.learning_rate)
         self.optimizer = WeightDecayGradientDescent(groups, momentum=momentum)
         self.generator = torch.Generator().manual_seed(int(seed))
@@ -563,16 +745,27 @@ class Trainer:
             "regularization": self.regularization.to_dict(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict` (e.g. a checkpoint); settings must agree."""
+    def load_state_dict(self, state: dict[str, Any], *, epochs_may_change: bool = False) -> None:
+        """Restore a state from :meth:`state_dict` (e.g. a checkpoint); settings must agree.
+
+        ``epochs_may_change``: the target number of epochs may differ from the saved one (a run
+        continued for longer, or given a nearer end), as long as it is not below the epochs
+        already completed; the learning-rate schedule then follows the new target
+        (:func:`learning_rate_at` of ``epochs``).
+        """
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"state is not a {CHECKPOINT_FORMAT} checkpoint")
         saved = state["settings"]
         current = self._settings()
-        different = sorted(key for key in current if saved.get(key) != current[key])
+        ignored = {"epochs"} if epochs_may_change else set()
+        different = sorted(key for key in current if key not in ignored and saved.get(key) != current[key])
         if different:
             detail = ", ".join(f"{key}: saved {saved.get(key)!r} vs now {current[key]!r}" for key in different)
             raise ValueError(f"checkpoint does not match this trainer ({detail})")
+        if int(state["epoch"]) > self.epochs:
+            raise ValueError(
+                f"the checkpoint has completed {int(state['epoch'])} epochs, more than epochs = {self.epochs}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
@@ -594,6 +787,9 @@ class Trainer:
         saved = atomic_torch_save(self.state_dict(), target)
         if path is None:
             self._last_save = time.monotonic()
+        if self.log is not None:
+            where = f", mid-epoch at batch {self.batch_position}" if self.batch_position else ""
+            self.log(f"checkpoint: epoch {self.epoch}, step {self.step}{where} -> {saved}")
         return saved
 
     def checkpoint_due(self) -> bool:
@@ -614,6 +810,18 @@ class Trainer:
     def current_learning_rate(self) -> float:
         return learning_rate_at(self.epoch, self.learning_rate, self.epochs,
                                 self.lr_drop_fraction, self.lr_drop_factor)
+
+    def schedule(self) -> dict[str, Any]:
+        """The learning-rate schedule for the current target ``epochs``: η, and η·factor from
+        ``lr_drop_epoch`` on (None: no drop)."""
+        drop = None if self.lr_drop_fraction >= 1.0 else drop_epoch(self.epochs, self.lr_drop_fraction)
+        return {
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "lr_drop_fraction": self.lr_drop_fraction,
+            "lr_drop_factor": self.lr_drop_factor,
+            "lr_drop_epoch": drop,
+        }
 
     def _batch_objective(self, indices: torch.Tensor | None, weight: float) -> torch.Tensor:
         """weight·[(1/(2B))‖F_ℬ − Y_ℬ‖² + (λ_H/2)(N/B)‖H_ℬ‖²] with gradients (no weight penalty)."""
@@ -661,6 +869,10 @@ class Trainer:
         """Continue the current epoch; return early (mid-epoch for SGD) after a signal or when a
         checkpoint by wall time is due."""
         rate = self.current_learning_rate()
+        if rate != self._rate_in_force:
+            if self.log is not None:
+                self.log(f"learning rate: η = {rate:.6g} from epoch {self.epoch}")
+            self._rate_in_force = rate
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         count = self.data.num_samples
@@ -754,6 +966,8 @@ class Trainer:
                         snapshot = self.snapshot()
                         self.history.append(snapshot)
                         recorded.add(self.epoch)
+                        if self.on_snapshot is not None:
+                            self.on_snapshot(snapshot)
                         postfix["loss"] = f"{snapshot.terms.objective:.4g}"
                         if snapshot.last_nc1 is not None:
                             postfix["nc1"] = f"{snapshot.last_nc1:.3g}"
@@ -805,6 +1019,8 @@ class Trainer:
             checkpoint=None if self.checkpoint_path is None else str(self.checkpoint_path),
             model=self.model.describe() if hasattr(self.model, "describe") else {},
             data=self.data.describe(),
+            schedule=self.schedule(),
+            continuations=list(self.extra_state.get("continuations", [])),
         )
 
 
@@ -992,6 +1208,130 @@ def write_results(directory: Path, config: RunConfig, result: TrainingResult) ->
     return paths
 
 
+def continuation_record(done: int, previous_epochs: int, training: TrainingConfig) -> dict[str, Any]:
+    """What resuming at epoch ``done`` with ``training.epochs`` instead of ``previous_epochs``
+    does to the learning-rate schedule.
+
+    The schedule is recomputed for the new total: η up to ⌊fraction·epochs⌋, η·factor from there
+    on (:func:`learning_rate_at`). A run continued for longer after its drop therefore runs at the
+    undropped η again until the new drop epoch; the ``note`` says so, and the record goes to the
+    run's log, checkpoint and ``result.json`` (``continuations``).
+    """
+    fraction, factor, rate = training.lr_drop_fraction, training.lr_drop_factor, training.learning_rate
+    epochs = training.epochs
+
+    def drop(total: int) -> int | None:
+        return None if fraction >= 1.0 else drop_epoch(total, fraction)
+
+    before, after = drop(previous_epochs), drop(epochs)
+    if after is None:
+        note = f"no drop: η = {rate:g} for every epoch"
+    elif done >= after:
+        note = f"η stays at η·{factor:g} = {rate * factor:g} for epochs {done}..{epochs - 1}"
+    elif before is not None and done >= before:
+        note = (f"epochs {done}..{after - 1} run at the undropped η = {rate:g} again (the first "
+                f"{previous_epochs} epochs dropped it at epoch {before}); η·{factor:g} from epoch {after}")
+    else:
+        note = f"η = {rate:g} up to epoch {after - 1}, η·{factor:g} from epoch {after} (was {before})"
+    return {
+        "from_epoch": int(done),
+        "previous_epochs": int(previous_epochs),
+        "epochs": int(epochs),
+        "previous_lr_drop_epoch": before,
+        "lr_drop_epoch": after,
+        "schedule": "recomputed for the new number of epochs",
+        "note": note,
+    }
+
+
+def _describe_snapshot(snapshot: Snapshot) -> str:
+    """One log line: Φ and its parts, accuracy, η, and a few collapse metrics."""
+    terms = snapshot.terms
+    parts = [
+        f"snapshot: epoch {snapshot.epoch}, step {snapshot.step}",
+        f"Φ = {terms.objective:.6g} (data {terms.data_term:.4g}, weights {sum(terms.layer_penalties):.4g}"
+        + (f", features {terms.feature_penalty:.4g}" if terms.feature_penalty else "")
+        + (f", backbone {terms.backbone_penalty:.4g}" if terms.backbone_penalty else "") + ")",
+        f"accuracy {snapshot.accuracy:.4f}"
+        + ("" if snapshot.test_accuracy is None else f" (test {snapshot.test_accuracy:.4f})"),
+        f"η = {snapshot.learning_rate:.4g}",
+    ]
+    if snapshot.layers:
+        last = snapshot.layers[-1]
+        for key in ("NC1.tr_unc", "NC2.etf", "NC3.dual"):
+            value = last.metrics.get(key)
+            if isinstance(value, (int, float)):
+                parts.append(f"{key}[L{last.layer}] = {value:.4g}")
+        negativity = [layer.pre_metrics.get("NEG") for layer in snapshot.layers if layer.pre_metrics]
+        negativity = [value for value in negativity if isinstance(value, (int, float))]
+        if negativity:
+            parts.append(f"NEG max = {max(negativity):.4g}")
+    balance = snapshot.totals.get("BAL.scalar")
+    if isinstance(balance, (int, float)):
+        parts.append(f"BAL.scalar = {balance:.4g}")
+    return ", ".join(parts)
+
+
+def _log_start(log: RunLog, config: RunConfig, trainer: Trainer, directory: Path, *,
+               resume: bool, continuation: dict[str, Any] | None, dropped: int) -> None:
+    training, data, model = config.training, trainer.data, config.model
+    if continuation is not None:
+        log(f"start: continue {config.name!r} from epoch {trainer.epoch} (step {trainer.step}) in "
+            f"{directory}: training.epochs {continuation['previous_epochs']} -> {continuation['epochs']}")
+        log(f"schedule: {continuation['schedule']}: {continuation['note']}")
+    elif resume:
+        log(f"start: resume {config.name!r} from epoch {trainer.epoch} (step {trainer.step}) of "
+            f"{trainer.epochs} in {directory}")
+    else:
+        log(f"start: new run {config.name!r} in {directory}")
+    log(f"process: pid {os.getpid()}, torch {torch.__version__}, device {data.device}, "
+        f"{training.dtype}, {torch.get_num_threads()} thread(s)")
+    if config.description:
+        log(f"description: {config.description}")
+    log(f"data: {config.data.name}, N = {data.num_samples} samples, K = {data.num_classes} classes, "
+        f"input {tuple(data.input_shape)}"
+        + ("" if trainer.test_data is None else f", {trainer.test_data.num_samples} test samples"))
+    parameters = sum(parameter.numel() for parameter in trainer.model.parameters())
+    log(f"model: {model.architecture}, non-linear widths {model.nonlinear_widths}, "
+        f"{model.linear_depth} linear layer(s), {model.activation}, {parameters} parameters")
+    schedule = trainer.schedule()
+    drop = ("no drop" if schedule["lr_drop_epoch"] is None
+            else f"×{schedule['lr_drop_factor']:g} from epoch {schedule['lr_drop_epoch']}")
+    batch = "full batch" if trainer.optimizer_kind == "gd" else f"batch {trainer.batch_size}"
+    log(f"training: {trainer.optimizer_kind} ({batch}), {trainer.epochs} epochs, η = {trainer.learning_rate:g} "
+        f"({drop}), λ = {trainer.regularization.layer_lambdas}, momentum {training.momentum:g}, "
+        f"seed {training.seed}")
+    recorded = {snapshot.epoch for snapshot in trainer.history}
+    epochs = [epoch for epoch in trainer.log_epochs if epoch >= trainer.epoch and epoch not in recorded]
+    shown = ", ".join(str(epoch) for epoch in epochs[:12]) + (", …" if len(epochs) > 12 else "")
+    log(f"observe: {len(epochs)} snapshot(s) ahead, at epochs {shown or '-'}"
+        + ("" if config.observe.per_layer else " (loss and accuracy only)"))
+    output = config.output
+    extras = ", tensorboard/" if output.tensorboard else ""
+    log(f"output: checkpoint every {output.checkpoint_every or '-'} epochs / "
+        f"{output.checkpoint_minutes or '-'} minutes; {HISTORY_JOURNAL_NAME}, {LOG_NAME}{extras}")
+    if resume:
+        log(f"history: {len(trainer.history)} snapshot(s) from the checkpoint"
+            + (f"; {dropped} row(s) written after it dropped from {HISTORY_JOURNAL_NAME}" if dropped else ""))
+
+
+def _rows_after(journal: Path, epoch: int) -> int:
+    """How many rows of an existing journal lie beyond ``epoch`` (0 if it cannot be read)."""
+    try:
+        return sum(1 for row in read_history_journal(journal) if int(row["epoch"]) > epoch)
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
+def _remove_stale_journal_temporaries(directory: Path) -> None:
+    for entry in directory.iterdir():
+        if _JOURNAL_TEMPORARY.match(entry.name) and entry.is_file():
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                pass
+
+
 def train(
     config: RunConfig,
     *,
@@ -1000,12 +1340,17 @@ def train(
     stop_at_epoch: int | None = None,
     progress: bool | None = None,
     on_step: Callable[[Trainer], None] | None = None,
+    on_snapshot: Callable[[Snapshot], None] | None = None,
 ) -> TrainingResult:
     """Run one training from a configuration and write its results.
 
     Files under the run directory (:func:`run_directory`): ``config.json`` (the resolved
-    configuration, written first), ``checkpoint.pt``, and at the end (or after an interrupt)
-    ``history.json``, ``history.csv``, ``final_metrics.json``, ``result.json``.
+    configuration, written first), ``checkpoint.pt``; while the run goes on ``history.jsonl``
+    (one JSON object per snapshot, appended and fsynced as it is taken: a killed run keeps every
+    snapshot taken before the kill; :func:`read_history_journal`), ``train.log`` (start, the
+    configuration, every snapshot, checkpoint, learning-rate change, interrupt and the end),
+    with ``output.tensorboard`` the event files under ``tensorboard/``; and at the end (or after
+    an interrupt) ``history.json``, ``history.csv``, ``final_metrics.json``, ``result.json``.
 
     Everything that can be checked is checked before the run directory is created: the
     configuration, ``stop_at_epoch``, the output folder (a file, under a file, not writable),
@@ -1017,12 +1362,27 @@ def train(
     at ``stop_at_epoch`` and after SIGINT or SIGTERM. If a new run fails before its first
     checkpoint (e.g. a full disk), the folders it created are removed again.
 
+    Resuming rewrites ``history.jsonl`` as the checkpoint's history: rows a killed session wrote
+    after its last checkpoint are dropped (they are measured again), so the journal always
+    matches the state the run continues from.
+
+    Continuing for longer: resuming with a larger ``training.epochs`` (``--resume --set
+    training.epochs=N``) continues from the checkpoint, a finished run's included, keeping the
+    history so far. The learning-rate schedule is recomputed for the new total — η up to
+    ⌊``lr_drop_fraction``·N⌋, η·``lr_drop_factor`` from there — so a run continued after its
+    drop trains at the undropped η again until the new drop epoch. The change is written to
+    ``train.log``, the checkpoint and ``result.json`` (``continuations``, see
+    :func:`continuation_record`), and ``config.json`` holds the new target. The snapshot epochs
+    are the log-spaced epochs of the new total that lie ahead. A target below the epochs already
+    completed is refused.
+
     Parameters
     ----------
     config : RunConfig
     resume : bool
         Continue from ``checkpoint.pt`` of the run directory; the saved configuration must match
-        (except ``description``, ``output.*``, ``training.device`` and ``training.threads``).
+        (except ``description``, ``output.*``, ``training.device``, ``training.threads`` and
+        ``training.epochs`` no lower than the epochs completed).
     output_dir : path-like, optional
         Overrides the run directory.
     stop_at_epoch : int, optional
@@ -1031,6 +1391,9 @@ def train(
         Overrides ``config.output.progress``.
     on_step : callable, optional
         See :class:`Trainer`.
+    on_snapshot : callable, optional
+        Called as ``on_snapshot(snapshot)`` once per snapshot of the history (a
+        :class:`~fullnet.observe.Snapshot`), after it was appended to ``history.jsonl``.
 
     Raises
     ------
@@ -1062,6 +1425,8 @@ def train(
     check_output_directory(directory, "output folder")
     checkpoint = directory / CHECKPOINT_NAME
     state = None
+    continuation = None
+    continuations: list[dict[str, Any]] = []
     if resume:
         if not checkpoint.exists():
             raise FileNotFoundError(
@@ -1069,11 +1434,25 @@ def train(
             )
         state = load_checkpoint(checkpoint)
         saved_config = state.get("extra", {}).get("config", {})
-        differences = _config_differences(saved_config, config.to_dict())
+        differences = [
+            difference for difference in _config_differences(saved_config, config.to_dict())
+            if not difference.startswith("training.epochs:")
+        ]
         if differences:
             raise ConfigError(
                 f"cannot resume from {checkpoint}: the configuration changed: " + "; ".join(differences)
             )
+        continuations = list(state.get("extra", {}).get("continuations", []))
+        done = int(state["epoch"])
+        previous = int(state.get("settings", {}).get("epochs", training.epochs))
+        if training.epochs != previous:
+            if training.epochs < done:
+                raise ConfigError(
+                    f"training.epochs: {training.epochs} is fewer than the {done} epochs the run in "
+                    f"{directory} has completed; to continue it, set training.epochs >= {done}"
+                )
+            continuation = continuation_record(done, previous, training)
+            continuations.append(continuation)
     elif checkpoint.exists():
         raise FileExistsError(
             f"{checkpoint} exists; pass --resume to continue that run, or choose another "
@@ -1103,6 +1482,9 @@ def train(
     model = model.to(device=device, dtype=dtype)
     regularization = regularization_from_config(training, model.depth)
     minutes = config.output.checkpoint_minutes
+    extra_state: dict[str, Any] = {"config": config.to_dict()}
+    if continuations:
+        extra_state["continuations"] = continuations
     trainer = Trainer(
         model, train_data, regularization,
         learning_rate=training.learning_rate, epochs=training.epochs,
@@ -1116,52 +1498,117 @@ def train(
         checkpoint_path=checkpoint, checkpoint_every=config.output.checkpoint_every,
         checkpoint_seconds=60.0 * minutes if minutes else None,
         progress=config.output.progress if progress is None else progress,
-        extra_state={"config": config.to_dict()}, on_step=on_step,
+        extra_state=extra_state, on_step=on_step,
     )
     if state is not None:
-        trainer.load_state_dict(state)
+        trainer.load_state_dict(state, epochs_may_change=True)
         del state
 
     # -- from here on, files are written ----------------------------------------------------
     created = created_ancestors(directory)
+    journal = directory / HISTORY_JOURNAL_NAME
+    board_folder = directory / TENSORBOARD_NAME
+    board_created = False
+    run_log: RunLog | None = None
+    board: TensorBoardWriter | None = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with RunLock(directory):
             remove_stale_temporaries(directory)
+            _remove_stale_journal_temporaries(directory)
             if not resume and checkpoint.exists():  # written by another process meanwhile
                 raise FileExistsError(f"{checkpoint} appeared while this run was being prepared")
             atomic_write_text(directory / "config.json", config.to_json() + "\n")
+            run_log = RunLog(directory / LOG_NAME)
+            dropped = _rows_after(journal, trainer.epoch) if resume and journal.is_file() else 0
+            _log_start(run_log, config, trainer, directory, resume=resume,
+                       continuation=continuation, dropped=dropped)
+            write_history_journal(journal, [snapshot.to_dict() for snapshot in trainer.history])
+            if config.output.tensorboard:
+                board_created = not board_folder.exists()
+                board = TensorBoardWriter(board_folder, purge_step=trainer.epoch + 1 if resume else None)
+            log = run_log
+
+            def record(snapshot: Snapshot) -> None:
+                append_history_row(journal, snapshot.to_dict())
+                log(_describe_snapshot(snapshot))
+                if board is not None:
+                    board(snapshot)
+                if on_snapshot is not None:
+                    on_snapshot(snapshot)
+
+            trainer.on_snapshot = record
+            trainer.log = run_log
             try:
                 result = trainer.run(stop_at_epoch=stop_at_epoch)
-            except KeyboardInterrupt:
-                if checkpoint.exists():
+            except KeyboardInterrupt as error:
+                signum = int(getattr(error, "signum", signal.SIGINT))
+                saved = checkpoint.exists()
+                run_log(f"interrupted: {signal_name(signum)} at epoch {trainer.epoch}, step {trainer.step}; "
+                        + ("state saved in checkpoint.pt, continue with --resume" if saved
+                           else "no checkpoint was written"))
+                if saved:
                     write_results(directory, config, trainer.partial_result("interrupted"))
                 raise
             write_results(directory, config, result)
-    except BaseException:
+            final = result.final
+            run_log(
+                f"end: {result.status} at epoch {result.epochs_completed} (step {result.steps})"
+                + ("" if final is None else f", Φ = {final.terms.objective:.6g}, accuracy {final.accuracy:.4f}")
+                + f", {result.wall_seconds:.1f} s this session; results in history.json, history.csv, "
+                "final_metrics.json, result.json"
+            )
+    except BaseException as error:
+        if run_log is not None and not isinstance(error, KeyboardInterrupt):
+            run_log(f"failed: {type(error).__name__}: {' '.join(str(error).split())}")
         if created and not checkpoint.exists():
-            remove_created_folders(created)
+            if board is not None:
+                board.close()
+                board = None
+            if run_log is not None:
+                run_log.close()
+            if board_created and board_folder.is_dir():
+                import shutil
+
+                shutil.rmtree(board_folder, ignore_errors=True)
+            remove_created_folders(created, RUN_FILES + LIVE_FILES)
         raise
+    finally:
+        if board is not None:
+            board.close()
+        if run_log is not None:
+            run_log.close()
     return result
 
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "HISTORY_JOURNAL_NAME",
+    "LIVE_FILES",
+    "LOG_NAME",
+    "RunLog",
+    "TENSORBOARD_NAME",
+    "TensorBoardWriter",
     "TrainingResult",
     "Trainer",
     "WeightDecayGradientDescent",
     "atomic_torch_save",
     "atomic_write_bytes",
+    "append_history_row",
     "atomic_write_text",
     "build_model",
+    "continuation_record",
     "drop_epoch",
     "history_csv",
     "learning_rate_at",
     "load_checkpoint",
     "load_data",
     "log_spaced_epochs",
+    "read_history_journal",
     "regularization_from_config",
     "run_directory",
+    "tensorboard_scalars",
     "train",
+    "write_history_journal",
     "write_results",
 ]
