@@ -41,7 +41,11 @@ class CommandError(Exception):
 
 
 class UsageError(CommandError):
-    """A command line that does not parse; its message already starts with the program name."""
+    """A command line that does not parse (argparse's message, e.g. "argument --K: ...")."""
+
+    def __init__(self, message: str, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.prog = prog
 
 
 def one_line(text: Any) -> str:
@@ -60,8 +64,8 @@ class ArgumentParser(argparse.ArgumentParser):
     """An ``argparse.ArgumentParser`` whose errors are one line, raised as :class:`UsageError`.
 
     ``error`` raises instead of printing the usage block and exiting, so that :func:`main`
-    reports every bad command line as exactly one line ``PROG: error: MESSAGE`` with exit
-    status 2; negative numbers in scientific notation (``--lam-h -1e-3``) are values, not
+    reports every bad command line as exactly one line ``error: MESSAGE`` with exit status 2
+    (``--help`` shows the usage); negative numbers in scientific notation (``--lam-h -1e-3``) are values, not
     options. Subcommand parsers are of the same class.
     """
 
@@ -70,7 +74,8 @@ class ArgumentParser(argparse.ArgumentParser):
         self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: error: {one_line(message)}")
+        raise UsageError(f"{one_line(message)} ({self.prog} --help lists the options)",
+                         self.prog)
 
 
 def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace | int:
@@ -1302,14 +1307,11 @@ def describe_os_error(error: OSError) -> str:
 def report_error(error: BaseException, stream: Any = None) -> int:
     """Print ``error`` as one line on standard error and return exit status 2.
 
-    :class:`UsageError` (a command line that does not parse) is printed as it is (it starts
-    with the program name); other user errors as ``error: MESSAGE``; an ``OSError`` names its
-    path and reason; a ``MemoryError`` says that memory ran out.
+    Every user error is ``error: MESSAGE``; an ``OSError`` names its path and reason; a
+    ``MemoryError`` says that memory ran out.
     """
     stream = sys.stderr if stream is None else stream
-    if isinstance(error, UsageError):
-        text = one_line(error)
-    elif isinstance(error, MemoryError):
+    if isinstance(error, MemoryError):
         detail = one_line(error)
         text = "error: not enough memory" + (f" ({detail})" if detail else "") + \
             "; choose a smaller problem"
