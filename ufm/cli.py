@@ -74,7 +74,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{one_line(message)} ({self.prog} --help lists the options)",
+        raise UsageError(f"{one_line(message)} (see --help)",
                          self.prog)
 
 
