@@ -101,6 +101,9 @@ def _user_error(error: BaseException) -> BaseException:
     return error
 
 
+#: Settings that name a folder to read from: it must exist when the command line is parsed.
+FOLDER_SETTINGS = ("data_root",)
+
 #: The files of a figure: NAME.png and the data behind it.
 FIGURE_SUFFIXES = (".png", ".csv", ".json")
 
@@ -184,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = parse_overrides(arguments.overrides)
         for name in names:  # every key and value checked before anything runs
             check_overrides(name, overrides, arguments.quick)
+        for key in FOLDER_SETTINGS:
+            folder = overrides.get(key)
+            if folder is not None and not (isinstance(folder, str) and os.path.isdir(folder)):
+                raise CommandError(f"--set {key}: expected an existing folder, got {folder!r}")
         check_output_folder(arguments.out, "--out")
     except (CommandError, UnknownFigureError, SettingsError) as error:
         return report_error(_user_error(error))

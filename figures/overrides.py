@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -175,9 +174,6 @@ SETTING_RULES: dict[str, Rule] = {
     "input_norm": real(0.0, strict=True),
     "head_init_gain": real(0.0, strict=True),
     "backbone_init_gain": real(0.0, strict=True),
-    # paths
-    "data_root": Rule("an existing folder or null", lambda v: isinstance(v, str) and os.path.isdir(v),
-                      allow_none=True),
     # choices
     "device": Rule("'auto', 'cpu', 'mps' or 'cuda[:i]'", _device),
     "dtype": one_of("float32", "float64"),

@@ -121,8 +121,7 @@ def test_fig1_full_version_runs_resnet20_on_cifar_files(tmp_path):
 
 
 def test_fig1_full_version_names_the_missing_dataset(tmp_path):
-    (tmp_path / "nowhere").mkdir()  # a folder without the CIFAR-10 files (a missing one is a
-    with pytest.raises(FileNotFoundError, match="cifar"):  # SettingsError when parsed)
+    with pytest.raises(FileNotFoundError, match="cifar"):
         registry.make_figure("jacot2025_fig1", tmp_path / "out", quick=False,
                              overrides={"data_root": str(tmp_path / "nowhere"), "epochs": 1,
                                         "seeds": [0], "device": "cpu", "threads": 1})
