@@ -334,8 +334,8 @@ def staged_output(folder: Any, option: str):
 
     @contextlib.contextmanager
     def manager():
+        check_output_folder(folder, option)  # the text as given: "" is not "."
         target = Path(folder)
-        check_output_folder(target, option)
         created = []
         probe = target.absolute()
         while not probe.exists():
@@ -1185,6 +1185,7 @@ def check_store_path(store: Any, option: str = "--store") -> None:
 
 
 def command_atlas(arguments: argparse.Namespace) -> int:
+    import os
     import sqlite3
 
     from . import atlas
@@ -1213,6 +1214,8 @@ def command_atlas(arguments: argparse.Namespace) -> int:
         check_store_path(arguments.store)
     store = arguments.store if arguments.store is not None else f"{arguments.out}/atlas.sqlite"
     before = _atlas_temporary_files(arguments.out)
+    points = os.path.join(arguments.out, "points")
+    points_existed = os.path.isdir(points)
     try:
         result = atlas.run_atlas(
             classes, layers, per_class=arguments.n, lam=arguments.lam, width=width,
@@ -1228,6 +1231,11 @@ def command_atlas(arguments: argparse.Namespace) -> int:
         # failed write left. The store keeps the cells finished so far: a rerun resumes.
         for path in _atlas_temporary_files(arguments.out) - before:
             path.unlink(missing_ok=True)
+        if not points_existed:
+            try:
+                os.rmdir(points)
+            except OSError:
+                pass
         if isinstance(error, sqlite3.Error):
             raise CommandError(f"--store: {store!r}: {one_line(error)}; the cells finished so far "
                                f"are kept (a rerun resumes)") from None
