@@ -529,6 +529,10 @@ def test_full_disk_in_the_atlas_keeps_the_store_and_no_partial_file(place, capsy
     after = set(listing(place["root"])) - set(before)
     assert after <= {"out", "out/atlas.sqlite", "out/points"}, after
     assert not _no_temporary_files(place["root"])
+    import sqlite3
+
+    with sqlite3.connect(os.path.join(place["out"], "atlas.sqlite")) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM cells").fetchone() == (1,)
 
 
 def test_a_failed_write_of_one_figure_keeps_the_files_of_the_figures_before(place, capsys,

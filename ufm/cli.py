@@ -328,6 +328,7 @@ def staged_output(folder: Any, option: str):
     :class:`CommandError` naming ``option`` and the path.
     """
     import contextlib
+    import os
     import shutil
     import tempfile
     from pathlib import Path
@@ -357,9 +358,9 @@ def staged_output(folder: Any, option: str):
             if not (is_write_error(error) or _inside(error, staging)):
                 raise
             name = getattr(error, "filename", None)
-            shown = str(StagedOutput(staging, target).final(name)) if name else str(target)
-            raise CommandError(f"{option}: cannot write {shown!r}: {os_error_reason(error)}; "
-                               f"nothing was written") from None
+            detail = f" ({os.path.basename(os.fspath(name))})" if name else ""
+            raise CommandError(f"{option}: cannot write into {str(target)!r}: "
+                               f"{os_error_reason(error)}{detail}; nothing was written") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             if not succeeded:
