@@ -146,14 +146,12 @@ def _inside(path, folder: str) -> bool:
 
 def _output_error(error: BaseException, out_dir: str):
     """The one-line error for an ``OSError`` that says an output could not be written, or None."""
-    from ufm.cli import CommandError, is_write_error, os_error_reason
+    from ufm.cli import CommandError, is_output_error, os_error_reason
 
-    if not isinstance(error, OSError):
+    if not is_output_error(error, out_dir):
         return None
     name = getattr(error, "filename", None)
     inside = name is not None and _inside(name, out_dir)
-    if not (inside or is_write_error(error)):
-        return None
     reason = os_error_reason(error)
     if name is None or inside:
         shown = name if name is not None else out_dir

@@ -225,6 +225,8 @@ UFM_CASES = [
     ([*ATLAS, "--store", "{file}/x.sqlite"], ["--store", "is a file"], []),
     ([*ATLAS, "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], ["--scheduler"], []),
     (["atlas", "--L", "2", "--out", "{out}"], ["--K"], []),
+    ([*ATLAS, "--K", "2..100000", "--width", "auto"], ["--K", "memory", "K = 100000"], []),
+    ([*ATLAS, "--width", "10000000"], ["--width", "memory"], []),
     (["atlas", "--quick"], ["--out"], []),
 ]
 
@@ -596,3 +598,35 @@ def test_help_still_exits_0(capsys):
     assert "--save" in capsys.readouterr().out
     assert figures_cli.main(["--help"]) == 0
     assert proofs_cli.main(["--help"]) == 0
+
+
+def test_an_unreadable_input_of_a_figure_is_not_blamed_on_out(place, capsys, monkeypatch):
+    """Permission denied on a data file elsewhere fails that figure (exit 1, one line naming the
+    file), the others are still made; only errors of writes stop the command with --out."""
+    from figures import registry
+
+    real = registry.make_figure
+
+    def make(name, out_dir, **kwargs):
+        if name == "sukenik2023_threshold":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/data/mnist.gz")
+        return real(name, out_dir, **kwargs)
+
+    monkeypatch.setattr(figures_cli, "make_figure", make)
+    code, _, err = run(figures_cli.main, fill(["sukenik2023_threshold", "sukenik2024_ratio",
+                                               "--quick", "--out", "{out}"], place), capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and "Traceback" not in err
+    assert "/data/mnist.gz" in lines[0] and "--out" not in lines[0]
+    assert "sukenik2024_ratio.png" in os.listdir(place["out"])
+
+
+def test_is_output_error():
+    inside = OSError(errno.EACCES, "Permission denied", "/out/x.csv")
+    elsewhere = OSError(errno.EACCES, "Permission denied", "/data/x.csv")
+    full = OSError(errno.ENOSPC, "No space left on device", "/tmp/x")
+    assert ufm_cli.is_output_error(inside, "/out")
+    assert not ufm_cli.is_output_error(elsewhere, "/out")
+    assert ufm_cli.is_output_error(full, "/out")
+    assert ufm_cli.is_output_error(OSError(errno.EROFS, "Read-only file system"), "/out")
+    assert not ufm_cli.is_output_error(ValueError("x"), "/out")

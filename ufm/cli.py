@@ -192,8 +192,11 @@ def check_count_options(arguments: argparse.Namespace) -> None:
 # Output folders: checked before any computation, written atomically
 # --------------------------------------------------------------------------------------------
 
-#: errno values that say the output cannot be written (rather than that a path is wrong).
-_WRITE_ERRNOS = ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "EIO")
+#: errno values of a full disk (or quota), whatever the file.
+_DISK_FULL_ERRNOS = ("ENOSPC", "EDQUOT", "EFBIG")
+
+#: errno values that say a file cannot be written (rather than that a path is wrong).
+_WRITE_ERRNOS = _DISK_FULL_ERRNOS + ("EROFS", "EACCES", "EPERM")
 
 #: Free space below this many bytes counts as a full disk when an output folder is checked.
 MIN_FREE_BYTES = 1 << 20
@@ -211,14 +214,31 @@ def os_error_reason(error: OSError) -> str:
     return one_line(error.strerror or error) or type(error).__name__
 
 
+def _errnos(names: Sequence[str]) -> set:
+    import errno as errno_module
+
+    return {getattr(errno_module, name) for name in names if hasattr(errno_module, name)}
+
+
 def is_write_error(error: BaseException) -> bool:
     """Whether ``error`` is an ``OSError`` that says a file could not be written (full disk,
     quota, read-only file system, permission)."""
-    import errno as errno_module
+    return isinstance(error, OSError) and error.errno in _errnos(_WRITE_ERRNOS)
 
-    return isinstance(error, OSError) and error.errno in {
-        getattr(errno_module, name) for name in _WRITE_ERRNOS if hasattr(errno_module, name)
-    }
+
+def is_output_error(error: BaseException, folder: Any) -> bool:
+    """Whether ``error`` says that an output in ``folder`` could not be written: an ``OSError``
+    on a path inside ``folder``, a write error (:func:`is_write_error`) without a path, or a full
+    disk whatever the path. (Permission denied on a file elsewhere, such as a data file, is not.)
+    """
+    if not isinstance(error, OSError):
+        return False
+    name = getattr(error, "filename", None)
+    if name is not None and _inside(error, folder):
+        return True
+    if error.errno in _errnos(_DISK_FULL_ERRNOS):
+        return True
+    return name is None and is_write_error(error)
 
 
 def _nearest_existing(path):
@@ -355,7 +375,7 @@ def staged_output(folder: Any, option: str):
             _publish(staging, target, option)
             succeeded = True
         except OSError as error:
-            if not (is_write_error(error) or _inside(error, staging)):
+            if not is_output_error(error, staging):
                 raise
             name = getattr(error, "filename", None)
             detail = f" ({os.path.basename(os.fspath(name))})" if name else ""
@@ -1185,6 +1205,39 @@ def check_store_path(store: Any, option: str = "--store") -> None:
     check_output_folder(path.parent if str(path.parent) else ".", option)
 
 
+def check_atlas_memory(arguments: argparse.Namespace, classes, layers, width, method: str
+                       ) -> None:
+    """Refuse an atlas whose largest cell (largest K and L, the wider width of ``auto``) does
+    not fit in the available memory, ``--workers`` cells at once (:func:`solve_memory_estimate`
+    of the deep ReLU UFM)."""
+    from . import atlas
+
+    available = available_memory()
+    if available is None:
+        return
+    largest_k, largest_l = max(classes), max(layers)
+    cell_width = sum(atlas.auto_widths(largest_k)) if width == "auto" else int(width)
+    cell = argparse.Namespace(K=largest_k, n=arguments.n, L=largest_l, width=cell_width,
+                              method=method, workers=1, restarts=2)
+    estimate, driver, _ = solve_memory_estimate("dufm", cell, workers=1)
+    processes = 1 if arguments.scheduler is not None else max(int(arguments.workers), 1)
+    if estimate * processes <= available:
+        return
+    if estimate <= available:
+        option = "--workers"
+    elif driver == "--width" and width == "auto":
+        option = "--K"
+    else:
+        option = driver
+    in_all = f" per cell, {format_bytes(estimate * processes)} for {processes} at once" \
+        if processes > 1 else ""
+    raise CommandError(
+        f"{option}: the atlas cell K = {largest_k}, L = {largest_l}, width {cell_width} "
+        f"(n = {arguments.n}, {method}) needs about {format_bytes(estimate)} of memory{in_all}, "
+        f"{format_bytes(available)} is available; choose a smaller grid"
+    )
+
+
 def command_atlas(arguments: argparse.Namespace) -> int:
     import os
     import sqlite3
@@ -1210,6 +1263,7 @@ def command_atlas(arguments: argparse.Namespace) -> int:
     if method not in atlas._atlas_methods():
         raise CommandError(f"--method: must be one of {', '.join(atlas._atlas_methods())}, "
                            f"got {method!r}")
+    check_atlas_memory(arguments, classes, layers, width, method)
     check_output_folder(arguments.out, "--out")
     if arguments.store is not None:
         check_store_path(arguments.store)
@@ -1240,7 +1294,7 @@ def command_atlas(arguments: argparse.Namespace) -> int:
         if isinstance(error, sqlite3.Error):
             raise CommandError(f"--store: {store!r}: {one_line(error)}; the cells finished so far "
                                f"are kept (a rerun resumes)") from None
-        if not is_write_error(error) and not _inside(error, arguments.out):
+        if not is_output_error(error, arguments.out):
             raise
         name = getattr(error, "filename", None) or arguments.out
         raise CommandError(f"--out: cannot write {str(name)!r}: {os_error_reason(error)}; the "
