@@ -22,7 +22,9 @@ import pytest
 
 from figures import cli as figures_cli
 from proofs_checks import cli as proofs_cli
+from ufm import atlas as ufm_atlas
 from ufm import cli as ufm_cli
+from ufm import demo as ufm_demo
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -424,15 +426,39 @@ def unwritable(place, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
 
 
+# The function that does each writer's work: it must not be called when the output is bad.
+WORK = {
+    "solve --save": (ufm_cli, "solve_and_compare"),
+    "metrics-demo": (ufm_demo, "run_metrics_demo"),
+    "atlas": (ufm_atlas, "run_atlas"),
+    "figures": (figures_cli, "make_figure"),
+    "proofs_checks": (proofs_cli, "run_catalogue"),
+}
+
+
 @pytest.mark.parametrize("name", list(WRITERS))
 @pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "existing-folder"])
-def test_unwritable_output_folder_is_refused_before_any_work(place, capsys, unwritable, name,
-                                                             existing):
+def test_unwritable_output_folder_is_refused_before_any_work(place, capsys, monkeypatch,
+                                                             unwritable, name, existing):
     main, arguments, option = WRITERS[name]
+    target, attribute = WORK[name]
+    calls = []
+    monkeypatch.setattr(target, attribute, lambda *a, **k: calls.append(a))
     if existing:
         os.mkdir(place["out"])
-    line, out = check_case(main, arguments, [option, "permission denied"], place, capsys)
-    assert "wrote" not in out
+    _, out = check_case(main, arguments, [option, "permission denied"], place, capsys)
+    assert "wrote" not in out and not calls
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_output_path_that_is_a_file_is_refused_before_any_work(place, capsys, monkeypatch, name):
+    main, arguments, option = WRITERS[name]
+    target, attribute = WORK[name]
+    calls = []
+    monkeypatch.setattr(target, attribute, lambda *a, **k: calls.append(a))
+    arguments = [argument.replace("{out}", "{file}") for argument in arguments]
+    check_case(main, arguments, [option, "is a file"], place, capsys)
+    assert not calls
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
@@ -517,7 +543,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(place, capsys, full_disk, name
     main, arguments, option = WRITERS[name]
     if existing:
         os.mkdir(place["out"])
-        with builtins.open(os.path.join(place["out"], "old.txt"), "x") as handle:
+        with builtins.open(os.path.join(place["out"], "old.txt"), "x"):
             pass
     check_case(main, arguments, [option, "no space left on device"], place, capsys)
 
@@ -527,7 +553,7 @@ def test_full_disk_in_the_atlas_keeps_the_store_and_no_partial_file(place, capsy
     temporary files are removed and the SQLite store keeps the finished cells (a rerun resumes)."""
     before = listing(place["root"])
     code, _, err = run(ufm_cli.main, fill(ATLAS, place), capsys)
-    line = assert_one_line_error(code, err, "--out", "no space left on device", "resumes")
+    assert_one_line_error(code, err, "--out", "no space left on device", "resumes")
     after = set(listing(place["root"])) - set(before)
     assert after <= {"out", "out/atlas.sqlite", "out/points"}, after
     assert not _no_temporary_files(place["root"])

@@ -65,8 +65,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     ``error`` raises instead of printing the usage block and exiting, so that :func:`main`
     reports every bad command line as exactly one line ``error: MESSAGE`` with exit status 2
-    (``--help`` shows the usage); negative numbers in scientific notation (``--lam-h -1e-3``) are values, not
-    options. Subcommand parsers are of the same class.
+    (``--help`` shows the usage). Negative numbers in scientific notation (``--lam-h -1e-3``)
+    are values, not options. Subcommand parsers are of the same class.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -74,8 +74,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{one_line(message)} (see --help)",
-                         self.prog)
+        raise UsageError(f"{one_line(message)} (see --help)", self.prog)
 
 
 def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace | int:
@@ -396,9 +395,9 @@ def _inside(error: OSError, folder) -> bool:
     if not name:
         return False
     try:
-        return os.path.commonpath([os.path.abspath(name), os.path.abspath(folder)]) == \
-            os.path.abspath(folder)
-    except ValueError:
+        folder = os.path.abspath(os.fspath(folder))
+        return os.path.commonpath([os.path.abspath(os.fspath(name)), folder]) == folder
+    except (TypeError, ValueError):
         return False
 
 
@@ -1028,8 +1027,6 @@ _LIBRARY_NAMES = (("features", "--features"), ("labels", "--labels"), ("weights"
 
 
 def command_metrics(arguments: argparse.Namespace) -> int:
-    import numpy as np
-
     from . import labels as label_checks
     from . import metrics
 
@@ -1100,8 +1097,9 @@ def command_metrics(arguments: argparse.Namespace) -> int:
         weights = load_array(arguments.weights, "--weights")
         _check_finite(weights, "--weights", arguments.weights)
         if weights.shape[0] != num_classes:
-            raise CommandError(f"--weights file {arguments.weights!r}: expected {num_classes} rows "
-                               f"(K = {num_classes} classes in --labels), got shape {weights.shape}")
+            raise CommandError(f"--weights file {arguments.weights!r}: expected {num_classes} "
+                               f"rows (K = {num_classes} classes in --labels), got shape "
+                               f"{weights.shape}")
     if arguments.bias:
         bias = load_array(arguments.bias, "--bias")
         _check_finite(bias, "--bias", arguments.bias)
