@@ -207,14 +207,17 @@ def check_overrides(name: str, overrides: Mapping[str, Any] | None, quick: bool 
     Raises
     ------
     figures.overrides.SettingsError
-        The figure takes no overrides, or a key or value is not one of its settings.
+        The figure takes no overrides, a key is not one of its settings, or a value is not of
+        the setting's kind or outside its range (:data:`figures.overrides.SETTING_RULES` and
+        the module's own ``SETTING_RULES``).
     """
     if not overrides:
         return {}
     if not accepts_overrides(name):
         raise SettingsError(f"figure {name!r} has no settings to override (--set)")
     module = importlib.import_module(figure_info(name).module)
-    return apply_overrides(module.settings(quick), overrides, name)
+    return apply_overrides(module.settings(quick), overrides, name,
+                           getattr(module, "SETTING_RULES", None))
 
 
 def make_figure(name: str, out_dir: str | Path, quick: bool = False,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any, Sequence
 
@@ -39,6 +40,106 @@ class CommandError(Exception):
     """A user error reported as one line on standard error with exit code 2."""
 
 
+class UsageError(CommandError):
+    """A command line that does not parse (argparse's message, e.g. "argument --K: ...")."""
+
+    def __init__(self, message: str, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+def one_line(text: Any) -> str:
+    """``text`` on one line: its lines joined by "; ", runs of spaces kept."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
+# A negative number, also in scientific notation (-1e-3) or -inf/-nan: argparse's own pattern
+# (^-\d+$|^-\d*\.\d+$) takes "-1e-3" for an option and answers "expected one argument".
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$",
+                              re.IGNORECASE)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ``argparse.ArgumentParser`` whose errors are one line, raised as :class:`UsageError`.
+
+    ``error`` raises instead of printing the usage block and exiting, so that :func:`main`
+    reports every bad command line as exactly one line ``error: MESSAGE`` with exit status 2
+    (``--help`` shows the usage). Negative numbers in scientific notation (``--lam-h -1e-3``)
+    are values, not options. Subcommand parsers are of the same class.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{one_line(message)} (see --help)", self.prog)
+
+
+def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace | int:
+    """``parser.parse_args(argv)``; an exit of argparse itself (``--help``) becomes its code."""
+    try:
+        return parser.parse_args(list(argv))
+    except SystemExit as exit_:  # --help, --version: argparse printed and exits
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+
+
+def integer(text: str) -> int:
+    """An integer from the command line: ``12``, ``-3``, also ``1e6`` when it is a whole number."""
+    import math
+
+    stripped = str(text).strip().replace("_", "")
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    try:
+        value = float(stripped)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def integer_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum`` (checked when the line is parsed)."""
+
+    def parse(text: str) -> int:
+        value = integer(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def number(minimum: float | None = None, *, strict: bool = False, maximum: float | None = None,
+           strict_maximum: bool = False):
+    """An argparse type: a finite real number, optionally bounded (checked when parsed)."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if minimum is not None and (value < minimum or (strict and value == minimum)):
+            raise argparse.ArgumentTypeError(
+                f"must be a number {'>' if strict else '>='} {minimum:g}, got {value:g}")
+        if maximum is not None and (value > maximum or (strict_maximum and value == maximum)):
+            raise argparse.ArgumentTypeError(
+                f"must be a number {'<' if strict_maximum else '<='} {maximum:g}, got {value:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 def parse_float_list(text: str) -> list[float]:
     """Parse "2e-3,4e-3" into [0.002, 0.004] (one value is a list of one)."""
     try:
@@ -52,15 +153,27 @@ def parse_float_list(text: str) -> list[float]:
     return values
 
 
+def penalty_list(text: str) -> list[float]:
+    """Comma-separated penalties λ: finite numbers >= 0 (checked when parsed)."""
+    import math
+
+    values = parse_float_list(text)
+    for index, value in enumerate(values, start=1):
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(
+                f"value {index} must be a finite number >= 0, got {value:g}")
+    return values
+
+
 def add_count_argument(
     parser: argparse.ArgumentParser, flag: str, minimum: int, **kwargs: Any
 ) -> argparse.Action:
-    """Add an integer option ``flag`` whose values below ``minimum`` :func:`main` rejects.
+    """Add an integer option ``flag`` whose values below ``minimum`` are rejected when parsed.
 
-    The (dest, flag, minimum) triple is kept in the parser's default ``count_options``, so
-    :func:`check_count_options` checks every count option of the command that was parsed.
+    The (dest, flag, minimum) triple is also kept in the parser's default ``count_options``, so
+    :func:`check_count_options` checks values set by other means (``set_defaults``).
     """
-    action = parser.add_argument(flag, type=int, **kwargs)
+    action = parser.add_argument(flag, type=integer_at_least(minimum), **kwargs)
     counts = tuple(parser.get_default("count_options") or ()) + ((action.dest, flag, minimum),)
     parser.set_defaults(count_options=counts)
     return action
@@ -74,12 +187,290 @@ def check_count_options(arguments: argparse.Namespace) -> None:
             raise CommandError(f"{flag} must be an integer >= {minimum}, got {value}")
 
 
+# --------------------------------------------------------------------------------------------
+# Output folders: checked before any computation, written atomically
+# --------------------------------------------------------------------------------------------
+
+#: errno values of a full disk (or quota), whatever the file.
+_DISK_FULL_ERRNOS = ("ENOSPC", "EDQUOT", "EFBIG")
+
+#: errno values that say a file cannot be written (rather than that a path is wrong).
+_WRITE_ERRNOS = _DISK_FULL_ERRNOS + ("EROFS", "EACCES", "EPERM")
+
+#: Free space below this many bytes counts as a full disk when an output folder is checked.
+MIN_FREE_BYTES = 1 << 20
+
+
+def os_error_reason(error: OSError) -> str:
+    """The reason of an ``OSError`` in words ("no space left on device"), without the path."""
+    import os
+
+    if error.errno is not None:
+        try:
+            return os.strerror(error.errno).lower()
+        except ValueError:
+            pass
+    return one_line(error.strerror or error) or type(error).__name__
+
+
+def _errnos(names: Sequence[str]) -> set:
+    import errno as errno_module
+
+    return {getattr(errno_module, name) for name in names if hasattr(errno_module, name)}
+
+
+def is_write_error(error: BaseException) -> bool:
+    """Whether ``error`` is an ``OSError`` that says a file could not be written (full disk,
+    quota, read-only file system, permission)."""
+    return isinstance(error, OSError) and error.errno in _errnos(_WRITE_ERRNOS)
+
+
+def is_output_error(error: BaseException, folder: Any) -> bool:
+    """Whether ``error`` says that an output in ``folder`` could not be written: an ``OSError``
+    on a path inside ``folder``, a write error (:func:`is_write_error`) without a path, or a full
+    disk whatever the path. (Permission denied on a file elsewhere, such as a data file, is not.)
+    """
+    if not isinstance(error, OSError):
+        return False
+    name = getattr(error, "filename", None)
+    if name is not None and _inside(error, folder):
+        return True
+    if error.errno in _errnos(_DISK_FULL_ERRNOS):
+        return True
+    return name is None and is_write_error(error)
+
+
+def _nearest_existing(path):
+    from pathlib import Path
+
+    current = Path(path).absolute()
+    while True:
+        try:
+            current.lstat()
+            return current
+        except OSError:
+            if current.parent == current:
+                return current
+            current = current.parent
+
+
+def check_output_folder(path: Any, option: str) -> None:
+    """Check that ``path`` is a folder that can be written, or can be created; nothing is left.
+
+    Raises :class:`CommandError` naming ``option`` for an empty path, a path that is a file (or
+    inside one), a folder that cannot be written (permission, read-only file system) or a file
+    system with less than :data:`MIN_FREE_BYTES` free. A probe file is created and removed in
+    the folder (or in its nearest existing parent), so the check sees what a write would see.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    text = os.fspath(path) if path is not None else ""
+    if not str(text).strip():
+        raise CommandError(f"{option}: expected a folder, got an empty path")
+    target = Path(text)
+    if target.exists():
+        if not target.is_dir():
+            raise CommandError(f"{option}: {str(target)!r} is a file, expected a folder")
+        folder = target
+    else:
+        folder = _nearest_existing(target)
+        if not folder.is_dir():
+            raise CommandError(f"{option}: cannot create the folder {str(target)!r}: "
+                               f"{str(folder)!r} is a file")
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+    except OSError as error:
+        where = "" if folder == target else f" (its parent {str(folder)!r})"
+        raise CommandError(f"{option}: cannot write into {str(target)!r}{where}: "
+                           f"{os_error_reason(error)}") from None
+    os.close(descriptor)
+    os.unlink(probe)
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise CommandError(f"{option}: cannot write into {str(target)!r}: no space left on "
+                           f"device ({free} bytes free)")
+
+
+class StagedOutput:
+    """A staging folder inside the output folder; :meth:`final` maps a staged path to its place."""
+
+    def __init__(self, staging, target) -> None:
+        self.path = staging
+        self.target = target
+
+    def final(self, path: Any):
+        from pathlib import Path
+
+        path = Path(path)
+        try:
+            return self.target / path.relative_to(self.path)
+        except ValueError:
+            return path
+
+
+def _remove_created(folders) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _publish(staging, target, option: str) -> None:
+    import os
+
+    files = sorted(path for path in staging.rglob("*") if not path.is_dir())
+    for source in files:  # every conflict before the first file moves
+        destination = target / source.relative_to(staging)
+        if destination.is_dir():
+            raise CommandError(f"{option}: cannot write {str(destination)!r}: it is a folder")
+    for source in files:
+        destination = target / source.relative_to(staging)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)
+
+
+def staged_output(folder: Any, option: str):
+    """Context manager: write the outputs of a command into ``folder`` all or nothing.
+
+    The folder is checked (:func:`check_output_folder`) and created; the body writes into the
+    staging folder it is given (``with staged_output(out, "--out") as stage: ...`` writes into
+    ``stage.path``); on success every file is moved into place with ``os.replace`` (atomic per
+    file). If the body or the move fails, the staging folder and the folders created here are
+    removed, so no partial file is left, and an ``OSError`` of a write becomes a
+    :class:`CommandError` naming ``option`` and the path.
+    """
+    import contextlib
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    @contextlib.contextmanager
+    def manager():
+        check_output_folder(folder, option)  # the text as given: "" is not "."
+        target = Path(folder)
+        created = []
+        probe = target.absolute()
+        while not probe.exists():
+            created.append(probe)
+            probe = probe.parent
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target))
+        except OSError as error:
+            _remove_created(created)
+            raise CommandError(f"{option}: cannot create {str(target)!r}: "
+                               f"{os_error_reason(error)}") from None
+        succeeded = False
+        try:
+            yield StagedOutput(staging, target)
+            _publish(staging, target, option)
+            succeeded = True
+        except OSError as error:
+            if not is_output_error(error, staging):
+                raise
+            name = getattr(error, "filename", None)
+            detail = f" ({os.path.basename(os.fspath(name))})" if name else ""
+            raise CommandError(f"{option}: cannot write into {str(target)!r}: "
+                               f"{os_error_reason(error)}{detail}; nothing was written") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not succeeded:
+                _remove_created(created)
+
+    return manager()
+
+
+def _inside(error: OSError, folder) -> bool:
+    import os
+
+    name = getattr(error, "filename", None)
+    if not name:
+        return False
+    try:
+        folder = os.path.abspath(os.fspath(folder))
+        return os.path.commonpath([os.path.abspath(os.fspath(name)), folder]) == folder
+    except (TypeError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Memory: estimated before anything large is allocated
+# --------------------------------------------------------------------------------------------
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still allocate: ``MemAvailable`` of /proc/meminfo (or
+    ``os.sysconf``), lowered to the free part of a cgroup memory limit; None if unknown."""
+    import os
+
+    available = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = None
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as handle:
+                limit_text = handle.read().strip()
+            with open(usage_file) as handle:
+                usage = int(handle.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit_text.isdigit() and int(limit_text) < (1 << 60):
+            free = max(int(limit_text) - usage, 0)
+            available = free if available is None else min(available, free)
+        break
+    return available
+
+
+def format_bytes(count: float) -> str:
+    """``1536`` → ``"1.5 KiB"``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} EiB"  # pragma: no cover
+
+
+def check_memory(estimate: float, what: str, option: str) -> None:
+    """Raise :class:`CommandError` naming ``option`` when ``estimate`` bytes exceed
+    :func:`available_memory` (no check when it is unknown)."""
+    available = available_memory()
+    if available is not None and estimate > available:
+        raise CommandError(
+            f"{option}: {what} needs about {format_bytes(estimate)} of memory, "
+            f"{format_bytes(available)} is available; choose a smaller problem"
+        )
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser, model: str) -> None:
     add_count_argument(parser, "--K", 2, required=True, help="number of classes K >= 2")
     add_count_argument(parser, "--n", 1, required=True, help="samples per class n >= 1")
-    parser.add_argument("--lam-h", type=float, required=True, help="λ_H, penalty on the features H₁")
+    parser.add_argument("--lam-h", type=number(0.0), required=True,
+                        help="λ_H >= 0, penalty on the features H₁")
     if model == "ufm":
-        parser.add_argument("--lam-w", type=float, required=True, help="λ_W, penalty on W")
+        parser.add_argument("--lam-w", type=number(0.0), required=True,
+                            help="λ_W >= 0, penalty on W")
         add_count_argument(
             parser, "--d", 1, default=None,
             help="feature dimension d >= 1; below K (K - 1 with --bias) the optimum is "
@@ -91,9 +482,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser, model: str) -> None:
                            help="number of weight matrices L >= 1")
         parser.add_argument(
             "--lam-w",
-            type=parse_float_list,
+            type=penalty_list,
             required=True,
-            help="λ_1..λ_L, comma-separated, or one value for all layers",
+            help="λ_1..λ_L >= 0, comma-separated, or one value for all layers",
         )
         add_count_argument(
             parser, "--width", 1, default=None,
@@ -160,6 +551,12 @@ def _format_prediction(prediction) -> str:
 
 
 def command_predict(arguments: argparse.Namespace) -> int:
+    # The prediction holds a few Python lists of K values per layer (singular values, norms,
+    # λ's): about 64 bytes per entry with the JSON or table built from it.
+    layers = getattr(arguments, "L", 1)
+    check_memory(64 * (layers + 1) * (arguments.K + 4),
+                 f"predict with K = {arguments.K}, L = {layers}",
+                 "--L" if layers > arguments.K else "--K")
     prediction = predicted_optimum(arguments.model, arguments)
     if arguments.json:
         print(json.dumps(prediction.to_dict(), indent=2))
@@ -170,7 +567,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ufm``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=program_name("ufm"),
         description="Unconstrained-features models: predicted optima, solvers, collapse metrics.",
     )
@@ -211,6 +608,92 @@ def build_model(model: str, arguments: argparse.Namespace):
     return cls(arguments.K, arguments.n, widths, arguments.lam_h, _layer_lambdas(arguments))
 
 
+#: Correction pairs the L-BFGS methods keep (``lbfgs_memory`` of :func:`ufm.solvers.solve`).
+LBFGS_MEMORY = 20
+
+#: Copies of the parameter vector each local method holds at once (iterate, gradient, trial
+#: point, search direction, best point, history; the L-BFGS pairs s_i, y_i: scipy's L-BFGS-B
+#: keeps 2m vectors, the numpy two-loop methods 4m (a window of 2m rows for s and for y).
+METHOD_COPIES = {
+    "gd": 6,
+    "torch_gd": 6,
+    "lbfgs": 2 * LBFGS_MEMORY + 10,
+    "torch_lbfgs": 2 * LBFGS_MEMORY + 10,
+    "numpy_lbfgs": 4 * LBFGS_MEMORY + 10,
+    "kink_lbfgs": 4 * LBFGS_MEMORY + 12,
+}
+
+#: Points the global search holds besides its local runs: the constructions, the best point of
+#: each of the lowest basins kept for hopping, the best so far and the round's starts.
+GLOBAL_HELD_COPIES = 16
+
+
+def solve_memory_estimate(model_name: str, arguments: argparse.Namespace,
+                          workers: int | None = None) -> tuple[int, str, str]:
+    """Bytes that ``solve`` of these arguments needs at once, before anything is allocated.
+
+    float64 everywhere: the parameters θ (H₁ of d_1×N, the weight matrices, b) times the copies
+    its method holds (:data:`METHOD_COPIES`; the global search: its local method per worker plus
+    :data:`GLOBAL_HELD_COPIES` held points), the forward and backward activations (pre- and
+    post-activation and the error signal of every layer, d_l×N each, per worker), the targets,
+    and the per-layer report (a Gram matrix of side min(d_l, N) per layer and the SVDs of the
+    weights). ``workers`` defaults to ``arguments.workers`` (global search only). Returns
+    (bytes, the option that drives the size, a description of the problem).
+    """
+    classes, per_class = arguments.K, arguments.n
+    samples = classes * per_class
+    if model_name == "ufm":
+        layers, width = 1, (arguments.d if arguments.d is not None else classes)
+        parameters = width * samples + classes * width + (classes if arguments.bias else 0)
+        driver = "--d" if arguments.d is not None and width >= samples else "--n"
+        shape = f"K = {classes}, n = {per_class}, d = {width}"
+        default_method = "lbfgs"
+    else:
+        layers = arguments.L
+        width = arguments.width if arguments.width is not None else max(2 * classes, 10)
+        parameters = width * samples + width * width * (layers - 1) + classes * width
+        driver = "--width" if width * max(layers - 1, 1) >= samples else "--n"
+        if layers > max(width, samples):
+            driver = "--L"
+        shape = f"K = {classes}, n = {per_class}, L = {layers}, width {width}"
+        default_method = "global"  # solvers.default_method of the deep models
+    method = default_method if arguments.method == "auto" else arguments.method
+    count = 1
+    if method == "global":
+        local = "kink_lbfgs" if model_name == "dufm" else "lbfgs"
+        count = workers if workers is not None else getattr(arguments, "workers", 1) or 1
+        copies = count * METHOD_COPIES[local] + GLOBAL_HELD_COPIES
+    else:
+        copies = METHOD_COPIES.get(method, METHOD_COPIES["numpy_lbfgs"])
+    if getattr(arguments, "restarts", 1) > 1:
+        copies += 2  # the best solution and the current one
+    activations = 3 * samples * (layers * width + classes) + classes * samples
+    report = layers * 2 * min(width, samples) ** 2 + 2 * width * width
+    total = 8 * (copies * parameters + count * activations + report)
+    description = (f"solve {model_name.replace('_', '-')} ({shape}: {parameters:.3g} parameters) "
+                   f"with {method}" + (f" on {count} workers" if count > 1 else ""))
+    return total, driver, description
+
+
+def check_solve_memory(model_name: str, arguments: argparse.Namespace) -> None:
+    """Refuse (naming the option) a ``solve`` whose :func:`solve_memory_estimate` exceeds the
+    available memory; ``--workers`` is named when one worker would fit."""
+    available = available_memory()
+    if available is None:
+        return
+    estimate, option, description = solve_memory_estimate(model_name, arguments)
+    if estimate <= available:
+        return
+    if (getattr(arguments, "workers", 1) or 1) > 1:
+        single, _, _ = solve_memory_estimate(model_name, arguments, workers=1)
+        if single <= available:
+            option = "--workers"
+    raise CommandError(
+        f"{option}: {description} needs about {format_bytes(estimate)} of memory, "
+        f"{format_bytes(available)} is available; choose a smaller problem"
+    )
+
+
 def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[str, Any]:
     """Solve the model and set the found optimum beside the predicted one (a JSON-ready dict).
 
@@ -225,6 +708,7 @@ def solve_and_compare(model_name: str, arguments: argparse.Namespace) -> dict[st
 
     from . import optima, reports, solvers
 
+    check_solve_memory(model_name, arguments)
     model = build_model(model_name, arguments)
     prediction = optima.predict(model)
     options = dict(method=arguments.method, lr=arguments.lr, tolerance=arguments.tolerance,
@@ -352,8 +836,12 @@ def save_solve_result(result: dict[str, Any], solution: Any, directory: str) -> 
     data["solution"] = solution.to_dict()
     json_path = folder / "solution.json"
     temporary = folder / "solution.json.tmp"
-    temporary.write_text(json.dumps(strict_json(data), indent=2, allow_nan=False))
-    os.replace(temporary, json_path)
+    try:
+        temporary.write_text(json.dumps(strict_json(data), indent=2, allow_nan=False))
+        os.replace(temporary, json_path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     png_path = reports.plot_solution_history(
         solution, result["predicted"]["optimal_loss"], folder / "loss_history.png",
         title=f"{result['model']}: {solution.method}, predicted optimum "
@@ -363,10 +851,16 @@ def save_solve_result(result: dict[str, Any], solution: Any, directory: str) -> 
 
 
 def command_solve(arguments: argparse.Namespace) -> int:
+    if arguments.save is not None:  # before any computation
+        check_output_folder(arguments.save, "--save")
     result = solve_and_compare(arguments.model, arguments)
     report = result.pop("_report")
     solution = result.pop("_solution")
-    written = save_solve_result(result, solution, arguments.save) if arguments.save else []
+    written = []
+    if arguments.save is not None:
+        with staged_output(arguments.save, "--save") as stage:
+            staged = save_solve_result(result, solution, str(stage.path))
+        written = [str(stage.final(path)) for path in staged]
     if arguments.json:
         print(json.dumps(strict_json(result), indent=2, allow_nan=False))
     else:
@@ -412,14 +906,16 @@ def _register_solve(commands) -> None:
         add_count_argument(sub, "--patience", 1, default=None,
                            help="global search: stop after this many starts without a lower "
                                 "basin (default 40 for dufm, 6 otherwise)")
-        sub.add_argument("--time-budget", type=float, default=300.0,
+        sub.add_argument("--time-budget", type=number(0.0, strict=True), default=300.0,
                          help="global search: seconds before no new start is made (default 300)")
         add_count_argument(sub, "--workers", 1, default=1,
                            help="global search: starts run at once on local processes (default 1)")
-        sub.add_argument("--lr", type=float, default=0.5, help="GD step size η (default 0.5)")
+        sub.add_argument("--lr", type=number(0.0, strict=True), default=0.5,
+                         help="GD step size η > 0 (default 0.5)")
         add_count_argument(sub, "--max-iterations", 1, default=20000,
                            help="iteration budget >= 1 (default 20000)")
-        sub.add_argument("--tolerance", type=float, default=1e-10, help="gradient-norm stop")
+        sub.add_argument("--tolerance", type=number(0.0), default=1e-10,
+                         help="gradient-norm stop >= 0 (default 1e-10)")
         add_count_argument(sub, "--seed", 0, default=0,
                            help="seed >= 0 of the (first) random start")
         add_count_argument(sub, "--restarts", 1, default=1,
@@ -438,47 +934,185 @@ _REGISTRARS.append(_register_solve)
 # --------------------------------------------------------------------------------------------
 
 
+def npy_header(path: str, what: str) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype of the ``.npy`` file ``path`` from its header, without reading the data.
+
+    Raises :class:`CommandError` naming ``what`` (the option) for a path that does not exist, is
+    a folder or cannot be read, an ``.npz`` archive, a file that is not ``.npy``, an array of
+    Python objects, or a file shorter than its header says.
+    """
+    import os
+
+    import numpy as np
+    from numpy.lib import format as npy_format
+
+    if not os.path.lexists(path):
+        raise CommandError(f"{what} file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CommandError(f"{what}: {path!r} is a folder, expected a .npy file")
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(6)
+            if start[:4] == b"PK\x03\x04":
+                raise CommandError(f"{what} file {path!r} is an .npz archive of several arrays; "
+                                   f"save one array with np.save")
+            handle.seek(0)
+            version = npy_format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = npy_format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, dtype = npy_format.read_array_header_2_0(handle)
+            else:
+                shape, fortran, dtype = npy_format._read_array_header(handle, version)
+            offset = handle.tell()
+    except CommandError:
+        raise
+    except OSError as error:
+        raise CommandError(f"{what} file {path!r} cannot be read: {os_error_reason(error)}"
+                           ) from None
+    except (ValueError, EOFError, SyntaxError, TypeError) as error:
+        raise CommandError(f"{what} file {path!r} is not a readable .npy array: "
+                           f"{one_line(error)}") from None
+    if dtype.hasobject:
+        raise CommandError(f"{what} file {path!r} holds Python objects (dtype {dtype}); "
+                           f"expected a numeric array")
+    size = os.path.getsize(path)
+    expected = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size < expected:
+        raise CommandError(f"{what} file {path!r} is truncated: its header says shape {shape} "
+                           f"of {dtype} ({expected} bytes), the file has {size}")
+    return tuple(int(n) for n in shape), dtype
+
+
 def load_array(path: str, what: str):
-    """Load a ``.npy`` file, with errors that name the file and the problem."""
+    """Load a ``.npy`` file, with errors that name the option, the file and the problem."""
     import numpy as np
 
+    npy_header(path, what)
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise CommandError(f"{what} file {path!r} does not exist") from None
-    except (ValueError, OSError) as error:
-        raise CommandError(f"{what} file {path!r} is not a readable .npy array: {error}") from None
+    except (ValueError, OSError, EOFError) as error:
+        raise CommandError(f"{what} file {path!r} is not a readable .npy array: "
+                           f"{one_line(error)}") from None
     if not isinstance(array, np.ndarray):
         raise CommandError(f"{what} file {path!r} holds several arrays; save one array with np.save")
     return array
 
 
+def _check_kind(dtype: Any, kinds: str, option: str, path: str, expected: str) -> None:
+    if dtype.kind not in kinds:
+        raise CommandError(f"{option} file {path!r}: expected {expected}, got dtype {dtype}")
+
+
+def _check_finite(array: Any, option: str, path: str) -> None:
+    """NaN/Inf in ``array``, checked in blocks of rows (no full-size temporary)."""
+    import numpy as np
+
+    if array.dtype.kind not in "fc":
+        return
+    rows = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(1, -1)
+    step = max(1, (1 << 22) // max(rows.shape[1], 1))
+    bad = 0
+    for start in range(0, rows.shape[0], step):
+        bad += int(np.count_nonzero(~np.isfinite(rows[start:start + step])))
+    if bad:
+        raise CommandError(f"{option} file {path!r} holds {bad} NaN or Inf value(s); "
+                           f"expected finite numbers")
+
+
+_LIBRARY_NAMES = (("features", "--features"), ("labels", "--labels"), ("weights", "--weights"),
+                  ("bias", "--bias"), ("rtol", "--rank-rtol"), ("num_classes", "--labels"))
+
+
 def command_metrics(arguments: argparse.Namespace) -> int:
+    from . import labels as label_checks
     from . import metrics
 
-    features = load_array(arguments.features, "--features")
-    labels = load_array(arguments.labels, "--labels")
-    if features.ndim != 2:
+    # Shapes and types from the headers first: nothing is loaded before they fit together and
+    # in memory.
+    feature_shape, feature_dtype = npy_header(arguments.features, "--features")
+    label_shape, label_dtype = npy_header(arguments.labels, "--labels")
+    weight_shape = bias_shape = None
+    if arguments.weights:
+        weight_shape, weight_dtype = npy_header(arguments.weights, "--weights")
+    if arguments.bias:
+        if not arguments.weights:
+            raise CommandError("--bias needs --weights (the classifier it belongs to)")
+        bias_shape, bias_dtype = npy_header(arguments.bias, "--bias")
+    if len(feature_shape) != 2:
         raise CommandError(f"--features file {arguments.features!r}: expected a 2-D array, "
-                           f"got shape {features.shape}")
-    if arguments.rows:
-        features = features.T
-    if labels.ndim != 1 or labels.shape[0] != features.shape[1]:
+                           f"got shape {feature_shape}")
+    _check_kind(feature_dtype, "iuf", "--features", arguments.features, "real numbers")
+    dimension, samples = feature_shape[::-1] if arguments.rows else feature_shape
+    layout = "(N, d)" if arguments.rows else "(d, N)"
+    if samples == 0 or dimension == 0:
+        raise CommandError(f"--features file {arguments.features!r}: expected a non-empty {layout} "
+                           f"array, got shape {feature_shape}")
+    if len(label_shape) != 1 or label_shape[0] != samples:
         hint = "" if arguments.rows else " (pass --rows if the file holds one sample per row)"
         raise CommandError(
-            f"--labels file {arguments.labels!r}: expected shape ({features.shape[1]},) to match "
-            f"the {features.shape[1]} samples of --features {features.shape}{hint}, "
-            f"got {labels.shape}"
+            f"--labels file {arguments.labels!r}: expected shape ({samples},) to match "
+            f"the {samples} samples of --features {feature_shape}{hint}, got {label_shape}"
         )
-    weights = load_array(arguments.weights, "--weights") if arguments.weights else None
-    bias = load_array(arguments.bias, "--bias") if arguments.bias else None
-    if bias is not None and weights is None:
-        raise CommandError("--bias needs --weights (the classifier it belongs to)")
+    if label_dtype.kind not in "iu":
+        raise CommandError(f"--labels file {arguments.labels!r}: expected integer class indices "
+                           f"0..K-1, got dtype {label_dtype}")
+    if weight_shape is not None:
+        _check_kind(weight_dtype, "iuf", "--weights", arguments.weights, "real numbers")
+        if len(weight_shape) != 2 or weight_shape[1] != dimension:
+            raise CommandError(f"--weights file {arguments.weights!r}: expected shape (K, "
+                               f"{dimension}) (one row per class, d = {dimension}), "
+                               f"got {weight_shape}")
+    if bias_shape is not None:
+        _check_kind(bias_dtype, "iuf", "--bias", arguments.bias, "real numbers")
+        if bias_shape != (weight_shape[0],):
+            raise CommandError(f"--bias file {arguments.bias!r}: expected shape "
+                               f"({weight_shape[0]},) (one entry per row of --weights), "
+                               f"got {bias_shape}")
+    # The file itself, its float64 copy and one more (centred features, chunks), the Gram
+    # matrix of side min(d, N) (NEG, BAL), and the labels.
+    side = min(dimension, samples)
+    estimate = (feature_dtype.itemsize * dimension * samples + 8 * 2 * dimension * samples
+                + 8 * side * side + 16 * samples)
+    check_memory(estimate, f"the metrics of --features {feature_shape} {feature_dtype}",
+                 "--features")
+
+    features = load_array(arguments.features, "--features")
+    if arguments.rows:
+        features = features.T
+    _check_finite(features, "--features", arguments.features)
+    labels = load_array(arguments.labels, "--labels")
+    try:
+        labels = label_checks.validate_labels(labels, name="--labels")
+    except (ValueError, TypeError) as error:
+        message = one_line(error)
+        if not message.startswith("--labels"):
+            message = f"--labels: {message}"
+        raise CommandError(f"{message} (file {arguments.labels!r})") from None
+    num_classes = int(labels.max()) + 1
+    weights = bias = None
+    if arguments.weights:
+        weights = load_array(arguments.weights, "--weights")
+        _check_finite(weights, "--weights", arguments.weights)
+        if weights.shape[0] != num_classes:
+            raise CommandError(f"--weights file {arguments.weights!r}: expected {num_classes} "
+                               f"rows (K = {num_classes} classes in --labels), got shape "
+                               f"{weights.shape}")
+    if arguments.bias:
+        bias = load_array(arguments.bias, "--bias")
+        _check_finite(bias, "--bias", arguments.bias)
     try:
         values = metrics.all_metrics(features, labels, weights, bias,
                                      rank_rtol=arguments.rank_rtol, undefined="none")
     except (ValueError, TypeError) as error:
-        raise CommandError(f"{arguments.features!r}: {error}") from None
+        message = one_line(error)
+        for name, option in _LIBRARY_NAMES:
+            if message.startswith(name):
+                message = option + message[len(name):]
+                break
+        raise CommandError(f"{message} (--features {arguments.features!r})") from None
     if arguments.json:
         print(json.dumps(strict_json(values), indent=2, allow_nan=False))
     else:
@@ -498,7 +1132,8 @@ def _register_metrics(commands) -> None:
     sub.add_argument("--weights", help=".npy file of the last layer W, shape (K, d)")
     sub.add_argument("--bias", help=".npy file of the bias b, shape (K,)")
     sub.add_argument("--rows", action="store_true", help="the features file holds one sample per row")
-    sub.add_argument("--rank-rtol", type=float, default=None, help="relative tolerance of RANK/KAPPA")
+    sub.add_argument("--rank-rtol", type=number(0.0, maximum=1.0, strict_maximum=True),
+                     default=None, help="relative tolerance of RANK/KAPPA, in [0, 1)")
     sub.add_argument("--json", action="store_true", help="print JSON keyed by metric ID")
     sub.set_defaults(handler=command_metrics)
 
@@ -514,9 +1149,10 @@ _REGISTRARS.append(_register_metrics)
 def command_metrics_demo(arguments: argparse.Namespace) -> int:
     from . import demo
 
-    result = demo.run_metrics_demo(arguments.out, seed=arguments.seed, quiet=arguments.quiet)
+    with staged_output(arguments.out, "--out") as stage:  # checked before anything is computed
+        result = demo.run_metrics_demo(stage.path, seed=arguments.seed, quiet=arguments.quiet)
     for path in result.paths:
-        print(f"wrote {path}")
+        print(f"wrote {stage.final(path)}")
     return 0
 
 
@@ -539,8 +1175,70 @@ _REGISTRARS.append(_register_metrics_demo)
 # --------------------------------------------------------------------------------------------
 
 
+def _atlas_temporary_files(out: Any) -> set:
+    """Temporary files of this process's atomic writes in an atlas folder (``.NAME.PID.tmp*``)."""
+    import os
+    from pathlib import Path
+
+    folder = Path(out)
+    pattern = f".*.{os.getpid()}.tmp*"
+    return set(folder.glob(pattern)) | set((folder / "points").glob(pattern))
+
+
+def check_store_path(store: Any, option: str = "--store") -> None:
+    """A SQLite store path: a file (or a new file in a folder that can be written)."""
+    import os
+    from pathlib import Path
+
+    path = Path(store)
+    if not str(store).strip():
+        raise CommandError(f"{option}: expected a SQLite file, got an empty path")
+    if path.is_dir():
+        raise CommandError(f"{option}: {str(path)!r} is a folder, expected a SQLite file")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise CommandError(f"{option}: {str(path)!r} cannot be read and written "
+                               f"(permission denied)")
+        return
+    check_output_folder(path.parent if str(path.parent) else ".", option)
+
+
+def check_atlas_memory(arguments: argparse.Namespace, classes, layers, width, method: str
+                       ) -> None:
+    """Refuse an atlas whose largest cell (largest K and L, the wider width of ``auto``) does
+    not fit in the available memory, ``--workers`` cells at once (:func:`solve_memory_estimate`
+    of the deep ReLU UFM)."""
+    from . import atlas
+
+    available = available_memory()
+    if available is None:
+        return
+    largest_k, largest_l = max(classes), max(layers)
+    cell_width = sum(atlas.auto_widths(largest_k)) if width == "auto" else int(width)
+    cell = argparse.Namespace(K=largest_k, n=arguments.n, L=largest_l, width=cell_width,
+                              method=method, workers=1, restarts=2)
+    estimate, driver, _ = solve_memory_estimate("dufm", cell, workers=1)
+    processes = 1 if arguments.scheduler is not None else max(int(arguments.workers), 1)
+    if estimate * processes <= available:
+        return
+    if estimate <= available:
+        option = "--workers"
+    elif driver == "--width" and width == "auto":
+        option = "--K"
+    else:
+        option = driver
+    in_all = f" per cell, {format_bytes(estimate * processes)} for {processes} at once" \
+        if processes > 1 else ""
+    raise CommandError(
+        f"{option}: the atlas cell K = {largest_k}, L = {largest_l}, width {cell_width} "
+        f"(n = {arguments.n}, {method}) needs about {format_bytes(estimate)} of memory{in_all}, "
+        f"{format_bytes(available)} is available; choose a smaller grid"
+    )
+
+
 def command_atlas(arguments: argparse.Namespace) -> int:
     import os
+    import sqlite3
 
     from . import atlas
 
@@ -553,44 +1251,53 @@ def command_atlas(arguments: argparse.Namespace) -> int:
                else atlas.QUICK_CLASSES)
     layers = (atlas.parse_range(arguments.L, "--L", 1) if arguments.L is not None
               else atlas.QUICK_LAYERS)
-    if arguments.n < 1:
-        raise CommandError(f"--n: must be >= 1, got {arguments.n}")
-    if not (arguments.lam > 0 and arguments.lam < float("inf")):
-        raise CommandError(f"--lam: must be a finite number > 0, got {arguments.lam}")
     try:
         width = atlas._check_width(arguments.width, max(classes), "--width")
     except (ValueError, TypeError) as error:
         raise CommandError(str(error)) from None
-    if arguments.workers < 1:
-        raise CommandError(f"--workers: must be >= 1, got {arguments.workers}")
     if arguments.scheduler is not None and arguments.workers > 1:
         raise CommandError("--scheduler: exclusive with --workers (the cluster has its workers)")
-    if arguments.seed < 0:
-        raise CommandError(f"--seed: must be >= 0, got {arguments.seed}")
     method = atlas.DEFAULT_METHOD if arguments.method is None else arguments.method
     if method not in atlas._atlas_methods():
         raise CommandError(f"--method: must be one of {', '.join(atlas._atlas_methods())}, "
                            f"got {method!r}")
-    for option, value in (("--max-starts", arguments.max_starts),
-                          ("--max-iterations", arguments.max_iterations),
-                          ("--patience", arguments.patience)):
-        if value is not None and value < 1:
-            raise CommandError(f"{option}: must be >= 1, got {value}")
-    if arguments.time_budget is not None and not arguments.time_budget > 0:
-        raise CommandError(f"--time-budget: must be > 0, got {arguments.time_budget}")
-    if os.path.exists(arguments.out) and not os.path.isdir(arguments.out):
-        raise CommandError(f"--out: {arguments.out!r} is a file, expected a folder")
-    if arguments.store is not None and os.path.isdir(arguments.store):
-        raise CommandError(f"--store: {arguments.store!r} is a folder, expected a SQLite file")
-    result = atlas.run_atlas(
-        classes, layers, per_class=arguments.n, lam=arguments.lam, width=width,
-        method=method, seed=arguments.seed, workers=arguments.workers,
-        scheduler=arguments.scheduler, store=arguments.store, out=arguments.out,
-        quick=arguments.quick, max_starts=arguments.max_starts,
-        time_budget=arguments.time_budget, max_iterations=arguments.max_iterations,
-        patience=arguments.patience, scheduler_timeout=arguments.scheduler_timeout,
-        progress=not arguments.no_progress,
-    )
+    check_atlas_memory(arguments, classes, layers, width, method)
+    check_output_folder(arguments.out, "--out")
+    if arguments.store is not None:
+        check_store_path(arguments.store)
+    store = arguments.store if arguments.store is not None else f"{arguments.out}/atlas.sqlite"
+    before = _atlas_temporary_files(arguments.out)
+    points = os.path.join(arguments.out, "points")
+    points_existed = os.path.isdir(points)
+    try:
+        result = atlas.run_atlas(
+            classes, layers, per_class=arguments.n, lam=arguments.lam, width=width,
+            method=method, seed=arguments.seed, workers=arguments.workers,
+            scheduler=arguments.scheduler, store=arguments.store, out=arguments.out,
+            quick=arguments.quick, max_starts=arguments.max_starts,
+            time_budget=arguments.time_budget, max_iterations=arguments.max_iterations,
+            patience=arguments.patience, scheduler_timeout=arguments.scheduler_timeout,
+            progress=not arguments.no_progress,
+        )
+    except (OSError, sqlite3.Error) as error:
+        # Every file of the atlas is written to a temporary name and renamed; remove what a
+        # failed write left. The store keeps the cells finished so far: a rerun resumes.
+        for path in _atlas_temporary_files(arguments.out) - before:
+            path.unlink(missing_ok=True)
+        if not points_existed:
+            try:
+                os.rmdir(points)
+            except OSError:
+                pass
+        if isinstance(error, sqlite3.Error):
+            raise CommandError(f"--store: {store!r}: {one_line(error)}; the cells finished so far "
+                               f"are kept (a rerun resumes)") from None
+        if not is_output_error(error, arguments.out):
+            raise
+        name = getattr(error, "filename", None) or arguments.out
+        raise CommandError(f"--out: cannot write {str(name)!r}: {os_error_reason(error)}; the "
+                           f"cells finished so far are kept in {store!r} (a rerun resumes)"
+                           ) from None
     print(f"atlas: {len(result.cells)} cells ({result.computed} computed, {result.reused} "
           f"from the store {result.paths.get('store')})")
     for cell in result.flagged:
@@ -613,24 +1320,28 @@ def _register_atlas(commands) -> None:
     )
     sub.add_argument("--K", default=None, help="classes: a range 2..20, an integer or a list 2,3,5")
     sub.add_argument("--L", default=None, help="weight matrices: a range 2..6, an integer or a list")
-    sub.add_argument("--n", type=int, default=1, help="samples per class (default 1)")
-    sub.add_argument("--lam", type=float, default=0.004, help="λ on every block (default 0.004)")
+    sub.add_argument("--n", type=integer_at_least(1), default=1,
+                     help="samples per class >= 1 (default 1)")
+    sub.add_argument("--lam", type=number(0.0, strict=True), default=0.004,
+                     help="λ > 0 on every block (default 0.004)")
     sub.add_argument("--width", default="auto",
                      help="'auto' (max(2K, 10) and that + K, the lower kept) or an integer")
     sub.add_argument("--method", default=None,
                      help="search method of ufm.solvers.solve (default 'global'; a local method "
                           "such as kink_lbfgs is restarted --max-starts times)")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--max-starts", type=int, default=None, help="starts per search")
-    sub.add_argument("--time-budget", type=float, default=None,
+    sub.add_argument("--seed", type=integer_at_least(0), default=0, help="seed >= 0 (default 0)")
+    sub.add_argument("--max-starts", type=integer_at_least(1), default=None,
+                     help="starts per search")
+    sub.add_argument("--time-budget", type=number(0.0, strict=True), default=None,
                      help="seconds per search after which no new start begins")
-    sub.add_argument("--max-iterations", type=int, default=None,
+    sub.add_argument("--max-iterations", type=integer_at_least(1), default=None,
                      help="iterations per start (default: the solver's)")
-    sub.add_argument("--patience", type=int, default=None,
+    sub.add_argument("--patience", type=integer_at_least(1), default=None,
                      help="global: stop after this many starts without a lower basin")
-    sub.add_argument("--workers", type=int, default=1, help="local processes (default 1: in process)")
+    sub.add_argument("--workers", type=integer_at_least(1), default=1,
+                     help="local processes (default 1: in process)")
     sub.add_argument("--scheduler", default=None, help="dask.distributed scheduler tcp://HOST:8786")
-    sub.add_argument("--scheduler-timeout", type=float, default=10.0,
+    sub.add_argument("--scheduler-timeout", type=number(0.0, strict=True), default=10.0,
                      help="seconds to wait for the scheduler (default 10)")
     sub.add_argument("--store", default=None, help="SQLite store (default DIR/atlas.sqlite)")
     sub.add_argument("--quick", action="store_true",
@@ -643,19 +1354,49 @@ def _register_atlas(commands) -> None:
 _REGISTRARS.append(_register_atlas)
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line for an ``OSError``: the path(s) it names and the reason in words."""
+    reason = os_error_reason(error)
+    name, other = getattr(error, "filename", None), getattr(error, "filename2", None)
+    if name is not None and other is not None:
+        return f"cannot move {str(name)!r} to {str(other)!r}: {reason}"
+    if name is not None:
+        return f"{str(name)!r}: {reason}"
+    return reason
+
+
+def report_error(error: BaseException, stream: Any = None) -> int:
+    """Print ``error`` as one line on standard error and return exit status 2.
+
+    Every user error is ``error: MESSAGE``; an ``OSError`` names its path and reason; a
+    ``MemoryError`` says that memory ran out.
+    """
+    stream = sys.stderr if stream is None else stream
+    if isinstance(error, MemoryError):
+        detail = one_line(error)
+        text = "error: not enough memory" + (f" ({detail})" if detail else "") + \
+            "; choose a smaller problem"
+    elif isinstance(error, OSError) and not isinstance(error, CommandError):
+        text = f"error: {describe_os_error(error)}"
+    else:
+        text = f"error: {one_line(error)}"
+    print(text, file=stream)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 for a user error)."""
-    parser = build_parser()
-    arguments = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    """Run the command line; returns the exit code (2 for a user error, as one line on stderr)."""
     try:
-        check_count_options(arguments)
-        return int(arguments.handler(arguments) or 0)
-    except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        parsed = run_parser(build_parser(), sys.argv[1:] if argv is None else list(argv))
+        if isinstance(parsed, int):  # --help
+            return parsed
+        check_count_options(parsed)
+        return int(parsed.handler(parsed) or 0)
     except BrokenPipeError:
         # The reader of stdout went away (``| head``): stop quietly, as Unix tools do.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (CommandError, ValueError, TypeError, OSError, MemoryError) as error:
+        return report_error(error)
