@@ -1,0 +1,114 @@
+"""Sphinx configuration of the ufm-sandbox documentation (``bash run.sh docs``).
+
+Pages are Markdown (MyST); the tutorials are MyST text notebooks executed on every build
+(myst-nb); the API reference is generated from the docstrings (autodoc + numpydoc) by the
+directives of ``_ext/ufm_api.py``. The build must pass with ``-W`` (warnings are errors).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+# The packages of this checkout (not an installed copy elsewhere), and the local extension.
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "_ext"))
+# The tutorials run on two shared cores: one BLAS/OpenMP thread per process.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+# The kernels that execute the notebooks import the packages of this checkout too.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+project = "ufm-sandbox"
+author = "ufm-sandbox contributors"
+copyright = "ufm-sandbox contributors, BSD-3-Clause"
+release = version = "0.1.0"
+
+extensions = [
+    "myst_nb",  # registers myst_parser itself: Markdown pages and MyST text notebooks
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "ufm_api",
+]
+
+source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "gallery", "Thumbs.db", ".DS_Store"]
+templates_path: list[str] = []
+
+# --- MyST -------------------------------------------------------------------------------------
+# docs/theory.md writes its mathematics in Unicode, so no dollar-math extension is needed;
+# headings down to #### (the statement IDs of §5) get anchors, so pages can link to them.
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 4
+
+# --- myst-nb: the tutorials execute on every build ----------------------------------------------
+nb_execution_mode = "force"
+nb_execution_timeout = 300
+nb_execution_raise_on_error = True  # a failing tutorial fails the build
+nb_execution_show_tb = True
+nb_merge_streams = True
+
+# --- autodoc / numpydoc -----------------------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # signatures show the annotations; numpydoc sections hold the types
+autodoc_preserve_defaults = True
+autosummary_generate = False  # the tables link to the module pages; nothing is generated
+numpydoc_show_class_members = False  # autodoc lists the members; numpydoc would list them again
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_validation_checks: set[str] = set()
+numpydoc_xref_param_type = False
+nitpicky = False
+
+# --- HTML -------------------------------------------------------------------------------------
+html_theme = "furo"
+html_title = "ufm-sandbox"
+html_static_path: list[str] = []
+
+
+# --- module docstrings ------------------------------------------------------------------------
+# numpydoc turns the sections of function and class docstrings into rubrics but leaves module
+# docstrings alone, and several modules use the same numpydoc-style headings ("Experiment",
+# "Settings", "Statements", ...). Left as they are, each would become a section of its page,
+# clash with the same heading on other pages and break the page's table of contents; they are
+# rendered as rubrics, like numpydoc's sections.
+_UNDERLINE_CHARACTERS = set("-=~^")
+
+
+def _module_sections_as_rubrics(app, what, name, obj, options, lines):
+    if what != "module":
+        return
+    result: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        underline = following.strip()
+        if (
+            line.strip()
+            and not line.startswith(" ")
+            and len(underline) >= 3
+            and set(underline) <= _UNDERLINE_CHARACTERS
+            and len(set(underline)) == 1
+            and following == underline
+            and (index == 0 or not lines[index - 1].strip())
+        ):
+            result += [f".. rubric:: {line.strip()}", ""]
+            index += 2
+            continue
+        result.append(line)
+        index += 1
+    lines[:] = result
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _module_sections_as_rubrics)
