@@ -24,7 +24,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
 )
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "ufm-sandbox"
 author = "ufm-sandbox contributors"
@@ -36,7 +35,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "numpydoc",
-    "ufm_api",
+    "ufm_api",  # the API directives (docs/_ext/ufm_api.py)
+    "unicode_math",  # Unicode formulas in Markdown rendered as written (docs/_ext/unicode_math.py)
 ]
 
 source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
@@ -49,6 +49,14 @@ templates_path: list[str] = []
 # headings down to #### (the statement IDs of §5) get anchors, so pages can link to them.
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 4
+# In these pages an ``_`` or ``*`` inside a formula (‖Z‖_*, ‖·‖_F, q*) is a character, not
+# emphasis markup (docs/_ext/unicode_math.py).
+unicode_math_documents = [
+    "theory",
+    "tutorials/theorem_checks",
+    "tutorials/theory_vs_practice",
+    "tutorials/lambda_width",
+]
 
 # --- myst-nb: the tutorials execute on every build ----------------------------------------------
 nb_execution_mode = "force"
@@ -56,6 +64,7 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True  # a failing tutorial fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs (the catalogue's report) may hold tables
 
 # --- autodoc / numpydoc -----------------------------------------------------------------------
 autodoc_member_order = "bysource"
@@ -68,6 +77,9 @@ numpydoc_attributes_as_param_list = True
 numpydoc_validation_checks: set[str] = set()
 numpydoc_xref_param_type = False
 nitpicky = False
+
+# The formulas use ' as a prime (μ_{c'}, Φ'): no typographic quotes.
+smartquotes = False
 
 # --- HTML -------------------------------------------------------------------------------------
 html_theme = "furo"
@@ -110,5 +122,14 @@ def _module_sections_as_rubrics(app, what, name, obj, options, lines):
     lines[:] = result
 
 
+# The tutorials' kernels inherit this process's environment, where MPLBACKEND may be Agg (set by
+# the caller, or by ``figures`` when the API reference imports it): they would show no figures.
+# Each tutorial's kernel gets the inline backend of notebooks.
+def _inline_matplotlib_for_tutorials(app, docname, source):
+    if docname.startswith("tutorials/"):
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _module_sections_as_rubrics)
+    app.connect("source-read", _inline_matplotlib_for_tutorials)
