@@ -130,6 +130,16 @@ def _inline_matplotlib_for_tutorials(app, docname, source):
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 
+# The tutorials run the code of the packages, which Sphinx does not track as their dependency:
+# they are read, and so executed, on every build, also an incremental one.
+def _tutorials_always_outdated(app, env, added, changed, removed):
+    return [
+        name for name in env.found_docs
+        if name.startswith("tutorials/") and name != "tutorials/index"
+    ]
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _module_sections_as_rubrics)
     app.connect("source-read", _inline_matplotlib_for_tutorials)
+    app.connect("env-get-outdated", _tutorials_always_outdated)
