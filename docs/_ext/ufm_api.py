@@ -153,7 +153,14 @@ def _auto_directive(module_name: str, name: str) -> list[str]:
     target = f"{module_name}.{name}"
     if inspect.isclass(value):
         kind = "autoexception" if issubclass(value, BaseException) else "autoclass"
-        return [f".. {kind}:: {target}", "   :members:", ""]
+        lines = [f".. {kind}:: {target}", "   :members:"]
+        bases = value.__mro__[1:]
+        if any(base.__name__.startswith("_") for base in bases):
+            # Members of a private base (e.g. the objectives' shared methods) are documented on
+            # the public class; members of public bases on their own pages.
+            public = sorted({base.__name__ for base in bases if not base.__name__.startswith("_")})
+            lines.append(f"   :inherited-members: {', '.join(public)}")
+        return lines + [""]
     if inspect.isfunction(value) or inspect.isbuiltin(value) or callable(value) and hasattr(value, "__wrapped__"):
         return [f".. autofunction:: {target}", ""]
     lines = [f".. autodata:: {target}"]
