@@ -24,19 +24,20 @@ TUTORIALS = ("theorem_checks", "theory_vs_practice", "lambda_width")
 
 
 @pytest.fixture(scope="module")
-def ufm_api():
+def inventory():
+    """docs/_ext/api_inventory.py: the modules and names the API reference documents."""
     sys.path.insert(0, str(DOCS / "_ext"))
     try:
-        yield importlib.import_module("ufm_api")
+        yield importlib.import_module("api_inventory")
     finally:
         sys.path.remove(str(DOCS / "_ext"))
 
 
-def test_every_public_module_has_an_api_page(ufm_api):
+def test_every_public_module_has_an_api_page(inventory):
     pages = {path.stem for path in (DOCS / "api").glob("*.md")}
-    missing = [name for name in ufm_api.public_modules() if name not in pages]
+    missing = [name for name in inventory.public_modules() if name not in pages]
     assert not missing, f"modules without a page under docs/api/ (NAME.md): {missing}"
-    for name in ufm_api.public_modules():
+    for name in inventory.public_modules():
         text = (DOCS / "api" / f"{name}.md").read_text(encoding="utf-8")
         assert f"{{api-module}} {name}\n" in text, f"docs/api/{name}.md does not document {name}"
 
@@ -94,31 +95,32 @@ def site(tmp_path_factory):
     return out
 
 
-def _inventory(site: Path) -> set[str]:
+def _documented_objects(site: Path) -> set[str]:
+    """The Python objects of the site's objects.inv."""
     from sphinx.util.inventory import InventoryFile
 
     with (site / "objects.inv").open("rb") as handle:
-        inventory = InventoryFile.load(handle, "", lambda base, uri: uri)
-    items = inventory.items() if hasattr(inventory, "items") else inventory.data.items()
+        loaded = InventoryFile.load(handle, "", lambda base, uri: uri)
+    items = loaded.items() if hasattr(loaded, "items") else loaded.data.items()
     return {name for kind, entries in items if kind.startswith("py:") for name in entries}
 
 
 @pytest.mark.docs
-def test_api_reference_documents_every_public_name(site, ufm_api):
-    documented = _inventory(site)
+def test_api_reference_documents_every_public_name(site, inventory):
+    documented = _documented_objects(site)
     import ufm
 
     missing = [name for name in ufm.__all__ if name != "__version__"
-               and f"{ufm_api.defining_module('ufm', name)}.{name}" not in documented]
+               and f"{inventory.defining_module('ufm', name)}.{name}" not in documented]
     assert not missing, f"ufm.__all__ names missing from the API reference: {missing}"
     no_members = {path.stem for path in (DOCS / "api").glob("*.md")
                   if ":no-members:" in path.read_text(encoding="utf-8")}
-    for module in ufm_api.public_modules():
+    for module in inventory.public_modules():
         assert module in documented, f"module {module} has no API entry"
         if module in no_members:
             continue
-        for name in ufm_api.listed_names(module):
-            target = f"{ufm_api.defining_module(module, name)}.{name}"
+        for name in inventory.listed_names(module):
+            target = f"{inventory.defining_module(module, name)}.{name}"
             assert target in documented, f"{module}.{name} ({target}) is not documented"
 
 
