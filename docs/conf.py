@@ -47,7 +47,7 @@ templates_path: list[str] = []
 # --- MyST -------------------------------------------------------------------------------------
 # docs/theory.md writes its mathematics in Unicode, so no dollar-math extension is needed;
 # headings down to #### (the statement IDs of §5) get anchors, so pages can link to them.
-myst_enable_extensions = ["colon_fence", "deflist"]
+myst_enable_extensions: list[str] = []
 myst_heading_anchors = 4
 # In these pages an ``_`` or ``*`` inside a formula (‖Z‖_*, ‖·‖_F, q*) is a character, not
 # emphasis markup (docs/_ext/unicode_math.py).
@@ -68,7 +68,7 @@ nb_render_markdown_format = "myst"  # Markdown outputs (the catalogue's report) 
 
 # --- autodoc / numpydoc -----------------------------------------------------------------------
 autodoc_member_order = "bysource"
-autodoc_typehints = "none"  # signatures show the annotations; numpydoc sections hold the types
+autodoc_typehints = "none"  # short signatures; the numpydoc sections give the types
 autodoc_preserve_defaults = True
 autosummary_generate = False  # the tables link to the module pages; nothing is generated
 numpydoc_show_class_members = False  # autodoc lists the members; numpydoc would list them again
