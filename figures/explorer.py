@@ -170,7 +170,7 @@ class ExplorerResult:
 
     @property
     def singular_value_errors(self) -> list[float | None]:
-        """Per layer, max |s_found − s_predicted| over the first K singular values (the rest are
+        """Per layer, max ``|s_found − s_predicted|`` over the first K singular values (the rest are
         predicted 0). None for W₁ of the ReLU DUFM with L ≥ 2, whose spectrum varies along the
         flat family of optima (docs/theory.md §4.4; only ‖W₁‖_F is fixed)."""
         errors: list[float | None] = []

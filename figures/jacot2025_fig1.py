@@ -212,7 +212,7 @@ def final_features(trainer):
 
 
 def class_mean_grams(features, labels, layers: Sequence[int]) -> dict[int, np.ndarray]:
-    """MᵀM of the features Z_l (l in ``layers``; Z_0 the input) divided by its largest |entry|.
+    """MᵀM of the features Z_l (l in ``layers``; Z_0 the input) divided by its largest ``|entry|``.
 
     Computed by :func:`ufm.metrics.class_mean_gram`; the division only scales the picture (the
     ratios of entries are those of the Gram matrix).

@@ -4,7 +4,7 @@ The 4-DUFM with n = 1 and λ = 0.004 on every block, solved by plain gradient de
 :func:`ufm.solvers.solve`, E-B1 initialization) from several seeds at each width (the same width
 d_1 = … = d_4). A run reaches DNC when :func:`ufm.reports.is_deep_neural_collapse` (IS_DNC of
 docs/theory.md §3) holds at its end point: every M_l, l ≥ 2, has rank K (relative tolerance
-``RANK_RTOL``), NC2.orth ≤ ``ORTH_TOLERANCE``, and |Φ/L_DNC − 1| ≤ ``LOSS_TOLERANCE``. Panels:
+``RANK_RTOL``), NC2.orth ≤ ``ORTH_TOLERANCE``, and ``|Φ/L_DNC − 1|`` ≤ ``LOSS_TOLERANCE``. Panels:
 
 - the fraction of seeds with IS_DNC against width, with its binomial standard error
   √(p(1 − p)/m) over m seeds;

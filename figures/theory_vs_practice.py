@@ -12,7 +12,7 @@ non-linear layer; :func:`fullnet.compare.compare_run` then sees its last layers 
 - the per-layer metrics (docs/theory.md §3) of the solved head optimum against the trained head.
 
 Panels: every compared quantity as a pair of bars (predicted, measured; log scale) with the
-relative error |measured − predicted|/|predicted| written beside it; the per-layer metrics the
+relative error ``|measured − predicted|/|predicted|`` written beside it; the per-layer metrics the
 same way; the quantities that theory bounds (measured against its bound). Nothing is computed
 here: every number is a field of the :class:`fullnet.compare.Comparison`.
 """

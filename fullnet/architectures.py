@@ -33,7 +33,7 @@ INITIALIZATIONS = ("lecun", "he", "xavier", "uniform")
 class SmoothLeakyActivation(nn.Module):
     """σ_γ(x) = γx + (1−γ)(softplus(x) − log 2), 0 < γ < 1 (docs/theory.md §2(e)).
 
-    σ_γ(0) = 0, σ_γ' = γ + (1−γ)·sigmoid ∈ (γ, 1), |σ_γ''| ≤ (1−γ)/4.
+    σ_γ(0) = 0, σ_γ' = γ + (1−γ)·sigmoid ∈ (γ, 1), ``|σ_γ''|`` ≤ (1−γ)/4.
     """
 
     def __init__(self, gamma: float = 0.2) -> None:

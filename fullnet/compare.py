@@ -98,7 +98,7 @@ def _plain(value: Any) -> Any:
 
 
 def relative_error(predicted: float | None, measured: float | None) -> float | None:
-    """|measured − predicted| / |predicted|; None when either is missing or predicted = 0."""
+    """``|measured − predicted| / |predicted|``; None when either is missing or predicted = 0."""
     if predicted is None or measured is None:
         return None
     if predicted == 0 or not (math.isfinite(predicted) and math.isfinite(measured)):
@@ -119,9 +119,9 @@ class ComparisonRow:
         What is compared, e.g. ``"Φ_head"``, ``"s_1(W_5)"``, ``"‖μ‖ after W_4 (mean)"``.
     predicted, measured : float or None
     relative_error : float or None
-        |measured − predicted|/|predicted| (None when predicted = 0: see ``absolute_error``).
+        ``|measured − predicted|/|predicted|`` (None when predicted = 0: see ``absolute_error``).
     absolute_error : float or None
-        |measured − predicted|.
+        ``|measured − predicted|``.
     relation : str
         A key of :data:`RELATIONS`.
     bound : float or None

@@ -869,6 +869,7 @@ class InlineExecutor(Executor):
         self._shutdown = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` now, in this process; return its finished future."""
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         future: Future = Future()

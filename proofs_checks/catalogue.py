@@ -7,7 +7,7 @@ two sides; the relation between them (``<=``, ``=``, ``>=``) and the tolerance r
 :func:`write_report` writes the results as CSV and Markdown.
 
 Tolerance rules (docs/theory.md §5)
-------------------------------
+-----------------------------------
 identity
     ``|lhs - rhs| <= relative * scale + slack``, where ``scale`` is the size of the quantities
     (by default ``max(|lhs|, |rhs|)``), ``relative = c * u * kappa`` with u = 2.2e-16 the unit

@@ -9,23 +9,25 @@ Z_L = W_LZ_{L−1}; ε1 = ‖Z_L − Y‖_F < √n, ε2 = ‖W_LᵀW_L − W_{L�
 
 Statements
 ----------
-J1 [derived]   s_K(W_L) ≥ (√n − ε1)/‖Z_{L−1}‖_op.
-J2 [derived]   Z_{L−1} = W_L^+Y + E, ‖E‖_F ≤ δ.
-J3 [derived]   if δ < √N/‖W_L‖_op, NC1.tr_unc(Z_{L−1}) ≤ δ²/(√N/‖W_L‖_op − δ)².
-J4 [derived]   ‖M − W_L^+‖_op ≤ δ/√n; if s_1(W_L)δ < √n,
-               κ(M) ≤ κ(W_L)(1 + s_K(W_L)δ/√n)/(1 − s_1(W_L)δ/√n).
-J5 [classical, Arora et al. 2018]  D_l = 0 ⇒ AAᵀ = (W_LW_Lᵀ)^{L2}, s_i(W_L) = s_i(A)^{1/L2},
-               κ(W_L) = κ(A)^{1/L2}.
-J6 [derived]   cos∠(W_L^+e_c, W_Lᵀe_c) ≥ 2κ/(1+κ²); with s_1(W_L)δ < √n,
-               cos∠(μ_c, w_c) ≥ 2κ/(1+κ²) − arcsin(s_1(W_L)δ/√n) ≥ 2κ/(1+κ²) − (π/2)s_1(W_L)δ/√n.
-J7 [derived]   identity activation after W_l: D_l(k+1) = (1−ηλ)²D_l(k) + η²(g_{l+1}ᵀg_{l+1} − g_lg_lᵀ).
-J8 [derived]   V = −g − λW: W_{l+1}ᵀV_{l+1} + V_{l+1}ᵀW_{l+1} − V_lW_lᵀ − W_lV_lᵀ = −2λD_l.
-J9 [derived]   λD_l = W_{l+1}ᵀ∇_{l+1} − ∇_lW_lᵀ (∇ = g + λW), so
-               ‖D_l‖_F ≤ (‖W_{l+1}‖_op‖∇_{l+1}‖_F + ‖∇_l‖_F‖W_l‖_op)/λ.
-J10 [derived]  positively homogeneous activation after W_l: the diagonal of J7 holds; the full
-               matrix does not (KF4), and for σ_γ not even the diagonal.
-J12 [derived from J7]  ‖D_l(k)‖ ≤ (1−ηλ)^{2k}‖D_l(0)‖ + η²Σ_{j<k}(1−ηλ)^{2(k−1−j)}‖g_{l+1}ᵀg_{l+1} − g_lg_lᵀ‖(j).
-KF4 (known false)  full-matrix J7 for a ReLU pair.
+::
+
+    J1 [derived]   s_K(W_L) ≥ (√n − ε1)/‖Z_{L−1}‖_op.
+    J2 [derived]   Z_{L−1} = W_L^+Y + E, ‖E‖_F ≤ δ.
+    J3 [derived]   if δ < √N/‖W_L‖_op, NC1.tr_unc(Z_{L−1}) ≤ δ²/(√N/‖W_L‖_op − δ)².
+    J4 [derived]   ‖M − W_L^+‖_op ≤ δ/√n; if s_1(W_L)δ < √n,
+                   κ(M) ≤ κ(W_L)(1 + s_K(W_L)δ/√n)/(1 − s_1(W_L)δ/√n).
+    J5 [classical, Arora et al. 2018]  D_l = 0 ⇒ AAᵀ = (W_LW_Lᵀ)^{L2}, s_i(W_L) = s_i(A)^{1/L2},
+                   κ(W_L) = κ(A)^{1/L2}.
+    J6 [derived]   cos∠(W_L^+e_c, W_Lᵀe_c) ≥ 2κ/(1+κ²); with s_1(W_L)δ < √n,
+                   cos∠(μ_c, w_c) ≥ 2κ/(1+κ²) − arcsin(s_1(W_L)δ/√n) ≥ 2κ/(1+κ²) − (π/2)s_1(W_L)δ/√n.
+    J7 [derived]   identity activation after W_l: D_l(k+1) = (1−ηλ)²D_l(k) + η²(g_{l+1}ᵀg_{l+1} − g_lg_lᵀ).
+    J8 [derived]   V = −g − λW: W_{l+1}ᵀV_{l+1} + V_{l+1}ᵀW_{l+1} − V_lW_lᵀ − W_lV_lᵀ = −2λD_l.
+    J9 [derived]   λD_l = W_{l+1}ᵀ∇_{l+1} − ∇_lW_lᵀ (∇ = g + λW), so
+                   ‖D_l‖_F ≤ (‖W_{l+1}‖_op‖∇_{l+1}‖_F + ‖∇_l‖_F‖W_l‖_op)/λ.
+    J10 [derived]  positively homogeneous activation after W_l: the diagonal of J7 holds; the full
+                   matrix does not (KF4), and for σ_γ not even the diagonal.
+    J12 [derived from J7]  ‖D_l(k)‖ ≤ (1−ηλ)^{2k}‖D_l(0)‖ + η²Σ_{j<k}(1−ηλ)^{2(k−1−j)}‖g_{l+1}ᵀg_{l+1} − g_lg_lᵀ‖(j).
+    KF4 (known false)  full-matrix J7 for a ReLU pair.
 
 The data gradients of the chains are computed here in numpy (two-line backpropagation formulas);
 J11 evaluates the package's ``ufm.models.LinearHead`` at critical points found by ``ufm.solvers``.

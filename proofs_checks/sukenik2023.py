@@ -6,19 +6,21 @@ L_DNC, the threshold and :func:`ufm.optima.dnc_construct` from :mod:`ufm.optima`
 
 Statements
 ----------
-D1 [derived]  Φ_DUFM(dnc_construct(K, L, n, λ, β)) = L_DNC for β ∈ {0, ½/(K−1), 1/(K−1)};
-              gradient norm ≈ 0.
-D2 [derived]  L_DNC < ½ iff P = nλ_HΠλ_l < P_crit = ((L−1)/L)^{L−1}/(KL)^{L+1}; q* jumps from 0 to
-              (L−1)/L there.
-D3 [derived]  s_l = q*^{1/(L+1)}(C/λ_l)^{1/2}, ‖μ‖₁ = q*^{1/(L+1)}(C/(nλ_H))^{1/2},
-              a₂ = Cq*^{2/(L+1)}/(nλ_Hλ_1)^{1/2}, λ_H‖H₁‖² = λ_l‖W_l‖² = K·C·q*^{2/(L+1)}; the
-              fixtures of §4.6.
-D4 [derived]  λ_1W₁ᵀW₁ − λ_HH₁H₁ᵀ = W₁ᵀ∇_{W₁} − ∇_{H₁}H₁ᵀ and
-              diag(λ_{l+1}W_{l+1}ᵀW_{l+1} − λ_lW_lW_lᵀ) = diag(W_{l+1}ᵀ∇_{l+1} − ∇_lW_lᵀ) at any point.
-D5 [paper (B); value derived]  for K = 2 no point lies below L_DNC; runs that reach L_DNC show
-              DNC1–3.
-D6 [derived]  zero is a strict local minimum for L ≥ 2: Φ(εθ) − ½ ≥ cε².
-D7 [derived, given (B)]  nonneg_H1: same optimal value for K = 2; β ≠ 0 infeasible.
+::
+
+    D1 [derived]  Φ_DUFM(dnc_construct(K, L, n, λ, β)) = L_DNC for β ∈ {0, ½/(K−1), 1/(K−1)};
+                  gradient norm ≈ 0.
+    D2 [derived]  L_DNC < ½ iff P = nλ_HΠλ_l < P_crit = ((L−1)/L)^{L−1}/(KL)^{L+1}; q* jumps from 0 to
+                  (L−1)/L there.
+    D3 [derived]  s_l = q*^{1/(L+1)}(C/λ_l)^{1/2}, ‖μ‖₁ = q*^{1/(L+1)}(C/(nλ_H))^{1/2},
+                  a₂ = Cq*^{2/(L+1)}/(nλ_Hλ_1)^{1/2}, λ_H‖H₁‖² = λ_l‖W_l‖² = K·C·q*^{2/(L+1)}; the
+                  fixtures of §4.6.
+    D4 [derived]  λ_1W₁ᵀW₁ − λ_HH₁H₁ᵀ = W₁ᵀ∇_{W₁} − ∇_{H₁}H₁ᵀ and
+                  diag(λ_{l+1}W_{l+1}ᵀW_{l+1} − λ_lW_lW_lᵀ) = diag(W_{l+1}ᵀ∇_{l+1} − ∇_lW_lᵀ) at any point.
+    D5 [paper (B); value derived]  for K = 2 no point lies below L_DNC; runs that reach L_DNC show
+                  DNC1–3.
+    D6 [derived]  zero is a strict local minimum for L ≥ 2: Φ(εθ) − ½ ≥ cε².
+    D7 [derived, given (B)]  nonneg_H1: same optimal value for K = 2; β ≠ 0 infeasible.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "theory.md"
 DOC_NAME = "docs/theory.md"
 
-SCAN_DIRS = ("ufm", "fullnet", "proofs_checks", "figures", "benchmarks", "tests")
+SCAN_DIRS = ("ufm", "fullnet", "proofs_checks", "figures", "benchmarks", "tests", "docs")
 SCAN_FILES = ("README.md",)
 SUFFIXES = {".py", ".md", ".ipynb", ".toml"}
-SKIP_PARTS = {".venv", ".git", "outputs", "__pycache__", ".ipynb_checkpoints"}
+SKIP_PARTS = {".venv", ".git", "outputs", "__pycache__", ".ipynb_checkpoints", "_build", "jupyter_execute"}
 
 # The old name of the document: the upper-case word THEORY, followed by ".md", by "§" or by "'s".
 # A word boundary keeps Python names such as ``THEORY_IDS`` out.

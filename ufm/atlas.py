@@ -97,7 +97,7 @@ CSV_COLUMNS = (
     "basins", "seconds", "point",
 )
 
-#: Relative tolerance of a basin: end values Φ, Φ' with |Φ − Φ'| ≤ BASIN_TOLERANCE·max(Φ, Φ')
+#: Relative tolerance of a basin: end values Φ, Φ' with ``|Φ − Φ'|`` ≤ BASIN_TOLERANCE·max(Φ, Φ')
 #: (and equal rank profiles) are one minimum; also the relative margin by which the wider width
 #: of ``width="auto"`` must win to flag a cell. The ``basin_tolerance`` of the method
 #: ``"global"`` (``ufm.solvers.global_search.GLOBAL_DEFAULTS``): local runs stop at the ReLU

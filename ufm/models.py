@@ -813,7 +813,7 @@ class _ChainObjective:
     ) -> tuple[float, Parameters]:
         """Φ_ε(θ), Φ with every ReLU replaced by its C¹ quadratic smoothing, and ∇Φ_ε(θ).
 
-            σ_ε(z) = 0 (z ≤ −ε),  (z + ε)²/(4ε) (|z| < ε),  z (z ≥ ε);
+            σ_ε(z) = 0 (z ≤ −ε),  (z + ε)²/(4ε) (``|z| < ε``),  z (z ≥ ε);
             σ_ε'(z) = clip((z + ε)/(2ε), 0, 1),  0 ≤ σ_ε(z) − max(z, 0) ≤ ε/4.
 
         Φ_ε is continuously differentiable and tends to Φ uniformly on bounded sets as ε → 0;

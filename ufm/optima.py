@@ -754,7 +754,7 @@ def predict_deep_linear(
     and :func:`dnc_construct` (β = 0) attains it.
 
     Widths with r = min_l d_l < K [derived]: X = W_{L:1}H₁ has rank ≤ r, and F2 is attained at
-    rank X ≤ r by aligned balanced factors of inner widths ≥ r, so
+    rank X ≤ r by aligned balanced factors of inner widths ≥ r, so::
 
         min Φ_lin = min_{rank X ≤ r} (1/(2N))‖X − Y‖²
                                      + ((L+1)/2)(λ_HΠλ_l)^{1/(L+1)}Σ_i s_i(X)^{2/(L+1)}

@@ -164,7 +164,7 @@ class DNCVerdict:
     relative_gap : float
         (Φ − L_DNC)/L_DNC; negative below the DNC value.
     rank_ok, orth_ok, loss_ok : bool
-        Every rank equals K; every NC2.orth is ≤ ``orth_tolerance``; |relative_gap| ≤
+        Every rank equals K; every NC2.orth is ≤ ``orth_tolerance``; ``|relative_gap|`` ≤
         ``loss_tolerance``.
     num_classes : int
         K.
@@ -214,7 +214,7 @@ def is_deep_neural_collapse(
     features H_l), has RANK K (:func:`ufm.metrics.numerical_rank`, relative tolerance
     ``rank_rtol``) and NC2.orth(M_l) ≤ ``orth_tolerance``
     (:func:`ufm.metrics.nc2_orthogonal_frame_distance`), and the objective is within a relative
-    ``loss_tolerance`` of L_DNC (§4.3): |Φ − L_DNC| ≤ loss_tolerance·L_DNC. Low-rank points below
+    ``loss_tolerance`` of L_DNC (§4.3): ``|Φ − L_DNC|`` ≤ loss_tolerance·L_DNC. Low-rank points below
     L_DNC (§4.5) fail the rank and the loss criteria. For L = 1 the layer criteria are vacuous.
 
     Parameters
@@ -228,7 +228,7 @@ def is_deep_neural_collapse(
     orth_tolerance : float
         Largest NC2.orth accepted (NC2.orth ∈ [0, 2]).
     loss_tolerance : float
-        Largest relative distance |Φ/L_DNC − 1| accepted.
+        Largest relative distance ``|Φ/L_DNC − 1|`` accepted.
     """
     from .metrics import class_statistics, nc2_orthogonal_frame_distance, numerical_rank
     from .models import DeepLinearUFM, DeepUFM

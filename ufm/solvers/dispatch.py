@@ -159,7 +159,7 @@ def solve(
         multi-layer regularization ((C)); :data:`KINK_LBFGS_LOW_RANK_SETTINGS` uses 1.15.
     stall_window, stall_decrease : int, float
         ``kink_lbfgs`` only: its L-BFGS phase counts as stalled when Φ decreased by at most
-        ``stall_decrease``·max(1, |Φ|) over the last ``stall_window`` iterations; it then tries
+        ``stall_decrease``·max(1, ``|Φ|``) over the last ``stall_window`` iterations; it then tries
         to revive dead ReLU neurons and collapsed classes and stops (``"no_progress"``) if none
         can be.
     smoothing : sequence of float
