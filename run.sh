@@ -3,7 +3,7 @@
 #   bash run.sh main    : quick, real reproduction that writes figures and reports to outputs/ only
 #   bash run.sh gallery : refresh the README's gallery (docs/gallery/) from outputs/, making the
 #                         quick figures (and the metrics demo) that outputs/ does not hold yet
-#   bash run.sh test    : the default test suite (tests/ and proofs_checks/)
+#   bash run.sh test    : the default test suite (tests/ and proofs_checks/), then the docs build
 #   bash run.sh docs    : the documentation site (API reference, theory, executed tutorials) in
 #                         docs/_build/html; warnings are errors
 # Each creates (or reuses) the virtual environment .venv and installs the package into it.
@@ -141,7 +141,15 @@ case "$cmd" in
         esac
         # One BLAS/OpenMP thread per test process on the two shared cores.
         export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-        "$VENV/bin/python" -m pytest -q "$@"
+        if [ "$#" -eq 0 ]; then
+            # The default run: the test suite, then the documentation site with its executed
+            # tutorials built with warnings as errors (tests/test_docs.py, marker docs).
+            "$VENV/bin/python" -m pytest -q
+            docs_setup
+            "$VENV/bin/python" -m pytest -q -m docs
+        else
+            "$VENV/bin/python" -m pytest -q "$@"
+        fi
         ;;
     docs)
         setup
