@@ -33,7 +33,7 @@ from .common import (
     resolve_device,
     stationarity_norm,
 )
-from .global_search import GLOBAL_DEFAULTS, run_global_search
+from .global_search import GLOBAL_DEFAULTS, PATIENCE_WORK, run_global_search
 from .gradient_descent import _run_gd
 from .kink_lbfgs import _run_kink_lbfgs
 from .numpy_lbfgs import _run_numpy_lbfgs
@@ -271,8 +271,11 @@ def solve(
         raise TypeError(f"callback must be callable, got {callback!r}")
     if method == "global":
         max_starts = _check_integer_at_least(max_starts, "max_starts")
+        patience_work = 0.0
         if patience is None:
             patience = 40 if isinstance(model, DeepUFM) else 6
+            if isinstance(model, DeepUFM):
+                patience_work = PATIENCE_WORK
         patience = _check_integer_at_least(patience, "patience")
         if time_budget is not None:
             time_budget = check_positive_scalar(time_budget, "time_budget", allow_zero=False)
@@ -330,7 +333,7 @@ def solve(
                     "seed": int(seed), "starts": starts, "max_starts": max_starts,
                     "patience": patience, "time_budget": time_budget,
                     "basin_tolerance": basin_tolerance, "workers": workers,
-                    "include_initial": given_initial,
+                    "include_initial": given_initial, "patience_work": patience_work,
                 }
             elif method == "gd":
                 runner, specific = _run_gd, {"lr": lr}

@@ -78,6 +78,15 @@ RANDOM_SCALES = (1.0, 1.5)
 #: Smoothing schedule of the local runs from constructions, narrow embeddings and perturbations.
 POLISH_SMOOTHING = (0.1, 0.01, 0.001, 0.0001)
 
+#: Work ("parameter-iterations": local iterations × number of parameters) that the default
+#: stopping rule of the DUFM also requires since the last lower basin: about the work of 40
+#: starts on the 4-DUFM with K = 10 and width 30, so that cheap problems (few classes, narrow
+#: layers), where 40 starts take seconds, search longer (up to ``max_starts``).
+PATIENCE_WORK = 2e8
+
+#: A proven global minimum (closed form) counts as reached within this relative tolerance.
+PROVEN_TOLERANCE = 1e-12
+
 #: Iteration budget of the narrow-width phase of a narrow start.
 NARROW_ITERATIONS = 3000
 
@@ -408,9 +417,21 @@ def run_global_search(
     basin_tolerance=GLOBAL_DEFAULTS["basin_tolerance"],
     workers=GLOBAL_DEFAULTS["workers"],
     include_initial=False,
+    patience_work=0.0,
 ):
     """Runner of method ``"global"`` (module docstring). Returns (best point, iterations,
-    stop reason, message) and leaves the basins in ``state.basins``."""
+    stop reason, message) and leaves the basins in ``state.basins``.
+
+    Stops with ``"proven_optimum"`` as soon as the best value reaches a proven global minimum
+    (:func:`~ufm.solvers.common.predicted_reference` of kind ``"global_optimum"``, within
+    :data:`PROVEN_TOLERANCE` relative), with ``"patience"`` when ``patience`` starts and
+    ``patience_work`` parameter-iterations have passed since the last lower basin."""
+    from .common import predicted_reference
+
+    proven, proven_kind = predicted_reference(model)
+    if proven_kind != "global_optimum" or proven is None or not math.isfinite(proven):
+        proven = None
+    size = int(model.num_parameters)
     book = _BasinBook(basin_tolerance)
     given = list(starts)
     if include_initial:
@@ -431,6 +452,7 @@ def run_global_search(
             callback(0, best_value)
     tops: list[tuple[float, tuple, Parameters]] = []
     since_better = 0
+    work_since_better = 0.0
     started = iterations = 0
     round_index = 0
     drawn = 0  # starts drawn after the constructions: the position in START_CYCLE
@@ -445,7 +467,12 @@ def run_global_search(
             if started and time_budget is not None and time.perf_counter() - began >= time_budget:
                 reason = "time_budget"
                 break
-            if since_better >= patience and not queue:
+            if started and proven is not None and best_value <= proven + PROVEN_TOLERANCE * abs(
+                proven
+            ):
+                reason = "proven_optimum"
+                break
+            if since_better >= patience and work_since_better >= patience_work and not queue:
                 reason = "patience"
                 break
             rng = np.random.default_rng([int(seed), round_index])
@@ -477,6 +504,7 @@ def run_global_search(
                 if value < best_value:
                     best_value, best_params, best_kind = value, params, task.kind
                 since_better = 0 if improved else since_better + 1
+                work_since_better = 0.0 if improved else work_since_better + used * size
                 parts = _objective_parts(model, best_params)
                 _, gradient = _evaluate_unchecked(model, best_params)
                 state.history.append(iterations, parts.total, parts.fit,

@@ -29,6 +29,7 @@ STOP_REASONS = (
     "patience",  # global: no lower basin in `patience` consecutive starts
     "max_starts",  # global: start budget spent
     "time_budget",  # global: wall-time budget spent
+    "proven_optimum",  # global: the best value reached a proven global minimum (closed form)
 )
 
 #: Meaning of :attr:`Solution.predicted_kind`.
