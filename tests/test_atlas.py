@@ -384,3 +384,17 @@ def test_without_output_folder_nothing_is_written(tmp_path, monkeypatch):
     assert cell.point == "" and cell.best_loss == pytest.approx(cell.stored_loss, rel=1e-12)
     assert result.to_csv().splitlines()[0] == ",".join(atlas.CSV_COLUMNS)
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_committed_atlas_points_are_certificates():
+    """Every row of docs/atlas/atlas.csv is attained by its stored point, re-evaluated here."""
+    folder = REPOSITORY / "docs" / "atlas"
+    columns, rows = read_csv(folder / "atlas.csv")
+    assert columns == list(atlas.CSV_COLUMNS) and rows
+    for row in rows:
+        model, parameters, value = atlas.load_point(folder / row["point"])
+        assert (model.num_classes, model.num_layers) == (int(row["K"]), int(row["L"]))
+        # The same float64 evaluation of Φ as when the table was written.
+        assert value == pytest.approx(float(row["best_loss"]), rel=1e-12)
+        assert value == pytest.approx(model.objective(parameters).total, rel=1e-15)
+        assert float(row["ratio"]) == pytest.approx(value / float(row["dnc_loss"]), rel=1e-12)
