@@ -824,3 +824,26 @@ def test_cdnv_of_a_one_sample_class_follows_the_formula():
     # float64 sums of a few terms of size ~10: a few ulps of relative error.
     assert m.nc1_class_distance_normalized_variance(features, labels) == pytest.approx(
         expected, rel=1e-13)
+
+
+def test_a_stray_huge_label_is_refused_before_any_class_sized_allocation():
+    # K = max(label) + 1 = 10⁹ + 1: counting every class would take 8 GB before the error. The
+    # refusal must come from the classes present (peak memory measured in a fresh process).
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np\n"
+        "from ufm.metrics import all_metrics\n"
+        "y = np.arange(20) % 4; y[3] = 10**9\n"
+        "try:\n"
+        "    all_metrics(np.random.default_rng(0).normal(size=(8, 20)), y)\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=120)
+    message, peak_kib = result.stdout.strip().splitlines()
+    assert message.startswith("labels: every class needs at least 1 sample(s); class 4: 0")
+    assert int(peak_kib) < 1024 * 1024  # under 1 GiB (a numpy process takes ~50 MiB)

@@ -62,15 +62,39 @@ def validate_labels(
             f"got values in {low}..{high}"
         )
     if min_per_class > 0:
-        counts = np.bincount(array, minlength=num_classes)
-        short = np.flatnonzero(counts < min_per_class)
-        if short.size:
-            detail = ", ".join(f"class {c}: {counts[c]}" for c in short[:5])
+        # Counts of the classes present only (O(N log N), nothing of size K): a stray label such as
+        # 10⁹ makes K huge, and an array of K counts would take gigabytes before this error.
+        present, counts = np.unique(array, return_counts=True)
+        if present.size < num_classes or int(counts.min()) < min_per_class:
+            shortfalls = _first_shortfalls(present, counts, num_classes, min_per_class)
+            total = (num_classes - present.size) + int(np.count_nonzero(counts < min_per_class))
+            detail = ", ".join(f"class {c}: {n}" for c, n in shortfalls)
             raise ValueError(
                 f"{name}: every class needs at least {min_per_class} sample(s); {detail}"
-                + (" ..." if short.size > 5 else "")
+                + (" ..." if total > len(shortfalls) else "")
             )
     return array
+
+
+def _first_shortfalls(present: np.ndarray, counts: np.ndarray, num_classes: int,
+                      min_per_class: int, limit: int = 5) -> list[tuple[int, int]]:
+    """The first ``limit`` classes (in order) with fewer than ``min_per_class`` samples, as
+    (class, count) pairs, from the sorted classes ``present`` and their ``counts``."""
+    found: list[tuple[int, int]] = []
+    expected = 0
+    for value, count in zip(present.tolist(), counts.tolist()):
+        while expected < value and len(found) < limit:  # classes with no sample
+            found.append((expected, 0))
+            expected += 1
+        if len(found) >= limit:
+            return found
+        if count < min_per_class:
+            found.append((value, count))
+        expected = value + 1
+    while expected < num_classes and len(found) < limit:
+        found.append((expected, 0))
+        expected += 1
+    return found
 
 
 def check_num_classes(num_classes: Any, name: str = "num_classes") -> int:
