@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ufm.resources import available_host_memory
+
 from .config import ConfigError
 
 #: Largest configuration (TOML/JSON) file read, in bytes.
@@ -448,52 +450,6 @@ def estimate_memory(config: Any) -> MemoryEstimate:
         data=int((samples + test_samples) * ((pixels + classes) * itemsize + pixels * raw_itemsize)),
         measurement=int(measurement),
     )
-
-
-def _cgroup_available() -> int | None:
-    """Memory left under this process's cgroup limit (v2, then v1), if there is one."""
-    for limit_file, usage_file in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
-    ):
-        try:
-            limit_text = Path(limit_file).read_text().strip()
-            usage = int(Path(usage_file).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if limit_text == "max":
-            return None
-        limit = int(limit_text)
-        if limit >= 1 << 60:  # "no limit" in cgroup v1
-            return None
-        return max(0, limit - usage)
-    return None
-
-
-def available_host_memory() -> int | None:
-    """Bytes the host can still give this process: MemAvailable of /proc/meminfo (else the
-    free physical pages), capped by a cgroup memory limit; None if unknown."""
-    available = None
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            try:
-                available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            except (ValueError, OSError, AttributeError):
-                available = None
-    limited = _cgroup_available()
-    if limited is not None:
-        available = limited if available is None else min(available, limited)
-    return available
 
 
 def available_memory(device: Any) -> int | None:

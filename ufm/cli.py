@@ -407,39 +407,12 @@ def _inside(error: OSError, folder) -> bool:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory this process can still allocate: ``MemAvailable`` of /proc/meminfo (or
-    ``os.sysconf``), lowered to the free part of a cgroup memory limit; None if unknown."""
-    import os
+    """Bytes of memory this process can still allocate (:func:`ufm.resources.available_host_memory`:
+    ``MemAvailable`` of /proc/meminfo or ``os.sysconf``, lowered to the free part of a cgroup
+    memory limit); None if unknown. One name here so that the checks below can be tested."""
+    from .resources import available_host_memory
 
-    available = None
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = None
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            with open(limit_file) as handle:
-                limit_text = handle.read().strip()
-            with open(usage_file) as handle:
-                usage = int(handle.read().strip())
-        except (OSError, ValueError):
-            continue
-        if limit_text.isdigit() and int(limit_text) < (1 << 60):
-            free = max(int(limit_text) - usage, 0)
-            available = free if available is None else min(available, free)
-        break
-    return available
+    return available_host_memory()
 
 
 def format_bytes(count: float) -> str:
