@@ -188,7 +188,8 @@ def test_all_metrics_keys_and_values_on_hand_case():
     assert values["NC4.ncc"] == 0.5
     assert values["ERR"] == pytest.approx(math.sqrt(18), rel=HAND)
     assert values["RANK"] == 2
-    assert values["NEG"] == 0.0
+    assert values["NEG"] is None  # NEG only on request (two Gram matrices)
+    assert m.all_metrics(Z2, Y2, W2, negativity=True)["NEG"] == 0.0
     # KAPPA(W): W = [[1,1],[0,1]] has singular values √((3 ± √5)/2) → ratio (3 + √5)/2.
     assert values["KAPPA"] == pytest.approx((3 + math.sqrt(5)) / 2, rel=HAND)
     without = m.all_metrics(Z2, Y2)
@@ -199,7 +200,8 @@ def test_all_metrics_keys_and_values_on_hand_case():
     assert biased["NC4.ncc"] == 1.0
     json.dumps(values)  # serializable
     singletons = m.all_metrics(Z3[:, [0, 2, 4]], np.array([0, 1, 2]))
-    assert singletons["NC1.cdnv"] is None and singletons["NC1.tr_unc"] == 0.0
+    # one sample per class: V_c = 0 by the formula's 1/n_c, so the CDNV is defined and 0
+    assert singletons["NC1.cdnv"] == 0.0 and singletons["NC1.tr_unc"] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +451,7 @@ def test_cross_check_with_literal_implementation(seed):
     weights = means.T + 0.3 * rng.standard_normal((k, d))
     bias = 0.1 * rng.standard_normal(k)
     expected = _literal_metrics(features, labels, weights, bias, k)
-    values = m.all_metrics(features, labels, weights, bias, center=False)
+    values = m.all_metrics(features, labels, weights, bias, center=False, negativity=True)
     # The O(1) values below go through ≤ ~100 operations with condition numbers ≤ ~1e2 on these
     # draws: agreement to 1e-11 relative (NC3.span: absolute, it is a difference of O(1) terms
     # in the literal version).
@@ -543,8 +545,8 @@ def test_torch_float32_matches_numpy_float64():
     features64 = features32.double().numpy()  # the same values, converted first
     weights = torch.randn(k, d, generator=generator)
     bias = torch.randn(k, generator=generator)
-    torch_values = m.all_metrics(features32, labels, weights, bias)
-    numpy_values = m.all_metrics(features64, labels.numpy(), weights.numpy(), bias.numpy())
+    torch_values = m.all_metrics(features32, labels, weights, bias, negativity=True)
+    numpy_values = m.all_metrics(features64, labels.numpy(), weights.numpy(), bias.numpy(), negativity=True)
     # Same float64 values, different summation order (torch vs numpy kernels): rounding only,
     # 1e-12 relative on these O(1), well-conditioned quantities.
     for key, value in numpy_values.items():

@@ -256,7 +256,7 @@ def test_collapse_report_equals_all_metrics_of_float32_features():
     for name in LAYERS:
         Z = torch.cat(blocks[name]).double().numpy().T
         extra = (weight, bias) if name == "relu2" else ()
-        expected = all_metrics(Z, y, *extra, num_classes=K)
+        expected = all_metrics(Z, y, *extra, num_classes=K, negativity=True)
         assert list(report[name]) == list(expected)
         assert_metrics_equal(report[name], expected, where=f"{name}: ")
 
@@ -297,7 +297,7 @@ def test_feature_maps_are_flattened_per_sample():
         conv = model.conv(inputs)
         pool = model.pool(model.act(conv))
     for name, output in (("conv", conv), ("pool", pool)):
-        expected = all_metrics(output.reshape(20, -1).T.numpy(), labels.numpy(), num_classes=4)
+        expected = all_metrics(output.reshape(20, -1).T.numpy(), labels.numpy(), num_classes=4, negativity=True)
         assert report.widths[name] == output[0].numel()
         assert_metrics_equal(report[name], expected, where=f"{name}: ")
 
@@ -344,7 +344,7 @@ def test_in_place_activation_after_the_hooked_layer_does_not_change_its_features
     with torch.no_grad():
         pre = model[0](inputs)
     assert (pre < 0).any()
-    assert_metrics_equal(report["0"], all_metrics(pre.T.numpy(), labels.numpy(), num_classes=K))
+    assert_metrics_equal(report["0"], all_metrics(pre.T.numpy(), labels.numpy(), num_classes=K, negativity=True))
     assert report["0"]["NEG"] > 0
 
 
@@ -381,7 +381,7 @@ def test_tuple_and_list_inputs_are_passed_positionally():
     report = collapse_report(model, loader, ["mix"], K)
     with torch.no_grad():
         out = model(inputs, inputs**2)
-    assert_metrics_equal(report["mix"], all_metrics(out.T.numpy(), labels.numpy(), num_classes=K))
+    assert_metrics_equal(report["mix"], all_metrics(out.T.numpy(), labels.numpy(), num_classes=K, negativity=True))
 
 
 # ---------------------------------------------------------------------------------------------

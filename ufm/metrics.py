@@ -1301,17 +1301,14 @@ def _class_metrics(
         ("NC1.wt", nc1_within_total),
     ):
         _evaluate(results, [key], lambda f=function: f(stats), undefined, notes, prefix)
-    if np.all(stats.counts >= 2):
-        _evaluate(
-            results,
-            ["NC1.cdnv"],
-            lambda: nc1_class_distance_normalized_variance(stats),
-            undefined,
-            notes,
-            prefix,
-        )
-    else:
-        results["NC1.cdnv"] = None
+    _evaluate(
+        results,
+        ["NC1.cdnv"],
+        lambda: nc1_class_distance_normalized_variance(stats),
+        undefined,
+        notes,
+        prefix,
+    )
     for key, function in (
         ("NC2.kappa", nc2_condition_number),
         ("NC2.kappa_nz", nc2_condition_number_nonzero),
@@ -1321,62 +1318,21 @@ def _class_metrics(
         _evaluate(results, [key], lambda f=function: f(stats), undefined, notes, prefix)
 
 
-def all_metrics(
-    features: Any,
-    labels: Any,
-    weights: Any = None,
-    bias: Any = None,
+def _report_from_statistics(
+    stats: ClassStatistics,
     *,
-    num_classes: int | None = None,
-    center: bool | None = None,
-    rank_rtol: float | None = None,
-    undefined: str = "raise",
+    weights: Any,
+    bias: Any,
+    output: dict[str, Any] | None,
+    negativity: Callable[[], float] | dict[str, Any] | None,
+    center: bool | None,
+    rank_rtol: float | None,
+    undefined: str,
 ) -> dict[str, float | int | None]:
-    """Every docs/theory.md §3 metric of one feature matrix (and optional last layer W, b), by ID.
-
-    Keys and their meaning here:
-
-    - ``NC1.tr_unc``, ``NC1.tr``, ``NC1.pinv`` (normalized by K), ``NC1.wt``, ``NC1.cdnv`` (None if
-      a class has a single sample);
-    - ``NC2.kappa``, ``NC2.kappa_nz`` (of M, or of M̄ when centring), ``NC2.orth``, ``NC2.etf``;
-    - with ``weights``: ``NC3.cos``, ``NC3.cos_min``, ``NC3.dual``, ``NC3.span``, ``NC4.ncc``
-      (classifier argmax(Wz + b)), ``KAPPA`` = KAPPA(W), ``ERR`` = ‖WZ + b1ᵀ − Y‖_F and ``ERR.data``
-      = (1/(2N))‖WZ + b1ᵀ − Y‖_F²; None without ``weights``;
-    - ``NEG`` of the features read as pre-activations (0 for nonnegative features);
-    - ``RANK`` = RANK(M).
-
-    The BAL metrics need two consecutive weight matrices (or λ's) and are left to
-    :func:`balancedness` and :func:`layer_report`.
-
-    Parameters
-    ----------
-    features : numpy.ndarray or torch.Tensor, shape (d, N)
-        Features as columns.
-    labels : array_like, shape (N,)
-        Classes 0..K-1.
-    weights : array_like, shape (K, d), optional
-        Last layer W.
-    bias : array_like, shape (K,), optional
-        Bias b (default 0).
-    num_classes : int, optional
-        K; by default max(labels) + 1.
-    center : bool, optional
-        Centre the class means in NC2.kappa_nz, NC3.cos and NC3.dual. Default: centre iff a bias is
-        given (models with a bias collapse to a simplex ETF, docs/theory.md §4.1).
-    rank_rtol : float, optional
-        Tolerance of ``RANK`` and ``KAPPA`` (default max(shape)·eps).
-    undefined : {"raise", "none"}
-        A metric with a zero denominator raises :class:`UndefinedMetricError` (default) or is None.
-
-    Returns
-    -------
-    dict
-        Metric ID → value (float; int for RANK; math.inf for NC2.kappa when rank M < K; None when
-        not applicable).
-    """
+    """The metric dictionary of :func:`all_metrics` from class statistics, the output pass
+    (``output``: agreements and ‖WZ + b1ᵀ − Y‖_F²) and NEG (a function, or the two d×d Gram
+    matrices of a streamed pass); shared with :class:`ufm.metrics_accumulator.MetricsAccumulator`."""
     _check_undefined(undefined)
-    stats = _statistics(features, labels, num_classes, within="auto")
-    label_array = validate_labels(labels, stats.num_classes)
     if center is None:
         center = bias is not None
     results: dict[str, Any] = {}
@@ -1396,7 +1352,6 @@ def all_metrics(
     results["KAPPA"] = results["ERR"] = results["ERR.data"] = None
     if weights is not None:
         matrix = _check_weights(weights, stats)
-        bias_vector = _check_bias(bias, stats.num_classes)
         _evaluate(
             results,
             ["NC3.cos", "NC3.cos_min"],
@@ -1411,34 +1366,137 @@ def all_metrics(
             undefined,
             None,
         )
-        _evaluate(
-            results,
-            ["NC3.span"],
-            lambda: nc3_span_residual(stats, weights=matrix),
-            undefined,
-            None,
-        )
-        agreements, residual = _output_pass(
-            features, stats.means, matrix, bias_vector, label_array
-        )
-        results["NC4.ncc"] = agreements / stats.num_samples
-        results["ERR"] = math.sqrt(residual)
-        results["ERR.data"] = residual / (2.0 * stats.num_samples)
-        _evaluate(
-            results,
-            ["KAPPA"],
-            lambda: condition_number_nonzero(matrix, rank_rtol),
-            undefined,
-            None,
-        )
-    _evaluate(
-        results,
-        ["NEG"],
-        lambda: _negativity(features, _second_moment_if_known(stats)),
-        undefined,
-        None,
-    )
+        _evaluate(results, ["NC3.span"], lambda: nc3_span_residual(stats, weights=matrix), undefined, None)
+        if output is not None:
+            results["NC4.ncc"] = output["agreements"] / stats.num_samples
+            results["ERR"] = math.sqrt(output["residual"])
+            results["ERR.data"] = output["residual"] / (2.0 * stats.num_samples)
+        _evaluate(results, ["KAPPA"], lambda: condition_number_nonzero(matrix, rank_rtol), undefined, None)
+    if callable(negativity):
+        _evaluate(results, ["NEG"], negativity, undefined, None)
+    elif negativity is not None:
+        _evaluate(results, ["NEG"], lambda: _negativity_from_grams(**negativity), undefined, None)
     return {key: results[key] for key in METRIC_IDS if key in results}
+
+
+def _negativity_from_grams(gram: np.ndarray, negative_gram: np.ndarray, has_negative: bool) -> float:
+    """NEG = sqrt(λ_max(H₋H₋ᵀ)/λ_max(HHᵀ)) from the two d×d Gram matrices of a streamed pass."""
+    denominator = _largest_eigenvalue(gram)
+    if denominator == 0:
+        raise UndefinedMetricError("NEG: pre_activations is zero, so ‖H‖_op = 0")
+    if not has_negative:
+        return 0.0
+    return math.sqrt(_largest_eigenvalue(negative_gram) / denominator)
+
+
+def all_metrics(
+    features: Any,
+    labels: Any,
+    weights: Any = None,
+    bias: Any = None,
+    *,
+    num_classes: int | None = None,
+    center: bool | None = None,
+    rank_rtol: float | None = None,
+    undefined: str = "raise",
+    rows: bool = False,
+    negativity: bool = False,
+) -> dict[str, float | int | None]:
+    """Every docs/theory.md §3 metric of one feature matrix (and optional last layer W, b), by ID.
+
+    Keys and their meaning here:
+
+    - ``NC1.tr_unc``, ``NC1.tr``, ``NC1.pinv`` (normalized by K), ``NC1.wt``, ``NC1.cdnv``;
+    - ``NC2.kappa``, ``NC2.kappa_nz`` (of M, or of M̄ when centring), ``NC2.orth``, ``NC2.etf``;
+    - with ``weights``: ``NC3.cos``, ``NC3.cos_min``, ``NC3.dual``, ``NC3.span``, ``NC4.ncc``
+      (classifier argmax(Wz + b)), ``KAPPA`` = KAPPA(W), ``ERR`` = ‖WZ + b1ᵀ − Y‖_F and ``ERR.data``
+      = (1/(2N))‖WZ + b1ᵀ − Y‖_F²; None without ``weights``;
+    - with ``negativity=True``: ``NEG`` of the features read as pre-activations (0 for
+      nonnegative features); None otherwise;
+    - ``RANK`` = RANK(M).
+
+    The BAL metrics need two consecutive weight matrices (or λ's) and are left to
+    :func:`balancedness` and :func:`layer_report`.
+
+    Computation: the two passes of :class:`ufm.metrics_accumulator.MetricsAccumulator` over
+    chunks of the matrix (class sums; then residuals z − μ_y times [U | M | Wᵀ] in one GEMM per
+    chunk, with NC4 near-ties re-checked directly), O(N d (K + p)) work and O(K d + chunk) memory;
+    NEG adds the Gram matrices of the smaller side.
+
+    Parameters
+    ----------
+    features : numpy.ndarray or torch.Tensor, shape (d, N), or (N, d) with ``rows=True``
+        Features as columns (default) or as rows; any real dtype (read in float64 chunks, never
+        copied whole); a tensor is measured on its device.
+    labels : array_like, shape (N,)
+        Classes 0..K-1.
+    weights : array_like, shape (K, d), optional
+        Last layer W.
+    bias : array_like, shape (K,), optional
+        Bias b (default 0).
+    num_classes : int, optional
+        K; by default max(labels) + 1.
+    center : bool, optional
+        Centre the class means in NC2.kappa_nz, NC3.cos and NC3.dual. Default: centre iff a bias is
+        given (models with a bias collapse to a simplex ETF, docs/theory.md §4.1).
+    rank_rtol : float, optional
+        Tolerance of ``RANK`` and ``KAPPA`` (default max(shape)·eps).
+    undefined : {"raise", "none"}
+        A metric with a zero denominator raises :class:`UndefinedMetricError` (default) or is None.
+    rows : bool
+        ``features`` holds one sample per row, shape (N, d) (PyTorch's layout).
+    negativity : bool
+        Also compute ``NEG`` (two Gram matrices, O(N d min(N, d)) work).
+
+    Returns
+    -------
+    dict
+        Metric ID → value (float; int for RANK; math.inf for NC2.kappa when rank M < K; None when
+        not applicable).
+    """
+    from .metrics_accumulator import MetricsAccumulator, feature_rows
+
+    _check_undefined(undefined)
+    if not isinstance(negativity, (bool, np.bool_)):
+        raise TypeError(f"negativity must be True or False, got {negativity!r}")
+    samples = feature_rows(features, rows)
+    label_array = validate_labels(labels, num_classes, min_per_class=1)
+    if label_array.shape[0] != samples.shape[0]:
+        layout = "rows" if rows else "columns"
+        raise ValueError(
+            f"features has N = {samples.shape[0]} samples ({layout}) but labels has "
+            f"{label_array.shape[0]} entries"
+            + ("" if rows else "; features are columns, shape (d, N) (rows=True for (N, d))")
+        )
+    k = int(num_classes) if num_classes is not None else int(label_array.max()) + 1
+    if weights is not None:
+        matrix = as_float64_matrix(weights, "weights")
+        if matrix.shape != (k, samples.shape[1]):
+            raise ValueError(
+                f"weights must have shape (K, d) = {(k, int(samples.shape[1]))} (one row w_c per "
+                f"class), got {matrix.shape}"
+            )
+    accumulator = MetricsAccumulator(k, weights=weights, bias=bias, rows=True)
+    labels_for_pass = label_array
+    if is_torch_tensor(samples):
+        labels_for_pass = device_tensor(label_array, samples.device)
+    accumulator.update(samples, labels_for_pass)
+    accumulator.next_pass()
+    accumulator.update(samples, labels_for_pass)
+    stats = accumulator.statistics()
+    output = None
+    if weights is not None:
+        output = {"agreements": accumulator._agreements, "residual": accumulator._residual}
+    return _report_from_statistics(
+        stats,
+        weights=accumulator.weights,
+        bias=bias,
+        output=output,
+        negativity=(lambda: _negativity(samples.T)) if negativity else None,
+        center=center,
+        rank_rtol=rank_rtol,
+        undefined=undefined,
+    )
 
 
 def _cosine_pair(alignment: CosineAlignment) -> tuple[float, float]:

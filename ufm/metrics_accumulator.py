@@ -1,0 +1,601 @@
+"""The whole collapse report in two streaming passes: :class:`MetricsAccumulator`, :func:`stream_metrics`.
+
+Every docs/theory.md §3 metric that features, labels and a last layer (W, b) define — NC1–NC4,
+RANK, KAPPA, ERR, and NEG on request — from batches of samples, as rows (N, d) or columns (d, N),
+numpy arrays or torch tensors on any device, in float64 whatever the input dtype, with memory
+O(Kd + chunk) (plus d×d when NEG is asked for).
+
+**Pass 1** (O(N d)): counts and class sums, one GEMM per chunk with the (K × chunk) indicator of
+the labels. The class means M = [μ_0, …, μ_{K−1}] follow; so do the between-class directions
+U ∈ R^{d×p} (:func:`ufm.statistics.between_directions`, the same directions as NC1.pinv of
+:mod:`ufm.metrics`).
+
+**Pass 2** (O(N d (p + 2K))): per chunk, the residuals r_i = z_i − μ_{y_i} (formed before any
+product, so strongly collapsed features lose no digits), then one GEMM R·[U | M | Wᵀ]. It yields
+
+- Σ_{i∈c} ‖r_i‖² per class (the traces and the CDNV variances),
+- G = Σ_i (Uᵀr_i)(Uᵀr_i)ᵀ, S_W on the span of the centred means (NC1.pinv),
+- the scores s_i = W z_i + b = W r_i + (Wμ_{y_i} + b) and the squared distances to the class
+  centres up to a per-sample constant, ‖z_i − μ_c‖² − ‖r_i‖² = ‖μ_{y_i} − μ_c‖² − 2 r_iᵀ(μ_c −
+  μ_{y_i}), hence NC4.ncc and ERR in the same pass.
+
+**Ties of NC4.** A sample whose two best scores, or two nearest centres, differ by less than the
+rounding bound of the fast products, 16 (d + 4) u (‖r_i‖ + 2 max_c‖μ_c‖)² for distances and
+16 (d + 4) u (max_c‖w_c‖ (‖r_i‖ + max_c‖μ_c‖) + max|b|) for scores (u = 2⁻⁵³), is re-checked with the
+direct formulas of :func:`ufm.metrics.nc4_nearest_class_center_agreement` (scores Wz + b, distances
+from the differences z − μ_c; lowest class index on ties). Outside that band the fast order is the
+exact order, so the result equals the direct formula's.
+
+**Merging.** Partial accumulators of the same pass add (counts, sums; traces, G, agreements,
+residuals). A second pass needs the first pass's totals: every worker starts its second pass from
+the same merged first pass (:meth:`MetricsAccumulator.next_pass` with ``reference``).
+
+The in-memory :func:`ufm.metrics.all_metrics` runs both passes over chunks of the matrix; a chunk
+holds :data:`CHUNK_BYTES` of float64, so a float32 input is never copied whole.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .arrays import is_torch_tensor, to_numpy
+from .labels import check_num_classes, validate_labels
+from .statistics import ClassStatistics, WithinProjection, between_directions
+
+__all__ = ["CHUNK_BYTES", "MetricsAccumulator", "feature_rows", "stream_metrics"]
+
+#: Bytes of one float64 work chunk of rows (about L2-cache sized, so gathers and GEMMs stay there).
+CHUNK_BYTES = 2**20
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def feature_rows(features: Any, rows: bool, name: str = "features") -> Any:
+    """The samples of ``features`` as rows (N, d): ``features`` itself if ``rows``, else its
+    transpose (a view; nothing is copied).
+
+    Raises
+    ------
+    TypeError
+        If the entries are not real numbers.
+    ValueError
+        If ``features`` is not a non-empty 2-D matrix.
+    """
+    if not isinstance(rows, (bool, np.bool_)):
+        raise TypeError(f"rows must be True or False, got {rows!r}")
+    if is_torch_tensor(features):
+        if features.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got dtype {features.dtype}")
+        array = features.detach()
+    else:
+        array = np.asarray(features)
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.floating)
+            or np.issubdtype(array.dtype, np.integer)
+            or np.issubdtype(array.dtype, np.bool_)
+        ):
+            raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    layout = "(N, d) with one sample per row" if rows else "(d, N) with one sample per column"
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix of shape {layout}, got shape {tuple(array.shape)}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(array.shape)}")
+    return array if rows else array.T
+
+
+def chunk_rows(dimension: int) -> int:
+    """Rows of one float64 work chunk of features of dimension ``dimension``."""
+    return max(32, CHUNK_BYTES // (8 * max(int(dimension), 1)))
+
+
+def _nonfinite_rows_error(block: np.ndarray, name: str, start: int) -> ValueError:
+    bad = int(block.size - np.count_nonzero(np.isfinite(block)))
+    stop = start + block.shape[0] - 1
+    if bad:
+        return ValueError(
+            f"{name} holds NaN or Inf entries ({bad} in samples {start}..{stop}); expected finite values"
+        )
+    return ValueError(f"{name} holds values too large for float64 sums (overflow in samples {start}..{stop})")
+
+
+class MetricsAccumulator:
+    """Two mergeable streaming passes that give every docs/theory.md §3 metric of one layer.
+
+    Usage with a loader that can be read twice (``model`` returns the features of the layer)::
+
+        acc = MetricsAccumulator(K, weights=W, bias=b, rows=True)
+        for x, y in loader:
+            acc.update(model(x), y)          # pass 1: counts and class sums
+        acc.next_pass()
+        for x, y in loader:
+            acc.update(model(x), y)          # pass 2: residuals, NC1.pinv, NC4, ERR
+        report = acc.report()                # {metric ID: value}, as ufm.metrics.all_metrics
+
+    Parameters
+    ----------
+    num_classes : int
+        K ≥ 2.
+    weights : array_like, shape (K, d), optional
+        The last layer W (NC3, NC4.ncc, KAPPA, ERR).
+    bias : array_like, shape (K,), optional
+        The bias b (default 0; needs ``weights``).
+    rows : bool
+        Batches are (B, d), one sample per row (PyTorch's layout), instead of columns (d, B).
+    negativity : bool
+        Also compute NEG of the features read as pre-activations (two d×d Gram matrices,
+        O(B d²) per batch); otherwise ``NEG`` is None.
+
+    Notes
+    -----
+    The first batch fixes the backend: numpy batches accumulate in numpy, torch batches on the
+    tensor's device in float64 (only K-, d×K- and (p+2K)²-sized results move to the host).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        weights: Any = None,
+        bias: Any = None,
+        rows: bool = False,
+        negativity: bool = False,
+    ) -> None:
+        self.num_classes = check_num_classes(num_classes)
+        if not isinstance(rows, (bool, np.bool_)):
+            raise TypeError(f"rows must be True or False, got {rows!r}")
+        if not isinstance(negativity, (bool, np.bool_)):
+            raise TypeError(f"negativity must be True or False, got {negativity!r}")
+        self.rows = bool(rows)
+        self.negativity = bool(negativity)
+        if bias is not None and weights is None:
+            raise ValueError("bias needs weights: give the last layer W together with its bias b")
+        self._weights_input = weights
+        self._bias_input = bias
+        self.weights: np.ndarray | None = None
+        self.bias: np.ndarray | None = None
+        self.pass_number = 1
+        self.dimension: int | None = None
+        self._device: Any = None
+        self._is_torch: bool | None = None
+        self.counts = np.zeros(self.num_classes, dtype=np.int64)
+        self._sums: Any = None
+        self._gram: Any = None
+        self._negative_gram: Any = None
+        self._has_negative = False
+        self._reference: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def num_samples(self) -> int:
+        """Samples seen in the current pass."""
+        return int(self.counts.sum())
+
+    def __repr__(self) -> str:
+        return (
+            f"MetricsAccumulator(num_classes={self.num_classes}, dimension={self.dimension}, "
+            f"pass={self.pass_number}, samples={self.num_samples}, rows={self.rows})"
+        )
+
+    def _zeros(self, *shape: int) -> Any:
+        if self._is_torch:
+            torch = _torch()
+            return torch.zeros(shape, dtype=torch.float64, device=self._device)
+        return np.zeros(shape)
+
+    def _to_backend(self, array: np.ndarray) -> Any:
+        if self._is_torch:
+            torch = _torch()
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float64, device=self._device)
+        return array
+
+    def _initialize(self, dimension: int, batch: Any) -> None:
+        self.dimension = dimension
+        self._is_torch = is_torch_tensor(batch)
+        self._device = batch.device if self._is_torch else None
+        if self._weights_input is not None:
+            from .arrays import as_float64_matrix, as_float64_vector
+
+            weights = as_float64_matrix(self._weights_input, "weights")
+            if weights.shape != (self.num_classes, dimension):
+                raise ValueError(
+                    f"weights must have shape (K, d) = {(self.num_classes, dimension)} "
+                    f"(one row w_c per class), got {weights.shape}"
+                )
+            self.weights = weights
+            self.bias = (
+                np.zeros(self.num_classes)
+                if self._bias_input is None
+                else as_float64_vector(self._bias_input, "bias", self.num_classes)
+            )
+        self._sums = self._zeros(self.num_classes, dimension)
+        if self.negativity:
+            self._gram = self._zeros(dimension, dimension)
+            self._negative_gram = self._zeros(dimension, dimension)
+
+    def _batch_rows(self, features: Any, labels: Any) -> tuple[Any, np.ndarray, Any]:
+        block = feature_rows(features, self.rows)
+        size, dimension = int(block.shape[0]), int(block.shape[1])
+        label_array = validate_labels(labels, self.num_classes, min_per_class=0)
+        if label_array.shape[0] != size:
+            axis = "rows" if self.rows else "columns"
+            raise ValueError(
+                f"features has {size} samples ({axis}) but labels has {label_array.shape[0]} entries"
+            )
+        if self.dimension is None:
+            self._initialize(dimension, block)
+        elif dimension != self.dimension:
+            raise ValueError(
+                f"features has dimension d = {dimension} but earlier batches had d = {self.dimension}"
+            )
+        if self._is_torch:
+            torch = _torch()
+            if not is_torch_tensor(block):
+                block = torch.as_tensor(np.asarray(block))
+            block = block.to(self._device)
+            device_labels = torch.as_tensor(label_array, device=self._device)
+        else:
+            if is_torch_tensor(block):
+                block = block.cpu().numpy()
+            device_labels = label_array
+        return block, label_array, device_labels
+
+    # ------------------------------------------------------------------ passes
+    def update(self, features: Any, labels: Any) -> "MetricsAccumulator":
+        """Add one batch to the current pass.
+
+        Parameters
+        ----------
+        features : numpy.ndarray or torch.Tensor, shape (B, d) if ``rows`` else (d, B)
+            The batch's features, any real dtype (accumulated in float64).
+        labels : array_like, shape (B,)
+            Their classes 0..K-1.
+        """
+        block, label_array, device_labels = self._batch_rows(features, labels)
+        step = chunk_rows(self.dimension)
+        counts = np.bincount(label_array, minlength=self.num_classes)
+        for start in range(0, block.shape[0], step):
+            stop = min(start + step, block.shape[0])
+            if self.pass_number == 1:
+                self._first_pass_chunk(block[start:stop], device_labels[start:stop], start)
+            else:
+                self._second_pass_chunk(block[start:stop], device_labels[start:stop],
+                                        label_array[start:stop], start)
+        self.counts += counts
+        return self
+
+    def _float64(self, chunk: Any) -> Any:
+        if self._is_torch:
+            return chunk.to(dtype=_torch().float64)
+        return np.asarray(chunk, dtype=np.float64)
+
+    def _indicator(self, labels: Any, size: int) -> Any:
+        if self._is_torch:
+            torch = _torch()
+            indicator = torch.zeros((self.num_classes, size), dtype=torch.float64, device=self._device)
+            return indicator.scatter_(0, labels[None, :], 1.0)
+        indicator = np.zeros((self.num_classes, size))
+        indicator[labels, np.arange(size)] = 1.0
+        return indicator
+
+    def _check_finite(self, value: Any, chunk: Any, start: int) -> None:
+        finite = bool(_torch().isfinite(value).all()) if self._is_torch else bool(np.all(np.isfinite(value)))
+        if not finite:
+            raise _nonfinite_rows_error(np.asarray(to_numpy(self._float64(chunk))), "features", start)
+
+    def _first_pass_chunk(self, chunk: Any, labels: Any, start: int) -> None:
+        values = self._float64(chunk)
+        partial = self._indicator(labels, values.shape[0]) @ values
+        # A NaN or Inf anywhere in the chunk makes its class sums non-finite (0·Inf = NaN in the
+        # other rows): the check costs O(Kd) instead of a pass over the chunk.
+        self._check_finite(partial, chunk, start)
+        self._sums += partial
+        if self.negativity:
+            self._gram += values.T @ values
+            negative = values.clamp(max=0.0) if self._is_torch else np.minimum(values, 0.0)
+            self._has_negative = self._has_negative or bool((negative != 0).any())
+            self._negative_gram += negative.T @ negative
+
+    def next_pass(self, reference: "MetricsAccumulator | None" = None) -> "MetricsAccumulator":
+        """End pass 1 and start pass 2 from the class means of ``reference`` (default: this
+        accumulator's own pass 1; give the merged pass 1 of all workers when the data are split).
+
+        Raises
+        ------
+        ValueError
+            If this accumulator is not in pass 1, or a class has no sample in the reference.
+        """
+        source = self if reference is None else reference
+        if self.pass_number != 1 or source.pass_number != 1:
+            raise ValueError("next_pass: both accumulators must be in pass 1")
+        if source.dimension is None:
+            raise ValueError("next_pass: pass 1 has seen no samples")
+        if source.num_classes != self.num_classes:
+            raise ValueError(
+                f"next_pass: the reference has K = {source.num_classes}, this accumulator K = {self.num_classes}"
+            )
+        empty = np.flatnonzero(source.counts < 1)
+        if empty.size:
+            raise ValueError(
+                f"labels: every class needs at least 1 sample; class {int(empty[0])} has none in pass 1"
+            )
+        if self.dimension is None:
+            self.dimension = source.dimension
+            self._is_torch, self._device = source._is_torch, source._device
+            self.weights, self.bias = source.weights, source.bias
+        sums = np.asarray(to_numpy(source._sums), dtype=np.float64)
+        means = (sums / source.counts[:, None]).T  # (d, K)
+        directions, _ = between_directions(means)
+        reference_state: dict[str, Any] = {
+            "means": means,
+            "counts": source.counts.copy(),
+            "directions": directions,
+            "gram": None if source._gram is None else np.asarray(to_numpy(source._gram)),
+            "negative_gram": None
+            if source._negative_gram is None
+            else np.asarray(to_numpy(source._negative_gram)),
+            "has_negative": source._has_negative,
+        }
+        self._reference = reference_state
+        self.pass_number = 2
+        k = self.num_classes
+        self.counts = np.zeros(k, dtype=np.int64)
+        self._squares = self._zeros(k)
+        self._projected = self._zeros(directions.shape[1], directions.shape[1])
+        self._agreements = 0
+        self._residual = 0.0
+        self._rechecked = 0
+        blocks = [directions, means]
+        if self.weights is not None:
+            blocks.append(self.weights.T)
+        self._product = self._to_backend(np.concatenate(blocks, axis=1))
+        self._means_rows = self._to_backend(np.ascontiguousarray(means.T))
+        mean_norm = float(np.max(np.linalg.norm(means, axis=0)))
+        self._mean_norm = mean_norm
+        if self.weights is not None:
+            # class-pair tables: ‖μ_y − μ_c‖² and the scores of the means, Wμ_y + b
+            differences = means.T[:, None, :] - means.T[None, :, :]
+            self._pair_distances = self._to_backend(np.sum(differences**2, axis=2))
+            self._mean_scores = self._to_backend(means.T @ self.weights.T + self.bias[None, :])
+            self._weight_norm = float(np.max(np.linalg.norm(self.weights, axis=1)))
+            self._bias_max = float(np.max(np.abs(self.bias)))
+        return self
+
+    def _second_pass_chunk(self, chunk: Any, labels: Any, label_array: np.ndarray, start: int) -> None:
+        size = chunk.shape[0]
+        k = self.num_classes
+        p = self._reference["directions"].shape[1]
+        if self._is_torch:
+            torch = _torch()
+            residuals = chunk.to(torch.float64) - self._means_rows[labels]
+            squares = (residuals * residuals).sum(dim=1)
+            self._check_finite(squares, chunk, start)
+            self._squares.index_add_(0, labels, squares)
+        else:
+            residuals = np.subtract(chunk, self._means_rows[labels], dtype=np.float64)
+            squares = np.einsum("ij,ij->i", residuals, residuals)
+            self._check_finite(squares, chunk, start)
+            self._squares += np.bincount(label_array, weights=squares, minlength=k)
+        product = residuals @ self._product
+        projected = product[:, :p]
+        self._projected += projected.T @ projected
+        if self.weights is None:
+            return
+        on_means = product[:, p : p + k]
+        rows_index = _torch().arange(size, device=self._device) if self._is_torch else np.arange(size)
+        own = on_means[rows_index, labels]
+        # ‖z − μ_c‖² − ‖r‖² = ‖μ_y − μ_c‖² − 2 rᵀ(μ_c − μ_y)
+        distances = self._pair_distances[labels] - 2.0 * (on_means - own[:, None])
+        scores = product[:, p + k :] + self._mean_scores[labels]
+        norms = squares**0.5
+        scale = 16.0 * (self.dimension + 4) * _EPS
+        distance_bound = scale * (norms + 2.0 * self._mean_norm) ** 2
+        score_bound = scale * (self._weight_norm * (norms + self._mean_norm) + self._bias_max)
+        nearest, near_gap = _best_and_gap(distances, smallest=True, is_torch=self._is_torch)
+        predicted, score_gap = _best_and_gap(scores, smallest=False, is_torch=self._is_torch)
+        agree = nearest == predicted
+        unsure = (near_gap <= distance_bound) | (score_gap <= score_bound)
+        if self._is_torch:
+            unsure_rows = _torch().nonzero(unsure).flatten()
+            count = int(unsure_rows.numel())
+        else:
+            unsure_rows = np.flatnonzero(unsure)
+            count = int(unsure_rows.size)
+        agreements = int(agree.sum()) - int(agree[unsure_rows].sum()) if count else int(agree.sum())
+        if count:
+            agreements += self._exact_agreements(self._float64(chunk[unsure_rows]))
+            self._rechecked += count
+        self._agreements += agreements
+        scores[rows_index, labels] -= 1.0
+        self._residual += float((scores * scores).sum())
+
+    def _exact_agreements(self, samples: Any) -> int:
+        """Agreements of argmax(Wz + b) and argmin_c ‖z − μ_c‖² computed directly (rows z)."""
+        means = self._means_rows
+        if self._is_torch:
+            torch = _torch()
+            weights = torch.as_tensor(self.weights, device=self._device)
+            bias = torch.as_tensor(self.bias, device=self._device)
+            scores = samples @ weights.T + bias
+            distances = torch.stack([((samples - means[c]) ** 2).sum(dim=1) for c in range(self.num_classes)], dim=1)
+            return int((scores.argmax(dim=1) == distances.argmin(dim=1)).sum())
+        scores = samples @ self.weights.T + self.bias
+        distances = np.stack([np.sum((samples - means[c]) ** 2, axis=1) for c in range(self.num_classes)], axis=1)
+        return int(np.count_nonzero(scores.argmax(axis=1) == distances.argmin(axis=1)))
+
+    # ------------------------------------------------------------------ merging
+    def merge(self, other: "MetricsAccumulator") -> "MetricsAccumulator":
+        """Add the samples of ``other`` (same K, same pass; in pass 2, the same reference)."""
+        if not isinstance(other, MetricsAccumulator):
+            raise TypeError(f"other must be a MetricsAccumulator, got {type(other).__name__}")
+        if other.num_classes != self.num_classes or other.pass_number != self.pass_number:
+            raise ValueError(
+                "merge: accumulators must have the same K and be in the same pass, got "
+                f"K = {self.num_classes}/{other.num_classes}, pass {self.pass_number}/{other.pass_number}"
+            )
+        if other.dimension is None:
+            return self
+        if self.dimension is None and self.pass_number == 1:
+            self._initialize(other.dimension, other._sums)
+        if other.dimension != self.dimension:
+            raise ValueError(f"merge: dimensions differ, d = {self.dimension} and d = {other.dimension}")
+        if self.pass_number == 1:
+            self._sums += self._to_backend(np.asarray(to_numpy(other._sums)))
+            if self.negativity and other.negativity:
+                self._gram += self._to_backend(np.asarray(to_numpy(other._gram)))
+                self._negative_gram += self._to_backend(np.asarray(to_numpy(other._negative_gram)))
+                self._has_negative = self._has_negative or other._has_negative
+        else:
+            if not np.array_equal(self._reference["means"], other._reference["means"]):
+                raise ValueError("merge: second passes must start from the same first pass (next_pass(reference=...))")
+            self._squares += self._to_backend(np.asarray(to_numpy(other._squares)))
+            self._projected += self._to_backend(np.asarray(to_numpy(other._projected)))
+            self._agreements += other._agreements
+            self._residual += other._residual
+            self._rechecked += other._rechecked
+        self.counts += other.counts
+        return self
+
+    # ------------------------------------------------------------------ results
+    def statistics(self) -> ClassStatistics:
+        """The class statistics after pass 2: means, counts, per-class sums of squared residuals
+        and S_W on the between-class directions (no d×d scatter)."""
+        self._check_finished()
+        reference = self._reference
+        return ClassStatistics(
+            means=reference["means"],
+            counts=reference["counts"],
+            within_scatter=None,
+            within_sum_of_squares=np.asarray(to_numpy(self._squares), dtype=np.float64),
+            within_projection=WithinProjection(
+                reference["directions"], np.asarray(to_numpy(self._projected), dtype=np.float64)
+            ),
+        )
+
+    def _check_finished(self) -> None:
+        if self.pass_number != 2:
+            raise ValueError("the report needs both passes: call next_pass() and feed the batches again")
+        if not np.array_equal(self.counts, self._reference["counts"]):
+            raise ValueError(
+                "pass 2 saw other samples than pass 1 (class counts "
+                f"{self.counts.tolist()} against {self._reference['counts'].tolist()}); feed the same batches twice"
+            )
+
+    @property
+    def rechecked(self) -> int:
+        """Samples of pass 2 whose NC4 decision was re-checked with the direct formulas."""
+        return int(getattr(self, "_rechecked", 0))
+
+    def report(
+        self, *, center: bool | None = None, rank_rtol: float | None = None, undefined: str = "raise"
+    ) -> dict[str, Any]:
+        """Every metric, by ID, as :func:`ufm.metrics.all_metrics` returns them.
+
+        Parameters
+        ----------
+        center, rank_rtol, undefined
+            As in :func:`ufm.metrics.all_metrics`.
+        """
+        from .metrics import _report_from_statistics
+
+        self._check_finished()
+        stats = self.statistics()
+        output = None
+        if self.weights is not None:
+            output = {
+                "agreements": self._agreements,
+                "residual": self._residual,
+            }
+        negativity = None
+        if self.negativity:
+            negativity = {
+                "gram": self._reference["gram"],
+                "negative_gram": self._reference["negative_gram"],
+                "has_negative": self._reference["has_negative"],
+            }
+        return _report_from_statistics(
+            stats,
+            weights=self.weights,
+            bias=None if self._bias_input is None else self.bias,
+            output=output,
+            negativity=negativity,
+            center=center,
+            rank_rtol=rank_rtol,
+            undefined=undefined,
+        )
+
+
+def _best_and_gap(values: Any, *, smallest: bool, is_torch: bool) -> tuple[Any, Any]:
+    """Index of the best entry per row (lowest index on ties) and the gap to the runner-up."""
+    if is_torch:
+        torch = _torch()
+        best = values.argmin(dim=1) if smallest else values.argmax(dim=1)
+        if values.shape[1] < 2:
+            return best, torch.full((values.shape[0],), math.inf, dtype=values.dtype, device=values.device)
+        top = torch.topk(values, 2, dim=1, largest=not smallest).values
+        gap = (top[:, 1] - top[:, 0]) if smallest else (top[:, 0] - top[:, 1])
+        return best, gap
+    best = values.argmin(axis=1) if smallest else values.argmax(axis=1)
+    part = np.partition(values, 1, axis=1)[:, :2] if smallest else -np.partition(-values, 1, axis=1)[:, :2]
+    gap = np.abs(part[:, 1] - part[:, 0])
+    return best, gap
+
+
+def stream_metrics(
+    batches: Callable[[], Iterable[tuple[Any, Any]]] | Iterable[tuple[Any, Any]],
+    num_classes: int,
+    *,
+    weights: Any = None,
+    bias: Any = None,
+    rows: bool = False,
+    negativity: bool = False,
+    center: bool | None = None,
+    rank_rtol: float | None = None,
+    undefined: str = "raise",
+) -> dict[str, Any]:
+    """Every docs/theory.md §3 metric of streamed batches, in the two passes of :class:`MetricsAccumulator`.
+
+    Parameters
+    ----------
+    batches : callable returning an iterable of (features, labels), or a re-iterable
+        The batches, read twice: a function called once per pass (e.g. ``lambda: ((model(x), y)
+        for x, y in loader)``) or a sequence/DataLoader that can be iterated twice. A one-shot
+        iterator (a generator object) is refused, since it cannot be read again.
+    num_classes : int
+        K.
+    weights, bias, rows, negativity
+        As in :class:`MetricsAccumulator`.
+    center, rank_rtol, undefined
+        As in :func:`ufm.metrics.all_metrics`.
+
+    Returns
+    -------
+    dict
+        Metric ID → value, as :func:`ufm.metrics.all_metrics`.
+    """
+    if callable(batches):
+        source = batches
+    else:
+        if iter(batches) is batches:
+            raise TypeError(
+                "batches is a one-shot iterator; pass a function that returns the batches, or a "
+                "sequence or DataLoader that can be read twice"
+            )
+        source = lambda: batches  # noqa: E731
+    accumulator = MetricsAccumulator(
+        num_classes, weights=weights, bias=bias, rows=rows, negativity=negativity
+    )
+    for features, labels in source():
+        accumulator.update(features, labels)
+    accumulator.next_pass()
+    for features, labels in source():
+        accumulator.update(features, labels)
+    return accumulator.report(center=center, rank_rtol=rank_rtol, undefined=undefined)
