@@ -1044,18 +1044,16 @@ def command_metrics(arguments: argparse.Namespace) -> int:
             raise CommandError(f"--bias file {arguments.bias!r}: expected shape "
                                f"({weight_shape[0]},) (one entry per row of --weights), "
                                f"got {bias_shape}")
-    # The file itself, its float64 copy and one more (centred features, chunks), the Gram
-    # matrix of side min(d, N) (NEG, BAL), and the labels.
+    # The file itself (read in float64 chunks, never copied whole), the labels, and with
+    # --negativity the two Gram matrices of side min(d, N).
     side = min(dimension, samples)
-    estimate = (feature_dtype.itemsize * dimension * samples + 8 * 2 * dimension * samples
-                + 8 * side * side + 16 * samples)
+    estimate = (feature_dtype.itemsize * dimension * samples + 16 * samples + (1 << 22)
+                + (16 * side * side if arguments.negativity else 0))
     check_memory(estimate, f"the metrics of --features {feature_shape} {feature_dtype}",
                  "--features")
 
+    # NaN/Inf in the features are found by the metric passes themselves (no extra pass here).
     features = load_array(arguments.features, "--features")
-    if arguments.rows:
-        features = features.T
-    _check_finite(features, "--features", arguments.features)
     labels = load_array(arguments.labels, "--labels")
     try:
         labels = label_checks.validate_labels(labels, name="--labels")
@@ -1077,7 +1075,8 @@ def command_metrics(arguments: argparse.Namespace) -> int:
         bias = load_array(arguments.bias, "--bias")
         _check_finite(bias, "--bias", arguments.bias)
     try:
-        values = metrics.all_metrics(features, labels, weights, bias,
+        values = metrics.all_metrics(features, labels, weights, bias, rows=arguments.rows,
+                                     negativity=arguments.negativity,
                                      rank_rtol=arguments.rank_rtol, undefined="none")
     except (ValueError, TypeError) as error:
         message = one_line(error)
@@ -1090,8 +1089,8 @@ def command_metrics(arguments: argparse.Namespace) -> int:
         print(json.dumps(strict_json(values), indent=2, allow_nan=False))
     else:
         width = max(len(key) for key in values)
-        print(f"collapse metrics of {arguments.features} (d = {features.shape[0]}, "
-              f"N = {features.shape[1]}), docs/theory.md §3")
+        print(f"collapse metrics of {arguments.features} (d = {dimension}, "
+              f"N = {samples}), docs/theory.md §3")
         for key, value in values.items():
             shown = "–" if value is None else (f"{value:.6g}" if isinstance(value, float) else value)
             print(f"  {key:<{width}}  {shown}")
@@ -1105,6 +1104,8 @@ def _register_metrics(commands) -> None:
     sub.add_argument("--weights", help=".npy file of the last layer W, shape (K, d)")
     sub.add_argument("--bias", help=".npy file of the bias b, shape (K,)")
     sub.add_argument("--rows", action="store_true", help="the features file holds one sample per row")
+    sub.add_argument("--negativity", action="store_true",
+                     help="also compute NEG (the features read as pre-activations; two Gram matrices)")
     sub.add_argument("--rank-rtol", type=number(0.0, maximum=1.0, strict_maximum=True),
                      default=None, help="relative tolerance of RANK/KAPPA, in [0, 1)")
     sub.add_argument("--json", action="store_true", help="print JSON keyed by metric ID")

@@ -47,8 +47,16 @@ from .statistics import ClassStatistics, WithinProjection, between_directions
 
 __all__ = ["CHUNK_BYTES", "MetricsAccumulator", "feature_rows", "stream_metrics"]
 
+#: Up to this many classes, numpy class sums are per-class reductions of the rows; above, one
+#: GEMM with the (K × chunk) label indicator.
+MASK_MAX_CLASSES = 32
+
 #: Bytes of one float64 work chunk of rows (about L2-cache sized, so gathers and GEMMs stay there).
 CHUNK_BYTES = 2**20
+
+#: Chunks per block of the second pass: its per-sample K-wide work (NC4 decisions, scores) runs
+#: once per block, which spares the per-call overhead of many small array operations.
+BLOCK_CHUNKS = 16
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -260,15 +268,17 @@ class MetricsAccumulator:
             Their classes 0..K-1.
         """
         block, label_array, device_labels = self._batch_rows(features, labels)
-        step = chunk_rows(self.dimension)
+        step = chunk_rows(self.dimension) * (1 if self.pass_number == 1 else BLOCK_CHUNKS)
         counts = np.bincount(label_array, minlength=self.num_classes)
         for start in range(0, block.shape[0], step):
             stop = min(start + step, block.shape[0])
-            if self.pass_number == 1:
-                self._first_pass_chunk(block[start:stop], device_labels[start:stop], start)
-            else:
-                self._second_pass_chunk(block[start:stop], device_labels[start:stop],
-                                        label_array[start:stop], start)
+            # NaN/Inf propagate silently into the chunk sums, where they are caught and named
+            with np.errstate(invalid="ignore", over="ignore"):
+                if self.pass_number == 1:
+                    self._first_pass_chunk(block[start:stop], device_labels[start:stop], start)
+                else:
+                    self._second_pass_chunk(block[start:stop], device_labels[start:stop],
+                                            label_array[start:stop], start)
         self.counts += counts
         return self
 
@@ -291,9 +301,19 @@ class MetricsAccumulator:
         if not finite:
             raise _nonfinite_rows_error(np.asarray(to_numpy(self._float64(chunk))), "features", start)
 
-    def _first_pass_chunk(self, chunk: Any, labels: Any, start: int) -> None:
+    def _class_sums(self, chunk: Any, labels: Any) -> tuple[Any, Any]:
+        """(float64 chunk or None, (K, d) class sums of the chunk)."""
+        if not self._is_torch and not self.negativity and self.num_classes <= MASK_MAX_CLASSES:
+            # per-class float64 reductions of the input rows: no float64 copy of the chunk
+            sums = np.empty((self.num_classes, chunk.shape[1]))
+            for c in range(self.num_classes):
+                np.add.reduce(chunk[labels == c], axis=0, dtype=np.float64, out=sums[c])
+            return None, sums
         values = self._float64(chunk)
-        partial = self._indicator(labels, values.shape[0]) @ values
+        return values, self._indicator(labels, values.shape[0]) @ values
+
+    def _first_pass_chunk(self, chunk: Any, labels: Any, start: int) -> None:
+        values, partial = self._class_sums(chunk, labels)
         # A NaN or Inf anywhere in the chunk makes its class sums non-finite (0·Inf = NaN in the
         # other rows): the check costs O(Kd) instead of a pass over the chunk.
         self._check_finite(partial, chunk, start)
@@ -353,10 +373,13 @@ class MetricsAccumulator:
         self._agreements = 0
         self._residual = 0.0
         self._rechecked = 0
-        blocks = [directions, means]
+        # One GEMM per chunk with [U | Wᵀ]; the distances to the centres need rᵀ(μ_c − μ_y) only,
+        # and every μ_c − μ_y lies in span(U), so rᵀ(μ_c − μ_y) = (Uᵀr)ᵀUᵀ(μ_c − μ_y).
+        blocks = [directions]
         if self.weights is not None:
             blocks.append(self.weights.T)
         self._product = self._to_backend(np.concatenate(blocks, axis=1))
+        self._means_in_directions = self._to_backend(directions.T @ means)  # (p, K)
         self._means_rows = self._to_backend(np.ascontiguousarray(means.T))
         mean_norm = float(np.max(np.linalg.norm(means, axis=0)))
         self._mean_norm = mean_norm
@@ -373,28 +396,42 @@ class MetricsAccumulator:
         size = chunk.shape[0]
         k = self.num_classes
         p = self._reference["directions"].shape[1]
+        # The d-wide work (residuals, squares, the GEMM) runs in cache-sized pieces; the K-wide
+        # work below runs once per block of rows.
+        step = chunk_rows(self.dimension)
         if self._is_torch:
             torch = _torch()
-            residuals = chunk.to(torch.float64) - self._means_rows[labels]
-            squares = (residuals * residuals).sum(dim=1)
+            product = torch.empty((size, self._product.shape[1]), dtype=torch.float64, device=self._device)
+            squares = torch.empty(size, dtype=torch.float64, device=self._device)
+            for first in range(0, size, step):
+                last = min(first + step, size)
+                residuals = chunk[first:last].to(torch.float64) - self._means_rows[labels[first:last]]
+                squares[first:last] = (residuals * residuals).sum(dim=1)
+                torch.matmul(residuals, self._product, out=product[first:last])
             self._check_finite(squares, chunk, start)
             self._squares.index_add_(0, labels, squares)
         else:
-            residuals = np.subtract(chunk, self._means_rows[labels], dtype=np.float64)
-            squares = np.einsum("ij,ij->i", residuals, residuals)
+            product = np.empty((size, self._product.shape[1]))
+            squares = np.empty(size)
+            for first in range(0, size, step):
+                last = min(first + step, size)
+                buffer = self._work_buffer(last - first)
+                buffer[...] = chunk[first:last]  # float64 copy (a mixed-dtype subtract is far slower)
+                buffer -= self._means_rows[labels[first:last]]
+                np.einsum("ij,ij->i", buffer, buffer, out=squares[first:last])
+                np.matmul(buffer, self._product, out=product[first:last])
             self._check_finite(squares, chunk, start)
             self._squares += np.bincount(label_array, weights=squares, minlength=k)
-        product = residuals @ self._product
         projected = product[:, :p]
         self._projected += projected.T @ projected
         if self.weights is None:
             return
-        on_means = product[:, p : p + k]
+        on_means = projected @ self._means_in_directions  # (Uᵀr)ᵀUᵀμ_c
         rows_index = _torch().arange(size, device=self._device) if self._is_torch else np.arange(size)
         own = on_means[rows_index, labels]
         # ‖z − μ_c‖² − ‖r‖² = ‖μ_y − μ_c‖² − 2 rᵀ(μ_c − μ_y)
         distances = self._pair_distances[labels] - 2.0 * (on_means - own[:, None])
-        scores = product[:, p + k :] + self._mean_scores[labels]
+        scores = product[:, p:] + self._mean_scores[labels]
         norms = squares**0.5
         scale = 16.0 * (self.dimension + 4) * _EPS
         distance_bound = scale * (norms + 2.0 * self._mean_norm) ** 2
@@ -416,6 +453,12 @@ class MetricsAccumulator:
         self._agreements += agreements
         scores[rows_index, labels] -= 1.0
         self._residual += float((scores * scores).sum())
+
+    def _work_buffer(self, size: int) -> np.ndarray:
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None or buffer.shape[0] < size:
+            buffer = self._buffer = np.empty((max(size, chunk_rows(self.dimension)), self.dimension))
+        return buffer[:size]
 
     def _exact_agreements(self, samples: Any) -> int:
         """Agreements of argmax(Wz + b) and argmin_c ‖z − μ_c‖² computed directly (rows z)."""
