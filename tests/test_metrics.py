@@ -637,7 +637,7 @@ def test_nonfinite_error_names_the_columns_of_a_later_chunk(monkeypatch):
     [
         (np.array([[1.0, np.nan]]), [0, 1], {}, ValueError, NAN_IN_FIRST_TWO),
         (np.array([[1.0, np.inf, 2.0]]), [0, 1, 1], {}, ValueError, r"1 in columns 0\.\.2"),
-        (np.ones((2, 4)), [0, 1, 1], {}, ValueError, r"features has N = 4 columns .* labels has 3"),
+        (np.ones((2, 4)), [0, 1, 1], {}, ValueError, r"features has N = 4 samples .* labels has 3"),
         (np.ones(4), [0, 1, 1, 0], {}, ValueError, "features must be a 2-D matrix"),
         (np.ones((2, 0)), np.array([], dtype=int), {}, ValueError, "features must not be empty"),
         (np.ones((2, 2), dtype=complex), [0, 1], {}, TypeError, "features must hold real numbers"),
@@ -765,7 +765,7 @@ def test_layer_report_bad_shapes():
         m.layer_report(features, labels, weights, pre_activations=pre[:2])
     with pytest.raises(ValueError, match=r"pre_activations\[1\] has d = 4 rows"):
         m.layer_report(features, labels, weights, pre_activations=[None, np.ones((4, 6)), None])
-    with pytest.raises(ValueError, match=r"features\[1\] has N = 5 columns"):
+    with pytest.raises(ValueError, match=r"features\[1\] has N = 5 samples"):
         m.layer_report([features[0], features[1][:, :5], features[2]], labels, weights)
     with pytest.raises(TypeError, match="non-empty list of feature matrices"):
         m.layer_report(features[0], labels)

@@ -232,7 +232,7 @@ def test_accumulator_errors():
     accumulator = ClassStatisticsAccumulator(3).update(np.ones((2, 3)), np.array([0, 1, 1]))
     with pytest.raises(ValueError, match="dimension d = 4 but earlier batches had d = 2"):
         accumulator.update(np.ones((4, 2)), np.array([0, 1]))
-    with pytest.raises(ValueError, match=r"features has N = 3 columns .* labels has 2"):
+    with pytest.raises(ValueError, match=r"features has N = 3 samples .* labels has 2"):
         accumulator.update(np.ones((2, 3)), np.array([0, 1]))
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2"):
         accumulator.update(np.ones((2, 2)), np.array([0, 3]))

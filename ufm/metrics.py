@@ -157,6 +157,20 @@ def _statistics(
     return class_statistics(features, labels, num_classes, within=within)
 
 
+def _columns(features: Any, rows: bool) -> Any:
+    """``features`` as columns (d, N): itself, or with ``rows=True`` the transpose of an (N, d)
+    matrix (a view, nothing copied). ClassStatistics pass through."""
+    if isinstance(features, ClassStatistics):
+        return features
+    if not isinstance(rows, (bool, np.bool_)):
+        raise TypeError(f"rows must be True or False, got {rows!r}")
+    if not rows:
+        return features
+    from .metrics_accumulator import feature_rows
+
+    return feature_rows(features, True).T
+
+
 def _check_rtol(rtol: Any, name: str = "rtol") -> float | None:
     if rtol is None:
         return None
@@ -380,7 +394,7 @@ def condition_number_nonzero(matrix: Any, rtol: float | None = None) -> float:
 # NC1
 # ---------------------------------------------------------------------------------------------
 def nc1_trace_ratio_uncentered(
-    features: Any, labels: Any = None, *, num_classes: int | None = None
+    features: Any, labels: Any = None, *, rows: bool = False, num_classes: int | None = None
 ) -> float:
     """Within-class variability against uncentred class means, docs/theory.md §3 ``NC1.tr_unc``.
 
@@ -390,10 +404,14 @@ def nc1_trace_ratio_uncentered(
 
     Parameters
     ----------
-    features : numpy.ndarray, torch.Tensor (d, N) or ClassStatistics
-        Features as columns, or their class statistics (then ``labels`` is omitted).
+    features : numpy.ndarray, torch.Tensor (d, N) or (N, d), or ClassStatistics
+        Features as columns (default) or rows (``rows=True``), or their class statistics (then
+        ``labels`` is omitted).
     labels : array_like, shape (N,), optional
         Class indices 0..K-1 (required with a feature matrix).
+    rows : bool
+        ``features`` holds one sample per row, shape (N, d) (PyTorch's layout); read as the
+        transposed view, nothing copied. Every metric function of this module takes it.
     num_classes : int, optional
         K; by default max(labels) + 1.
 
@@ -402,6 +420,7 @@ def nc1_trace_ratio_uncentered(
     UndefinedMetricError
         If every class mean is zero (M = 0).
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     denominator = stats.trace_between_uncentered
     if denominator == 0:
@@ -411,7 +430,9 @@ def nc1_trace_ratio_uncentered(
     return stats.trace_within / denominator
 
 
-def nc1_trace_ratio(features: Any, labels: Any = None, *, num_classes: int | None = None) -> float:
+def nc1_trace_ratio(
+    features: Any, labels: Any = None, *, rows: bool = False, num_classes: int | None = None
+) -> float:
     """Trace quotient with centred between-class covariance, docs/theory.md §3 ``NC1.tr``.
 
     NC1.tr = tr Σ_W / tr Σ_B, Σ_B = (1/K)M̄M̄ᵀ; for balanced classes
@@ -423,6 +444,7 @@ def nc1_trace_ratio(features: Any, labels: Any = None, *, num_classes: int | Non
     UndefinedMetricError
         If all class means are equal (M̄ = 0).
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     denominator = stats.trace_between
     if denominator == 0:
@@ -434,6 +456,7 @@ def nc1_pseudo_inverse(
     features: Any,
     labels: Any = None,
     *,
+    rows: bool = False,
     normalize_by_K: bool = True,
     rtol: float | None = None,
     num_classes: int | None = None,
@@ -472,6 +495,7 @@ def nc1_pseudo_inverse(
     ValueError
         If a ClassStatistics holds neither ``within_scatter`` nor ``within_projection``.
     """
+    features = _columns(features, rows)
     tolerance = _check_rtol(rtol)
     stats = _statistics(features, labels, num_classes, within="auto")
     left, values = between_directions(stats.means)
@@ -497,7 +521,9 @@ def nc1_pseudo_inverse(
     return value if normalize_by_K else value * stats.num_classes
 
 
-def nc1_within_total(features: Any, labels: Any = None, *, num_classes: int | None = None) -> float:
+def nc1_within_total(
+    features: Any, labels: Any = None, *, rows: bool = False, num_classes: int | None = None
+) -> float:
     """Within-class share of the total variance, docs/theory.md §3 ``NC1.wt``: tr Σ_W / tr Σ_T.
 
     Σ_T = Σ_W + Σ_B, so the value lies in [0, 1] and equals NC1.tr/(1 + NC1.tr). Collapse value 0
@@ -509,6 +535,7 @@ def nc1_within_total(features: Any, labels: Any = None, *, num_classes: int | No
     UndefinedMetricError
         If tr Σ_T = 0 (all features equal).
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     within, between = stats.trace_within, stats.trace_between
     if within + between == 0:
@@ -517,7 +544,7 @@ def nc1_within_total(features: Any, labels: Any = None, *, num_classes: int | No
 
 
 def nc1_class_distance_normalized_variance(
-    features: Any, labels: Any = None, *, num_classes: int | None = None
+    features: Any, labels: Any = None, *, rows: bool = False, num_classes: int | None = None
 ) -> float:
     """Class-distance normalized variance (CDNV), docs/theory.md §3 ``NC1.cdnv`` (Galanti et al. 2022).
 
@@ -535,6 +562,7 @@ def nc1_class_distance_normalized_variance(
     UndefinedMetricError
         If two class means coincide.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     short = np.flatnonzero(stats.counts < 1)
     if short.size:
@@ -571,7 +599,7 @@ def _reduced_centered_means(stats: ClassStatistics) -> np.ndarray:
 
 
 def nc2_condition_number(
-    features: Any, labels: Any = None, *, num_classes: int | None = None
+    features: Any, labels: Any = None, *, rows: bool = False, num_classes: int | None = None
 ) -> float:
     """Condition number of the uncentred class means, docs/theory.md §3 ``NC2.kappa``.
 
@@ -584,6 +612,7 @@ def nc2_condition_number(
     UndefinedMetricError
         If M = 0.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     values = _singular_values(stats.means)
     if values[0] == 0:
@@ -597,6 +626,7 @@ def nc2_condition_number_nonzero(
     features: Any,
     labels: Any = None,
     *,
+    rows: bool = False,
     center: bool = False,
     rtol: float | None = None,
     num_classes: int | None = None,
@@ -614,6 +644,7 @@ def nc2_condition_number_nonzero(
     UndefinedMetricError
         If the (centred) class means are all zero.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     try:
         means = _reduced_centered_means(stats) if center else stats.means
@@ -627,6 +658,7 @@ def class_mean_gram(
     features: Any,
     labels: Any = None,
     *,
+    rows: bool = False,
     num_classes: int | None = None,
     center: bool = False,
     normalize: str | None = None,
@@ -651,6 +683,7 @@ def class_mean_gram(
     UndefinedMetricError
         If ``normalize`` is set and the Gram matrix is 0.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     means = stats.centered_means if center else stats.means
     gram = means.T @ means
@@ -668,7 +701,7 @@ def class_mean_gram(
 
 
 def nc2_orthogonal_frame_distance(
-    features: Any, labels: Any = None, *, num_classes: int | None = None
+    features: Any, labels: Any = None, *, rows: bool = False, num_classes: int | None = None
 ) -> float:
     """Distance of the class means to an equinorm orthogonal frame, docs/theory.md §3 ``NC2.orth``.
 
@@ -680,6 +713,7 @@ def nc2_orthogonal_frame_distance(
     UndefinedMetricError
         If M = 0.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     gram = stats.means.T @ stats.means
     norm = float(np.linalg.norm(gram))
@@ -690,7 +724,7 @@ def nc2_orthogonal_frame_distance(
 
 
 def nc2_simplex_etf_distance(
-    features: Any, labels: Any = None, *, num_classes: int | None = None
+    features: Any, labels: Any = None, *, rows: bool = False, num_classes: int | None = None
 ) -> float:
     """Distance of the centred class means to a simplex ETF, docs/theory.md §3 ``NC2.etf``.
 
@@ -703,6 +737,7 @@ def nc2_simplex_etf_distance(
     UndefinedMetricError
         If all class means are equal (M̄ = 0).
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     centered = stats.centered_means
     gram = centered.T @ centered
@@ -744,6 +779,7 @@ def nc3_cosine_alignment(
     features: Any,
     labels: Any = None,
     *,
+    rows: bool = False,
     weights: Any,
     center: bool = False,
     num_classes: int | None = None,
@@ -768,6 +804,7 @@ def nc3_cosine_alignment(
     UndefinedMetricError
         If a (centred) class mean or a row of W is zero.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     matrix = _check_weights(weights, stats)
     means = _class_means(stats, center)
@@ -793,6 +830,7 @@ def nc3_self_duality_distance(
     features: Any,
     labels: Any = None,
     *,
+    rows: bool = False,
     weights: Any,
     center: bool = False,
     squared: bool = False,
@@ -815,6 +853,7 @@ def nc3_self_duality_distance(
     UndefinedMetricError
         If W = 0 or the (centred) class means are all zero.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     matrix = _check_weights(weights, stats)
     means = _class_means(stats, center)
@@ -835,6 +874,7 @@ def nc3_span_residual(
     features: Any,
     labels: Any = None,
     *,
+    rows: bool = False,
     weights: Any,
     rtol: float | None = None,
     num_classes: int | None = None,
@@ -858,6 +898,7 @@ def nc3_span_residual(
     UndefinedMetricError
         If W = 0.
     """
+    features = _columns(features, rows)
     stats = _statistics(features, labels, num_classes)
     matrix = as_float64_matrix(weights, "weights")
     if matrix.shape[1] != stats.dimension:
@@ -879,6 +920,7 @@ def nc4_nearest_class_center_agreement(
     features: Any,
     labels: Any = None,
     *,
+    rows: bool = False,
     weights: Any,
     bias: Any = None,
     class_means: Any = None,
@@ -907,6 +949,7 @@ def nc4_nearest_class_center_agreement(
     num_classes : int, optional
         K; by default max(labels) + 1, or the columns of ``class_means``.
     """
+    features = _columns(features, rows)
     if isinstance(features, ClassStatistics):
         raise TypeError("NC4.ncc needs the feature matrix (d, N), not its ClassStatistics")
     dimension, num_samples = feature_matrix_shape(features)
@@ -960,16 +1003,19 @@ class FitError:
         return asdict(self)
 
 
-def fit_error(outputs: Any, labels: Any) -> FitError:
+def fit_error(outputs: Any, labels: Any, *, rows: bool = False) -> FitError:
     """Fit error ‖F − Y‖_F and data term (1/(2N))‖F − Y‖_F², docs/theory.md §3 ``ERR``.
 
     Parameters
     ----------
-    outputs : numpy.ndarray or torch.Tensor, shape (K, N)
-        Network outputs F; K is its number of rows.
+    outputs : numpy.ndarray or torch.Tensor, shape (K, N), or (N, K) with ``rows=True``
+        Network outputs F; K is its number of rows (columns with ``rows=True``).
     labels : array_like, shape (N,)
         Classes 0..K-1 defining the one-hot targets Y (docs/theory.md §1.1).
+    rows : bool
+        ``outputs`` holds one sample per row (a model's output batch).
     """
+    outputs = _columns(outputs, rows)
     num_classes, num_samples = feature_matrix_shape(outputs, "outputs")
     label_array = validate_labels(labels, num_classes, min_per_class=0)
     if label_array.shape[0] != num_samples:
@@ -1027,7 +1073,7 @@ def _negativity(pre_activations: Any, gram: np.ndarray | None = None) -> float:
     return math.sqrt(numerator / denominator)
 
 
-def negativity(pre_activations: Any) -> float:
+def negativity(pre_activations: Any, *, rows: bool = False) -> float:
     """Negativity of a pre-activation matrix, docs/theory.md §3 ``NEG``: ‖H − σ(H)‖_op / ‖H‖_op.
 
     σ = ReLU, so H − σ(H) = min(H, 0). The value is 0 iff the layer acts linearly on the data;
@@ -1037,14 +1083,17 @@ def negativity(pre_activations: Any) -> float:
 
     Parameters
     ----------
-    pre_activations : numpy.ndarray or torch.Tensor, shape (d, N)
+    pre_activations : numpy.ndarray or torch.Tensor, shape (d, N), or (N, d) with ``rows=True``
         H̃_l = W_{l−1}H_{l−1}.
+    rows : bool
+        One sample per row.
 
     Raises
     ------
     UndefinedMetricError
         If H = 0.
     """
+    pre_activations = _columns(pre_activations, rows)
     return _negativity(pre_activations)
 
 
@@ -1632,6 +1681,7 @@ def layer_report(
     rank_rtol: float | None = None,
     num_classes: int | None = None,
     undefined: str = "none",
+    rows: bool = False,
 ) -> LayerReport:
     """Every per-layer metric of a network or a solver's solution, as one table.
 
@@ -1672,10 +1722,17 @@ def layer_report(
         K; by default max(labels) + 1.
     undefined : {"none", "raise"}
         A metric whose denominator is zero is None with a note (default) or raises.
+    rows : bool
+        Every feature and pre-activation matrix holds one sample per row, shape (N, d_l).
     """
     _check_undefined(undefined)
     if isinstance(features, (str, bytes)) or not isinstance(features, Sequence) or not features:
         raise TypeError("features must be a non-empty list of feature matrices, one per layer")
+    if rows:
+        features = [_columns(matrix, True) for matrix in features]
+        if pre_activations is not None and not isinstance(pre_activations, (str, bytes)):
+            pre_activations = [None if matrix is None else _columns(matrix, True)
+                               for matrix in pre_activations]
     depth = len(features)
     label_array = validate_labels(labels, num_classes)
     k = int(num_classes) if num_classes is not None else int(label_array.max()) + 1

@@ -147,11 +147,32 @@ def check_features_and_labels(
     )
     if label_array.shape[0] != num_samples:
         raise ValueError(
-            f"{features_name} has N = {num_samples} columns (samples) but {labels_name} has "
-            f"{label_array.shape[0]} entries; features are columns, shape (d, N)"
+            f"{features_name} has N = {num_samples} samples but {labels_name} has "
+            f"{label_array.shape[0]} entries; features are columns, shape (d, N), unless "
+            "rows=True says (N, d)"
         )
     k = int(num_classes) if num_classes is not None else int(label_array.max()) + 1
     return label_array, dimension, num_samples, k
+
+
+def _check_rows(rows: Any) -> bool:
+    if not isinstance(rows, (bool, np.bool_)):
+        raise TypeError(f"rows must be True or False, got {rows!r}")
+    return bool(rows)
+
+
+def _as_columns(features: Any, rows: bool) -> Any:
+    """(d, N) columns of ``features``: itself, or with ``rows`` the transposed view of (N, d)."""
+    if not rows:
+        return features
+    if not is_torch_tensor(features):
+        features = np.asarray(features)
+    if len(features.shape) != 2:
+        raise ValueError(
+            f"features must be a 2-D matrix of shape (N, d) with one sample per row, got shape "
+            f"{tuple(features.shape)}"
+        )
+    return features.T
 
 
 def chunk_columns(dimension: int) -> int:
@@ -209,6 +230,8 @@ class ClassStatisticsAccumulator:
         sums of squares are kept (O(K d) memory, O(N d) work): ``finalize`` then returns statistics
         with ``within_scatter=None``, enough for every metric but NC1.pinv, and the input of a
         :class:`WithinProjectionAccumulator` second pass.
+    rows : bool
+        Batches hold one sample per row, shape (B, d) (PyTorch's layout), instead of columns.
 
     Notes
     -----
@@ -221,11 +244,12 @@ class ClassStatisticsAccumulator:
     ``update`` is atomic: a batch that raises leaves the accumulator unchanged.
     """
 
-    def __init__(self, num_classes: int, *, scatter: bool = True) -> None:
+    def __init__(self, num_classes: int, *, scatter: bool = True, rows: bool = False) -> None:
         self.num_classes = check_num_classes(num_classes)
         if not isinstance(scatter, (bool, np.bool_)):
             raise TypeError(f"scatter must be True or False, got {scatter!r}")
         self.with_scatter = bool(scatter)
+        self.rows = _check_rows(rows)
         self._reset()
 
     def _reset(self) -> None:
@@ -300,7 +324,7 @@ class ClassStatisticsAccumulator:
 
     def copy(self) -> "ClassStatisticsAccumulator":
         """An independent copy of this accumulator."""
-        other = ClassStatisticsAccumulator(self.num_classes, scatter=self.with_scatter)
+        other = ClassStatisticsAccumulator(self.num_classes, scatter=self.with_scatter, rows=self.rows)
         other._dimension, other._device = self._dimension, self._device
         other._counts = self._counts.copy()
         if self._shift is not None:
@@ -329,6 +353,7 @@ class ClassStatisticsAccumulator:
             If features hold NaN or Inf, the shapes disagree, the dimension d differs from earlier
             batches, or labels lie outside 0..K-1.
         """
+        features = _as_columns(features, self.rows)
         label_array, dimension, _, _ = check_features_and_labels(
             features, labels, self.num_classes, min_per_class=0
         )
@@ -613,6 +638,8 @@ class WithinProjectionAccumulator:
     statistics : ClassStatistics
         Class means and counts of the samples this pass will see again, e.g. the ``finalize()``
         of a ``ClassStatisticsAccumulator(K, scatter=False)`` fed the same batches.
+    rows : bool
+        Batches hold one sample per row, shape (B, d).
 
     Notes
     -----
@@ -627,11 +654,12 @@ class WithinProjectionAccumulator:
     :class:`ClassStatisticsAccumulator`. ``update`` is atomic.
     """
 
-    def __init__(self, statistics: ClassStatistics) -> None:
+    def __init__(self, statistics: ClassStatistics, *, rows: bool = False) -> None:
         if not isinstance(statistics, ClassStatistics):
             raise TypeError(
                 f"statistics must be a ClassStatistics, got {type(statistics).__name__}"
             )
+        self.rows = _check_rows(rows)
         self.statistics = statistics
         self.num_classes = statistics.num_classes
         self.basis = between_directions(statistics.means)[0]
@@ -674,6 +702,7 @@ class WithinProjectionAccumulator:
         Returns ``self``. Raises ``ValueError`` if features hold NaN or Inf, the shapes disagree,
         d differs from the first pass's, or labels lie outside 0..K-1.
         """
+        features = _as_columns(features, self.rows)
         label_array, dimension, _, _ = check_features_and_labels(
             features, labels, self.num_classes, min_per_class=0
         )
@@ -830,7 +859,12 @@ def projection_is_cheaper(dimension: int, num_classes: int) -> bool:
 
 
 def class_statistics(
-    features: Any, labels: Any, num_classes: int | None = None, *, within: str = "scatter"
+    features: Any,
+    labels: Any,
+    num_classes: int | None = None,
+    *,
+    within: str = "scatter",
+    rows: bool = False,
 ) -> ClassStatistics:
     """Class statistics of an in-memory feature matrix, in float64 chunks.
 
@@ -853,6 +887,8 @@ def class_statistics(
         - ``"traces"``: neither (one O(N d) pass; every metric but NC1.pinv);
         - ``"auto"``: ``"projection"`` when it is the cheaper one (2·min(d, K − 1) < d), else
           ``"scatter"``.
+    rows : bool
+        ``features`` holds one sample per row, shape (N, d); read as the transposed view.
 
     Returns
     -------
@@ -868,6 +904,7 @@ def class_statistics(
     """
     if within not in WITHIN_OPTIONS:
         raise ValueError(f"within must be one of {WITHIN_OPTIONS}, got {within!r}")
+    features = _as_columns(features, _check_rows(rows))
     label_array, dimension, _, k = check_features_and_labels(features, labels, num_classes)
     if within == "auto":
         within = "projection" if projection_is_cheaper(dimension, k) else "scatter"
@@ -882,14 +919,14 @@ def class_statistics(
 
 
 def accumulate(
-    batches: Iterable[tuple[Any, Any]], num_classes: int
+    batches: Iterable[tuple[Any, Any]], num_classes: int, *, rows: bool = False
 ) -> ClassStatistics:
     """Class statistics of an iterable of ``(features_batch, labels_batch)`` pairs.
 
     Equivalent to feeding every pair to :meth:`ClassStatisticsAccumulator.update` and calling
-    :meth:`~ClassStatisticsAccumulator.finalize`.
+    :meth:`~ClassStatisticsAccumulator.finalize`; ``rows=True`` for (B, d) batches.
     """
-    accumulator = ClassStatisticsAccumulator(num_classes)
+    accumulator = ClassStatisticsAccumulator(num_classes, rows=rows)
     for features_batch, labels_batch in batches:
         accumulator.update(features_batch, labels_batch)
     return accumulator.finalize()
@@ -898,6 +935,8 @@ def accumulate(
 def accumulate_two_pass(
     batches: Iterable[tuple[Any, Any]] | Callable[[], Iterable[tuple[Any, Any]]],
     num_classes: int,
+    *,
+    rows: bool = False,
 ) -> ClassStatistics:
     """Class statistics of ``(features_batch, labels_batch)`` pairs read twice, without S_W.
 
@@ -914,6 +953,8 @@ def accumulate_two_pass(
         may differ). A one-shot iterator (a generator) is rejected.
     num_classes : int
         K.
+    rows : bool
+        Batches hold one sample per row, shape (B, d).
 
     Raises
     ------
@@ -931,10 +972,10 @@ def accumulate_two_pass(
     def passes() -> Iterable[tuple[Any, Any]]:
         return batches() if callable(batches) else batches
 
-    first = ClassStatisticsAccumulator(num_classes, scatter=False)
+    first = ClassStatisticsAccumulator(num_classes, scatter=False, rows=rows)
     for features_batch, labels_batch in passes():
         first.update(features_batch, labels_batch)
-    second = WithinProjectionAccumulator(first.finalize())
+    second = WithinProjectionAccumulator(first.finalize(), rows=rows)
     for features_batch, labels_batch in passes():
         second.update(features_batch, labels_batch)
     return second.finalize()
