@@ -1440,7 +1440,7 @@ def _negativity_from_grams(gram: np.ndarray, negative_gram: np.ndarray, has_nega
 
 def all_metrics(
     features: Any,
-    labels: Any,
+    labels: Any = None,
     weights: Any = None,
     bias: Any = None,
     *,
@@ -1472,13 +1472,18 @@ def all_metrics(
     chunk, with NC4 near-ties re-checked directly), O(N d (K + p)) work and O(K d + chunk) memory;
     NEG adds the Gram matrices of the smaller side.
 
+    Streamed data: give the :class:`~ufm.statistics.ClassStatistics` of the batches (from
+    :mod:`ufm.streaming`; then ``labels`` is omitted and NC4.ncc, ERR and NEG, which need the
+    samples, are None), or a finished :class:`ufm.metrics_accumulator.MetricsAccumulator` (its
+    report, NC4.ncc and ERR included).
+
     Parameters
     ----------
-    features : numpy.ndarray or torch.Tensor, shape (d, N), or (N, d) with ``rows=True``
+    features : numpy.ndarray or torch.Tensor, shape (d, N), or (N, d) with ``rows=True``; or ClassStatistics or MetricsAccumulator
         Features as columns (default) or as rows; any real dtype (read in float64 chunks, never
-        copied whole); a tensor is measured on its device.
+        copied whole); a tensor is measured on its device. Or streamed statistics (see above).
     labels : array_like, shape (N,)
-        Classes 0..K-1.
+        Classes 0..K-1 (omitted with streamed statistics).
     weights : array_like, shape (K, d), optional
         Last layer W.
     bias : array_like, shape (K,), optional
@@ -1508,6 +1513,34 @@ def all_metrics(
     _check_undefined(undefined)
     if not isinstance(negativity, (bool, np.bool_)):
         raise TypeError(f"negativity must be True or False, got {negativity!r}")
+    if isinstance(features, (ClassStatistics, MetricsAccumulator)):
+        if labels is not None:
+            raise TypeError("labels must be omitted when features holds streamed statistics")
+        if isinstance(features, MetricsAccumulator):
+            if weights is not None or bias is not None or negativity:
+                raise TypeError(
+                    "a MetricsAccumulator carries its own weights, bias and negativity setting; "
+                    "give them when constructing it"
+                )
+            return features.report(center=center, rank_rtol=rank_rtol, undefined=undefined)
+        if negativity:
+            raise ValueError(
+                "negativity needs the samples: ClassStatistics do not hold NEG (use a "
+                "MetricsAccumulator(..., negativity=True))"
+            )
+        stats = _statistics(features, None, num_classes)
+        return _report_from_statistics(
+            stats,
+            weights=None if weights is None else _check_weights(weights, stats),
+            bias=bias,
+            output=None,
+            negativity=None,
+            center=center,
+            rank_rtol=rank_rtol,
+            undefined=undefined,
+        )
+    if labels is None:
+        raise TypeError("labels are required when features is a feature matrix")
     samples = feature_rows(features, rows)
     label_array = validate_labels(labels, num_classes, min_per_class=1)
     if label_array.shape[0] != samples.shape[0]:
