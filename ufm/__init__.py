@@ -48,6 +48,8 @@ _export("solvers", "solve", "solve_with_restarts", "Solution", "RestartsResult",
 # Streaming accumulators (features that do not fit in memory).
 _export("streaming", "ClassStatisticsAccumulator", "WithinProjectionAccumulator", "accumulate",
         "accumulate_two_pass", "class_statistics")
+# The whole report in two streaming passes.
+_export("metrics_accumulator", "MetricsAccumulator", "stream_metrics")
 # Collapse metrics (ufm.metrics.__all__ without the streaming names above).
 _export("metrics", "METRIC_IDS", "Balancedness", "ClassStatistics", "CosineAlignment", "FitError",
         "LayerReport", "LayerRow", "ScalarBalancedness", "UndefinedMetricError", "WithinProjection",
@@ -182,6 +184,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names; at run time they l
         solve,
         solve_with_restarts,
     )
+    from .metrics_accumulator import MetricsAccumulator, stream_metrics
     from .streaming import (
         ClassStatisticsAccumulator,
         WithinProjectionAccumulator,
