@@ -957,13 +957,16 @@ def npy_header(path: str, what: str) -> tuple[tuple[int, ...], Any]:
     return tuple(int(n) for n in shape), dtype
 
 
-def load_array(path: str, what: str):
-    """Load a ``.npy`` file, with errors that name the option, the file and the problem."""
+def load_array(path: str, what: str, *, memory_map: bool = False):
+    """Load a ``.npy`` file, with errors that name the option, the file and the problem.
+
+    ``memory_map=True`` maps the file read-only instead of reading it (the metric passes then
+    read it from the page cache in chunks: no upfront copy)."""
     import numpy as np
 
     npy_header(path, what)
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False, mmap_mode="r" if memory_map else None)
     except FileNotFoundError:
         raise CommandError(f"{what} file {path!r} does not exist") from None
     except (ValueError, OSError, EOFError) as error:
@@ -1044,16 +1047,16 @@ def command_metrics(arguments: argparse.Namespace) -> int:
             raise CommandError(f"--bias file {arguments.bias!r}: expected shape "
                                f"({weight_shape[0]},) (one entry per row of --weights), "
                                f"got {bias_shape}")
-    # The file itself (read in float64 chunks, never copied whole), the labels, and with
-    # --negativity the two Gram matrices of side min(d, N).
+    # The features are memory-mapped and read in float64 chunks (never copied whole): the labels,
+    # the work chunks, and with --negativity the two Gram matrices of side min(d, N).
     side = min(dimension, samples)
-    estimate = (feature_dtype.itemsize * dimension * samples + 16 * samples + (1 << 22)
+    estimate = (16 * samples + (1 << 22)
                 + (16 * side * side if arguments.negativity else 0))
     check_memory(estimate, f"the metrics of --features {feature_shape} {feature_dtype}",
                  "--features")
 
     # NaN/Inf in the features are found by the metric passes themselves (no extra pass here).
-    features = load_array(arguments.features, "--features")
+    features = load_array(arguments.features, "--features", memory_map=True)
     labels = load_array(arguments.labels, "--labels")
     try:
         labels = label_checks.validate_labels(labels, name="--labels")

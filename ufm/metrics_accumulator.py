@@ -67,6 +67,19 @@ def _torch() -> Any:
     return torch
 
 
+_CONTROLLER: Any = None
+
+
+def _single_blas_thread() -> Any:
+    """Context manager: one BLAS thread for numpy (a cached threadpoolctl controller, ~10 µs)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def feature_rows(features: Any, rows: bool, name: str = "features") -> Any:
     """The samples of ``features`` as rows (N, d): ``features`` itself if ``rows``, else its
     transpose (a view; nothing is copied).
@@ -268,6 +281,15 @@ class MetricsAccumulator:
             Their classes 0..K-1.
         """
         block, label_array, device_labels = self._batch_rows(features, labels)
+        if self._is_torch:
+            self._update_blocks(block, label_array, device_labels)
+        else:
+            # the GEMMs are chunk-sized: BLAS threads would only wait on each other
+            with _single_blas_thread():
+                self._update_blocks(block, label_array, device_labels)
+        return self
+
+    def _update_blocks(self, block: Any, label_array: np.ndarray, device_labels: Any) -> None:
         step = chunk_rows(self.dimension) * (1 if self.pass_number == 1 else BLOCK_CHUNKS)
         counts = np.bincount(label_array, minlength=self.num_classes)
         for start in range(0, block.shape[0], step):
@@ -280,7 +302,6 @@ class MetricsAccumulator:
                     self._second_pass_chunk(block[start:stop], device_labels[start:stop],
                                             label_array[start:stop], start)
         self.counts += counts
-        return self
 
     def _float64(self, chunk: Any) -> Any:
         if self._is_torch:
