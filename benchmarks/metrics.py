@@ -1,336 +1,306 @@
-"""Benchmark: class statistics and NC1–NC3 of 60,000 × 512 float32 features, K = 10.
+"""Benchmark: the whole collapse report of 60,000 × 512 float32 features (K = 10), one thread.
 
-Compares, in one run on the same data,
+Compares, in one run on the same data (samples as rows, float32, as a data loader gives them):
 
-- ``ufm`` in memory, fast path: ``class_statistics(..., within="projection")``, the route the metric
-  functions take from (features, labels): one float64 pass for means, counts and per-class sums of
-  squares (per-class shift, chunked), a second pass projecting the residuals z − μ_y on the K − 1
-  between-class directions; O(N d K), no d×d matrix. Then the NC1–NC3 metrics from the statistics;
-- ``ufm`` in memory with the d×d scatter: ``class_statistics(..., within="scatter")``, one pass;
-- ``ufm`` streamed in batches of 1,000 samples, two passes
-  (:func:`ufm.streaming.accumulate_two_pass`: ``ClassStatisticsAccumulator(K, scatter=False)``, then
-  :class:`ufm.streaming.WithinProjectionAccumulator`), for data that can be read twice;
-- ``ufm`` streamed in one pass: :class:`ufm.streaming.ClassStatisticsAccumulator` with the d×d
-  scatter (the only route when the data can be read once);
-- the usual two-pass workflow of NC code: class means in a first pass over the batches, then per
-  batch and per class Σ_W += (Z_c − μ_c)(Z_c − μ_c)ᵀ in float32 (and, for reference, in float64),
-  then NC1 = tr(Σ_W Σ_B^+)/K with a d×d pseudo-inverse, NC2 and NC3 from the means;
-- the same workflow written as the widely copied PyTorch NC code writes it, summing a stack of
-  per-sample outer products (timed on ``--literal-samples`` samples and scaled to N, being linear
-  in N and far slower);
-- ``ufm`` in memory on a torch CPU tensor (torch ops, float64), fast path.
+- the peer library rhubarbwu/neural-collapse, its own code imported from a checkout given with
+  ``--peer PATH`` (never downloaded or vendored), in its documented float32 workflow: a means pass
+  (``MeanAccumulator``), a covariance pass (``CovarAccumulator`` and ``VarNormAccumulator``), then
+  NC1 = ``covariance_ratio`` (pinv), ``variability_cdnv``, ``simplex_etf_error``,
+  ``self_duality_error`` and an NCC pass (``DecAccumulator``), in batches of ``--batch`` rows;
+  without ``--peer``, a **re-implementation** of that workflow in numpy float32 (labelled so);
+- ``ufm.all_metrics(features, labels, W, rows=True)``: every docs/theory.md §3 metric (NC1–NC4,
+  RANK, KAPPA, ERR) in the two passes of :mod:`ufm.metrics_accumulator`, float64;
+- ``ufm`` NC1–NC3 alone: ``MetricsAccumulator(K, rows=True)`` (no classifier in the passes), then
+  the NC3 functions of the statistics with W;
+- ``ufm.stream_metrics`` over the same batches (the loader route), and ``all_metrics`` on a torch
+  CPU tensor and on columns (d, N);
+- the ``ufm metrics`` command line end to end (a fresh process: imports, the .npy read, the
+  report), when ``--cli`` is given.
 
-Prints a Markdown table: seconds (best of ``--repeat`` untraced runs, the methods taking turns so
-that they meet the same background load), peak memory allocated by the method beyond the features
-(one extra run under tracemalloc, where numpy registers its buffers; torch's allocator is not
-visible there), and the relative errors against a float64 two-pass reference of NC1.pinv, of
-UᵀS_WU (U the between-class directions of the reference means; every method) and of S_W (methods
-that form it).
+Prints Markdown tables: median seconds of ``--repeat`` runs (the methods take turns, so that they
+meet the same background load) and the ratio to the peer; then, per method, the relative errors
+of NC1.pinv, NC1.cdnv, NC2.etf (the metrics the peer defines as docs/theory.md §3 does) and the
+absolute error of NC4.ncc, against a float64 reference computed by another route (the one-pass
+shifted d×d scatter of :func:`ufm.class_statistics` and the direct NC4 formula), on the benchmark
+data and on data whose between-class spectrum spreads over ``--spread`` decades.
 
-Run: ``python benchmarks/metrics.py`` (full size) or ``python benchmarks/metrics.py --quick``.
+Run: ``python benchmarks/metrics.py --peer /path/to/neural-collapse`` (full size) or ``--quick``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from ufm import metrics  # noqa: E402
-from ufm.statistics import between_directions  # noqa: E402
-from ufm.streaming import ClassStatisticsAccumulator, accumulate_two_pass  # noqa: E402
+from ufm.metrics_accumulator import MetricsAccumulator, stream_metrics  # noqa: E402
+
+COMPARED = ("NC1.pinv", "NC1.cdnv", "NC2.etf", "NC4.ncc")
 
 
-def make_data(num_samples: int, dimension: int, num_classes: int, seed: int = 0):
-    """Gaussian classes as float32 columns (d, N), labels in random order, a last layer W."""
+def make_data(num_samples: int, dimension: int, num_classes: int, *, spread: float = 0.0,
+              seed: int = 0):
+    """Gaussian classes as float32 rows (N, d), labels in random order, a last layer W (K, d).
+
+    ``spread`` > 0 gives the centred class means singular values 10^0 … 10^−spread (a spread
+    between-class spectrum); 0 gives isotropic random means.
+    """
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, num_samples)
     labels[:num_classes] = np.arange(num_classes)
-    means = 3.0 * rng.standard_normal((dimension, num_classes)) + 1.0
-    features = means[:, labels] + 0.5 * rng.standard_normal((dimension, num_samples))
+    if spread > 0:
+        left = np.linalg.qr(rng.standard_normal((dimension, num_classes - 1)))[0]
+        right = np.linalg.qr(rng.standard_normal((num_classes, num_classes - 1)))[0]
+        right -= right.mean(axis=0)  # centred columns
+        values = 3.0 * np.sqrt(dimension) * np.logspace(0, -spread, num_classes - 1)
+        means = left @ np.diag(values) @ right.T + 1.0
+        noise = 0.5 * 10.0 ** (-spread)
+    else:
+        means = 3.0 * rng.standard_normal((dimension, num_classes)) + 1.0
+        noise = 0.5
+    features = means[:, labels].T + noise * rng.standard_normal((num_samples, dimension))
     weights = means.T + 0.1 * rng.standard_normal((num_classes, dimension))
     return np.asarray(features, dtype=np.float32), labels, weights
 
 
-def ufm_metrics(stats, weights) -> dict[str, float]:
-    """NC1–NC3 from class statistics."""
-    cosine = metrics.nc3_cosine_alignment(stats, weights=weights)
+# ---------------------------------------------------------------------------------------------
+# the peer, or its re-implementation
+# ---------------------------------------------------------------------------------------------
+def load_peer(path: str | None):
+    """The peer's modules imported from a checkout (``PATH/neural_collapse``), or None."""
+    if path is None:
+        return None
+    root = Path(path).expanduser().resolve()
+    if not (root / "neural_collapse" / "__init__.py").is_file():
+        raise SystemExit(f"--peer {path!r}: expected a checkout holding neural_collapse/__init__.py")
+    sys.path.insert(0, str(root))
+    accumulate = importlib.import_module("neural_collapse.accumulate")
+    measure = importlib.import_module("neural_collapse.measure")
+    return accumulate, measure
+
+
+def peer_workflow(peer, features, labels, weights, num_classes, batch):
+    """The peer's documented float32 workflow (README "Accumulators" and "Measurements")."""
+    import torch
+
+    accumulate, measure = peer
+    rows, targets = torch.from_numpy(features), torch.from_numpy(labels)
+    classifier = torch.from_numpy(np.asarray(weights, dtype=np.float32))
+    count, dimension = rows.shape
+    means_accumulator = accumulate.MeanAccumulator(num_classes, dimension, "cpu")
+    for start in range(0, count, batch):
+        means_accumulator.accumulate(rows[start:start + batch], targets[start:start + batch])
+    means, global_mean = means_accumulator.compute()
+    covariance = accumulate.CovarAccumulator(num_classes, dimension, "cpu", M=means)
+    variances = accumulate.VarNormAccumulator(num_classes, dimension, "cpu", M=means)
+    for start in range(0, count, batch):
+        covariance.accumulate(rows[start:start + batch], targets[start:start + batch], means)
+        variances.accumulate(rows[start:start + batch], targets[start:start + batch], means)
+    within = covariance.compute()
+    variance_norms, _ = variances.compute()
+    decisions = accumulate.DecAccumulator(num_classes, dimension, "cpu", M=means, W=classifier)
+    for start in range(0, count, batch):
+        decisions.accumulate(rows[start:start + batch], targets[start:start + batch], classifier, means)
     return {
-        "NC1.tr_unc": metrics.nc1_trace_ratio_uncentered(stats),
-        "NC1.tr": metrics.nc1_trace_ratio(stats),
-        "NC1.pinv": metrics.nc1_pseudo_inverse(stats),
-        "NC1.wt": metrics.nc1_within_total(stats),
-        "NC1.cdnv": metrics.nc1_class_distance_normalized_variance(stats),
-        "NC2.kappa": metrics.nc2_condition_number(stats),
-        "NC2.orth": metrics.nc2_orthogonal_frame_distance(stats),
-        "NC2.etf": metrics.nc2_simplex_etf_distance(stats),
-        "NC3.cos": cosine.mean,
-        "NC3.dual": metrics.nc3_self_duality_distance(stats, weights=weights),
-        "NC3.span": metrics.nc3_span_residual(stats, weights=weights),
+        "NC1.pinv": measure.covariance_ratio(within, means, global_mean),
+        "NC1.cdnv": measure.variability_cdnv(variance_norms, means),
+        "NC2.etf": measure.simplex_etf_error(means, global_mean),
+        "NC3.peer_dual": measure.self_duality_error(classifier, means, global_mean),
+        "NC4.ncc": measure.clf_ncc_agreement(decisions),
     }
 
 
-def ufm_in_memory(features, labels, weights, num_classes, batch, within="projection"):
-    stats = metrics.class_statistics(features, labels, num_classes, within=within)
-    return stats, ufm_metrics(stats, weights)
+def reimplemented_workflow(features, labels, weights, num_classes, batch):
+    """Re-implementation (numpy float32) of the same workflow, for runs without ``--peer``."""
+    count, dimension = features.shape
+    sums = np.zeros((num_classes, dimension), dtype=np.float32)
+    counts = np.zeros(num_classes)
+    for start in range(0, count, batch):
+        block, block_labels = features[start:start + batch], labels[start:start + batch]
+        indicator = np.zeros((num_classes, block.shape[0]), dtype=np.float32)
+        indicator[block_labels, np.arange(block.shape[0])] = 1
+        sums += indicator @ block
+        counts += indicator.sum(axis=1)
+    means = sums / counts[:, None].astype(np.float32)
+    global_mean = means.mean(axis=0)
+    within = np.zeros((dimension, dimension), dtype=np.float32)
+    variance_sums = np.zeros(num_classes, dtype=np.float32)
+    agreements = 0
+    classifier = np.asarray(weights, dtype=np.float32)
+    for start in range(0, count, batch):
+        block, block_labels = features[start:start + batch], labels[start:start + batch]
+        difference = block - means[block_labels]
+        within += difference.T @ difference
+        np.add.at(variance_sums, block_labels, np.sum(difference**2, axis=1))
+        distances = (np.sum(block**2, axis=1)[:, None] + np.sum(means**2, axis=1)[None, :]
+                     - 2 * block @ means.T)
+        agreements += int(np.sum(distances.argmin(axis=1) == (block @ classifier.T).argmax(axis=1)))
+    within /= count
+    centred = means - global_mean
+    between = centred.T @ centred / num_classes
+    variances = variance_sums / counts
+    pairs = [(i, j) for i in range(num_classes) for j in range(i + 1, num_classes)]
+    cdnv = np.mean([(variances[i] + variances[j]) / 2 / np.sum((means[i] - means[j]) ** 2)
+                    for i, j in pairs])
+    gram = centred @ centred.T
+    gram = gram / np.linalg.norm(gram)
+    projector = (np.eye(num_classes) - 1.0 / num_classes) / np.sqrt(num_classes - 1)
+    return {
+        "NC1.pinv": float(np.trace(np.linalg.pinv(between) @ within)) / num_classes,
+        "NC1.cdnv": float(cdnv),
+        "NC2.etf": float(np.linalg.norm(gram - projector)),
+        "NC4.ncc": agreements / count,
+    }
 
 
-def batches_of(features, labels, batch):
-    """The (features, labels) batches of a data loader, as views."""
-    return [
-        (features[:, start : start + batch], labels[start : start + batch])
-        for start in range(0, features.shape[1], batch)
-    ]
+# ---------------------------------------------------------------------------------------------
+# ufm
+# ---------------------------------------------------------------------------------------------
+def ufm_nc1_to_nc3(features, labels, weights, num_classes):
+    """NC1–NC3 alone: the two passes without the classifier, then NC3 from the statistics."""
+    accumulator = MetricsAccumulator(num_classes, rows=True)
+    accumulator.update(features, labels)
+    accumulator.next_pass()
+    accumulator.update(features, labels)
+    values = metrics.all_metrics(accumulator.statistics(), weights=weights)
+    return {key: values[key] for key in values if key.startswith(("NC1", "NC2", "NC3"))}
 
 
-def ufm_streamed(features, labels, weights, num_classes, batch):
-    accumulator = ClassStatisticsAccumulator(num_classes)
-    for features_batch, labels_batch in batches_of(features, labels, batch):
-        accumulator.update(features_batch, labels_batch)
-    stats = accumulator.finalize()
-    return stats, ufm_metrics(stats, weights)
+def reference(features, labels, weights, num_classes):
+    """Float64 reference by another route: the shifted one-pass d×d scatter and direct NC4."""
+    columns = np.asarray(features, dtype=np.float64).T
+    stats = metrics.class_statistics(columns, labels, num_classes, within="scatter")
+    return {
+        "NC1.pinv": metrics.nc1_pseudo_inverse(stats),
+        "NC1.cdnv": metrics.nc1_class_distance_normalized_variance(stats),
+        "NC2.etf": metrics.nc2_simplex_etf_distance(stats),
+        "NC4.ncc": metrics.nc4_nearest_class_center_agreement(columns, labels, weights=weights),
+    }
 
 
-def ufm_streamed_two_pass(features, labels, weights, num_classes, batch):
-    stats = accumulate_two_pass(lambda: batches_of(features, labels, batch), num_classes)
-    return stats, ufm_metrics(stats, weights)
+def errors(values: dict, expected: dict) -> dict:
+    """Relative errors of NC1.pinv, NC1.cdnv, NC2.etf; absolute error of NC4.ncc."""
+    out = {}
+    for key in COMPARED:
+        if values.get(key) is None:
+            out[key] = None
+        elif key == "NC4.ncc":
+            out[key] = abs(values[key] - expected[key])
+        else:
+            out[key] = abs(values[key] - expected[key]) / abs(expected[key])
+    return out
 
 
-def two_pass(features, labels, weights, num_classes, batch, dtype, outer_products=False):
-    """The usual NC workflow: means first, then per-batch per-class scatter, d×d pseudo-inverse.
-
-    ``outer_products=False`` accumulates Σ_W += Z_cZ_cᵀ with one GEMM per class and batch (the
-    efficient form); ``True`` forms the (B_c, d, d) stack of per-sample outer products and sums it,
-    line by line as the widely copied PyTorch NC code does
-    (``torch.matmul(z.unsqueeze(-1), z.unsqueeze(1)).sum(0)``).
-    """
-    dimension, num_samples = features.shape
-    sums = np.zeros((dimension, num_classes), dtype=dtype)
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for start in range(0, num_samples, batch):
-        block = features[:, start : start + batch].astype(dtype, copy=False)
-        block_labels = labels[start : start + batch]
-        for c in range(num_classes):
-            members = block[:, block_labels == c]
-            sums[:, c] += members.sum(axis=1)
-            counts[c] += members.shape[1]
-    means = sums / counts.astype(dtype)
-    scatter = np.zeros((dimension, dimension), dtype=dtype)
-    for start in range(0, num_samples, batch):
-        block = features[:, start : start + batch].astype(dtype, copy=False)
-        block_labels = labels[start : start + batch]
-        for c in range(num_classes):
-            centred = block[:, block_labels == c] - means[:, c : c + 1]
-            if outer_products:
-                rows = centred.T  # (B_c, d), as a framework hands out a batch
-                scatter += np.matmul(rows[:, :, None], rows[:, None, :]).sum(axis=0)
-            else:
-                scatter += centred @ centred.T
-    within = scatter.astype(np.float64) / num_samples
-    means = means.astype(np.float64)
-    global_mean = means.mean(axis=1, keepdims=True)
-    centred_means = means - global_mean
-    between = centred_means @ centred_means.T / num_classes
-    nc1 = float(np.trace(within @ np.linalg.pinv(between))) / num_classes
-    gram = centred_means.T @ centred_means
-    norms = np.sqrt(np.diag(gram))
-    cosines = gram / np.outer(norms, norms)
-    nc2 = float(np.std(norms) / np.mean(norms) + np.std(cosines[np.triu_indices(num_classes, 1)]))
-    nc3 = float(
-        np.linalg.norm(weights / np.linalg.norm(weights) - means.T / np.linalg.norm(means))
-    )
-    return scatter.astype(np.float64), {"NC1.pinv": nc1, "NC2": nc2, "NC3.dual": nc3}
+def cli_seconds(features, labels, weights) -> float:
+    """Wall time of ``python -m ufm metrics --rows`` on .npy files (a fresh process)."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [os.path.join(folder, name) for name in ("F.npy", "y.npy", "W.npy")]
+        for path, array in zip(paths, (features, labels, weights)):
+            np.save(path, array)
+        environment = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                           MKL_NUM_THREADS="1")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ufm", "metrics", "--features", paths[0], "--labels",
+                        paths[1], "--weights", paths[2], "--rows", "--json"], check=True,
+                       capture_output=True, cwd=ROOT, env=environment)
+        return time.perf_counter() - start
 
 
-def projected_scatter(result, basis):
-    """UᵀS_WU of a method's result (ClassStatistics or a d×d scatter)."""
-    if isinstance(result, np.ndarray):
-        return basis.T @ result @ basis
-    return result.within_scatter_projected(basis)
-
-
-def full_scatter(result):
-    """S_W of a method's result, or None when the method does not form it."""
-    return result if isinstance(result, np.ndarray) else result.within_scatter
-
-
-def reference_scatter(features, labels, num_classes):
-    """Float64 two-pass S_W with exact centring (accuracy reference)."""
-    data = features.astype(np.float64)
-    means = np.stack([data[:, labels == c].mean(axis=1) for c in range(num_classes)], axis=1)
-    centred = data - means[:, labels]
-    return centred @ centred.T
-
-
-def peak_memory(function):
-    """Peak bytes allocated (tracemalloc) during one run of ``function``."""
-    tracemalloc.start()
-    function()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak
+def format_error(value) -> str:
+    return "–" if value is None else ("0" if value == 0 else f"{value:.1e}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peer", default=None, help="checkout of rhubarbwu/neural-collapse")
     parser.add_argument("--quick", action="store_true", help="6,000 × 128 instead of 60,000 × 512")
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--dimension", type=int, default=None)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-torch", action="store_true", help="skip the torch CPU row")
-    parser.add_argument(
-        "--literal-samples",
-        type=int,
-        default=2000,
-        help="samples on which the (slow) per-sample outer-product code is timed",
-    )
+    parser.add_argument("--batch", type=int, default=1000, help="rows per batch (peer and streamed)")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--spread", type=float, default=4.0,
+                        help="decades of the spread between-class spectrum of the error table")
+    parser.add_argument("--cli", action="store_true", help="also time `ufm metrics` end to end")
     arguments = parser.parse_args(argv)
     num_samples = arguments.samples or (6_000 if arguments.quick else 60_000)
     dimension = arguments.dimension or (128 if arguments.quick else 512)
-    num_classes, batch = arguments.classes, arguments.batch
+    k, batch = arguments.classes, arguments.batch
 
-    features, labels, weights = make_data(num_samples, dimension, num_classes)
-    reference = reference_scatter(features, labels, num_classes)
-    reference_stats = metrics.class_statistics(features.astype(np.float64), labels, num_classes)
-    reference_nc1 = metrics.nc1_pseudo_inverse(reference_stats)
-    reference_basis = between_directions(reference_stats.means)[0]
+    import torch
+    from threadpoolctl import threadpool_limits
 
-    methods = [
-        (
-            "ufm in memory, fast path (float64, two passes, no d×d)",
-            lambda: ufm_in_memory(features, labels, weights, num_classes, batch),
-            True,
-        ),
-        (
-            "ufm in memory, d×d scatter (float64, one pass)",
-            lambda: ufm_in_memory(features, labels, weights, num_classes, batch, "scatter"),
-            True,
-        ),
-        (
-            f"ufm streamed, batches of {batch}, two passes (float64, no d×d)",
-            lambda: ufm_streamed_two_pass(features, labels, weights, num_classes, batch),
-            True,
-        ),
-        (
-            f"ufm streamed, batches of {batch}, one pass (float64, d×d scatter)",
-            lambda: ufm_streamed(features, labels, weights, num_classes, batch),
-            True,
-        ),
-        (
-            f"baseline two-pass, batches of {batch}, float32",
-            lambda: two_pass(features, labels, weights, num_classes, batch, np.float32),
-            True,
-        ),
-        (
-            f"baseline two-pass, batches of {batch}, float64",
-            lambda: two_pass(features, labels, weights, num_classes, batch, np.float64),
-            True,
-        ),
-    ]
-    subset = min(num_samples, arguments.literal_samples)
-    literal_features, literal_labels = features[:, :subset], labels[:subset]
-    methods.append(
-        (
-            f"usual NC code (per-sample outer products), float32, measured on {subset} samples"
-            + (f", time × {num_samples / subset:g}" if subset < num_samples else ""),
-            lambda: two_pass(
-                literal_features, literal_labels, weights, num_classes, batch, np.float32, True
-            ),
-            True,
-        )
-    )
-    if not arguments.no_torch:
-        try:
-            import torch
-        except ImportError:  # pragma: no cover
-            torch = None
-        if torch is not None:
-            tensor, tensor_labels = torch.from_numpy(features), torch.from_numpy(labels)
-            methods.append(
-                (
-                    f"ufm in memory, fast path, torch CPU tensor (float64, "
-                    f"{torch.get_num_threads()} torch threads)",
-                    lambda: ufm_in_memory(tensor, tensor_labels, weights, num_classes, batch),
-                    False,  # torch's allocator is invisible to tracemalloc
-                )
-            )
-    subset_reference = reference_scatter(literal_features, literal_labels, num_classes)
-    subset_stats = metrics.class_statistics(
-        literal_features.astype(np.float64), literal_labels, num_classes
-    )
-    subset_nc1 = metrics.nc1_pseudo_inverse(subset_stats)
-    subset_basis = between_directions(subset_stats.means)[0]
-    # Round-robin repeats, so that every method meets the same background load; best time kept.
-    best = {name: float("inf") for name, _, _ in methods}
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    peer = load_peer(arguments.peer)
+    baseline = "peer (its own code, float32)" if peer else "re-implementation of the peer's workflow (numpy float32)"
+
+    def methods(features, labels, weights):
+        rows_tensor = torch.from_numpy(features)
+        columns = np.ascontiguousarray(features.T)
+        batches = [(features[start:start + batch], labels[start:start + batch])
+                   for start in range(0, len(labels), batch)]
+        table = {
+            baseline: (lambda: peer_workflow(peer, features, labels, weights, k, batch)) if peer
+            else (lambda: reimplemented_workflow(features, labels, weights, k, batch)),
+            "ufm all_metrics, rows (every metric, NC4 and ERR included)":
+                lambda: metrics.all_metrics(features, labels, weights, rows=True),
+            "ufm NC1–NC3 alone, rows": lambda: ufm_nc1_to_nc3(features, labels, weights, k),
+            f"ufm stream_metrics, batches of {batch} rows":
+                lambda: stream_metrics(batches, k, weights=weights, rows=True),
+            "ufm all_metrics, torch CPU tensor rows":
+                lambda: metrics.all_metrics(rows_tensor, torch.from_numpy(labels), weights, rows=True),
+            "ufm all_metrics, columns (d, N)": lambda: metrics.all_metrics(columns, labels, weights),
+        }
+        return table
+
+    features, labels, weights = make_data(num_samples, dimension, k)
+    table = methods(features, labels, weights)
+    times = {name: [] for name in table}
     results = {}
-    for round_index in range(arguments.repeat):
-        for name, function, _ in methods:
-            if name.startswith("usual NC code") and round_index > 0:
-                continue  # slow: timed once
+    for _ in range(arguments.repeat):
+        for name, function in table.items():
             start = time.perf_counter()
             results[name] = function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    rows = []
-    for name, function, trace in methods:
-        literal = name.startswith("usual NC code")
-        result, values = results[name]
-        if literal:
-            target, target_nc1, basis = subset_reference, subset_nc1, subset_basis
-        else:
-            target, target_nc1, basis = reference, reference_nc1, reference_basis
-        seconds = best[name] * (num_samples / subset if literal else 1.0)  # linear in N
-        peak = peak_memory(function) if trace else None
-        projected_target = basis.T @ target @ basis
-        projected_error = float(
-            np.linalg.norm(projected_scatter(result, basis) - projected_target)
-            / np.linalg.norm(projected_target)
-        )
-        scatter = full_scatter(result)
-        scatter_error = (
-            None
-            if scatter is None
-            else float(np.linalg.norm(scatter - target) / np.linalg.norm(target))
-        )
-        nc1_error = abs(values["NC1.pinv"] - target_nc1) / target_nc1
-        rows.append((name, seconds, peak, nc1_error, projected_error, scatter_error))
+            times[name].append(time.perf_counter() - start)
+    if arguments.cli:
+        times["ufm metrics command line, end to end (fresh process)"] = [
+            cli_seconds(features, labels, weights) for _ in range(max(3, arguments.repeat // 2))
+        ]
+    medians = {name: float(np.median(values)) for name, values in times.items()}
+    expected = reference(features, labels, weights, k)
+    print(f"# {num_samples:,} × {dimension} float32 rows, K = {k}, one thread, "
+          f"median of {arguments.repeat} runs\n")
+    print("| method | seconds | ÷ baseline | NC1.pinv | NC1.cdnv | NC2.etf | NC4.ncc |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, median in medians.items():
+        found = errors(results[name], expected) if name in results else dict.fromkeys(COMPARED)
+        print(f"| {name} | {median:.3f} | {median / medians[baseline]:.2f} | "
+              + " | ".join(format_error(found[key]) for key in COMPARED) + " |")
+    print("\nerrors: relative (NC1, NC2), absolute (NC4.ncc), against a float64 reference by "
+          "another route (one-pass d×d scatter, direct NC4)")
 
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "default"))
-    print(
-        f"N = {num_samples}, d = {dimension}, K = {num_classes}, float32 features (d × N), "
-        f"best of {arguments.repeat}, BLAS threads: {threads}, NC1.pinv = {reference_nc1:.6g}\n"
-    )
-    print(
-        "| method | seconds | peak memory (MiB) | rel. error NC1.pinv | rel. error UᵀS_WU "
-        "| rel. error S_W |"
-    )
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, seconds, peak, nc1_error, projected_error, scatter_error in rows:
-        memory = "–" if peak is None else f"{peak / 2**20:.1f}"
-        scatter_text = "–" if scatter_error is None else f"{scatter_error:.1e}"
-        print(
-            f"| {name} | {seconds:.3f} | {memory} | {nc1_error:.1e} | {projected_error:.1e} "
-            f"| {scatter_text} |"
-        )
-    by_name = {row[0]: row[1] for row in rows}
-    baseline32 = by_name[f"baseline two-pass, batches of {batch}, float32"]
-    baseline64 = by_name[f"baseline two-pass, batches of {batch}, float64"]
-    print("\nspeed-up vs the float32 / float64 two-pass baselines:")
-    for name, seconds, *_ in rows:
-        if name.startswith("ufm"):
-            print(f"- {name}: {baseline32 / seconds:.2f}× / {baseline64 / seconds:.2f}×")
-    print(
-        f"features: {features.nbytes / 2**20:.1f} MiB; d² + Kd float64 = "
-        f"{(dimension**2 + num_classes * dimension) * 8 / 2**20:.1f} MiB"
-    )
+    if arguments.spread > 0:
+        features, labels, weights = make_data(num_samples, dimension, k, spread=arguments.spread,
+                                              seed=1)
+        expected = reference(features, labels, weights, k)
+        print(f"\n# errors with a between-class spectrum spread over {arguments.spread:g} decades\n")
+        print("| method | NC1.pinv | NC1.cdnv | NC2.etf | NC4.ncc |")
+        print("|---|---:|---:|---:|---:|")
+        for name, function in methods(features, labels, weights).items():
+            found = errors(function(), expected)
+            print(f"| {name} | " + " | ".join(format_error(found[key]) for key in COMPARED) + " |")
     return 0
 
 
