@@ -116,7 +116,7 @@ def peer_workflow(peer, features, labels, weights, num_classes, batch):
         "NC1.pinv": measure.covariance_ratio(within, means, global_mean),
         "NC1.cdnv": measure.variability_cdnv(variance_norms, means),
         "NC2.etf": measure.simplex_etf_error(means, global_mean),
-        "NC3.peer_dual": measure.self_duality_error(classifier, means, global_mean),
+        "self_duality_error": measure.self_duality_error(classifier, means, global_mean),
         "NC4.ncc": measure.clf_ncc_agreement(decisions),
     }
 

@@ -167,14 +167,14 @@ def cited_ids(text: str) -> list[str]:
 
 def metric_ids_of_package() -> tuple[str, ...]:
     """``ufm.metrics.METRIC_IDS``, read from the source (no import needed)."""
-    tree = ast.parse((ROOT / "ufm" / "metrics.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "ufm" / "metrics" / "common.py").read_text(encoding="utf-8"))
     for node in tree.body:
         target = node.target if isinstance(node, ast.AnnAssign) else None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
         if isinstance(target, ast.Name) and target.id == "METRIC_IDS":
             return tuple(ast.literal_eval(node.value))
-    raise AssertionError("ufm/metrics.py defines no METRIC_IDS")
+    raise AssertionError("ufm/metrics/common.py defines no METRIC_IDS")
 
 
 @lru_cache(maxsize=None)
