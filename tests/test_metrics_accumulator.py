@@ -288,3 +288,29 @@ def test_bad_constructor_and_stream_arguments():
         m.nc1_trace_ratio(FEATURES, LABELS, rows=1)
     with pytest.raises(ValueError, match=r"shape \(N, d\)"):
         m.all_metrics(np.ones(5), LABELS, rows=True)
+
+
+def test_layer_report_of_streamed_statistics():
+    # a two-layer network's features, given once as matrices and once as streamed statistics
+    features, labels, weights, bias = _problem(13, [15, 20, 25], 6)
+    hidden = np.tanh(np.eye(5, 6) @ features)
+    layers = [features, hidden]
+    weight_list = [np.eye(5, 6), weights[:, :5]]
+    decays = [1e-2, 2e-2]
+    expected = m.layer_report(layers, labels, weight_list, weight_decays=decays, feature_decay=1e-3)
+    statistics = [m.accumulate([(layer[:, :30], labels[:30]), (layer[:, 30:], labels[30:])], 3)
+                  for layer in layers]  # one pass, with the d×d scatter
+    got = m.layer_report(statistics, None, weight_list, weight_decays=decays, feature_decay=1e-3)
+    for row, expected_row in zip(got.rows, expected.rows):
+        for key, value in expected_row.metrics.items():
+            if key == "NC4.ncc":
+                assert row.metrics[key] is None  # needs the samples
+            elif value is None or isinstance(value, int):
+                assert row.metrics[key] == value, key
+            else:
+                assert row.metrics[key] == pytest.approx(value, rel=SAME, abs=1e-15), key
+    assert "ERR" not in got.totals and any("NC4.ncc and ERR need" in note for note in got.notes)
+    for key in ("BAL.weighted", "BAL.scalar"):
+        assert got.totals[key] == pytest.approx(expected.totals[key], rel=SAME)
+    with pytest.raises(ValueError, match="class counts differ"):
+        m.layer_report(statistics, np.r_[labels[1:], (labels[0] + 1) % 3], weight_list)

@@ -136,9 +136,16 @@ class LayerReport:
         return self.format_table()
 
 
+def _layer_statistics(matrix: Any, label_array: np.ndarray | None, k: int) -> ClassStatistics:
+    """The statistics themselves, or those of a feature matrix (d×d scatter when cheaper)."""
+    if isinstance(matrix, ClassStatistics):
+        return matrix
+    return class_statistics(matrix, label_array, k, within="auto")
+
+
 def layer_report(
     features: Sequence[Any],
-    labels: Any,
+    labels: Any = None,
     weights: Sequence[Any] | None = None,
     *,
     pre_activations: Sequence[Any | None] | None = None,
@@ -169,8 +176,11 @@ def layer_report(
 
     Parameters
     ----------
-    features : sequence of arrays or tensors, shapes (d_l, N)
-        H_1, …, H_L.
+    features : sequence of arrays or tensors, shapes (d_l, N), or of ClassStatistics
+        H_1, …, H_L, or their streamed statistics (:mod:`ufm.streaming`; ``labels`` may then be
+        omitted): NC4.ncc, ERR and NEG need the matrices and are None (with a note) for layers
+        given as statistics, as is the (H₁, W₁) BAL.weighted when H₁'s statistics lack the d×d
+        scatter.
     labels : array_like, shape (N,)
         Classes 0..K-1, shared by every layer.
     weights : sequence of arrays, shapes (d_{l+1}, d_l), optional
@@ -201,12 +211,32 @@ def layer_report(
             pre_activations = [None if matrix is None else _columns(matrix, True)
                                for matrix in pre_activations]
     depth = len(features)
-    label_array = validate_labels(labels, num_classes)
-    k = int(num_classes) if num_classes is not None else int(label_array.max()) + 1
-    widths = [
-        check_features_and_labels(matrix, label_array, k, features_name=f"features[{j}]")[1]
-        for j, matrix in enumerate(features)
-    ]
+    streamed = [isinstance(matrix, ClassStatistics) for matrix in features]
+    if pre_activations is not None and not isinstance(pre_activations, (str, bytes)):
+        streamed += [isinstance(matrix, ClassStatistics) for matrix in pre_activations]
+    if any(streamed) and labels is None:
+        k = next(matrix for matrix in features if isinstance(matrix, ClassStatistics)).num_classes
+        if num_classes is not None and int(num_classes) != k:
+            raise ValueError(f"num_classes = {num_classes} but the ClassStatistics have K = {k}")
+        if not all(streamed):
+            raise TypeError("labels are required when some features are matrices")
+        label_array = None
+    else:
+        label_array = validate_labels(labels, num_classes)
+        k = int(num_classes) if num_classes is not None else int(label_array.max()) + 1
+
+    def width_of(matrix: Any, name: str) -> int:
+        if isinstance(matrix, ClassStatistics):
+            if matrix.num_classes != k:
+                raise ValueError(f"{name} has K = {matrix.num_classes} classes, expected {k}")
+            if label_array is not None and not np.array_equal(
+                matrix.counts, np.bincount(label_array, minlength=k)
+            ):
+                raise ValueError(f"{name}: its class counts differ from those of labels")
+            return matrix.dimension
+        return check_features_and_labels(matrix, label_array, k, features_name=name)[1]
+
+    widths = [width_of(matrix, f"features[{j}]") for j, matrix in enumerate(features)]
     if pre_activations is not None:
         if len(pre_activations) != depth:
             raise ValueError(
@@ -216,12 +246,10 @@ def layer_report(
         for j, matrix in enumerate(pre_activations):
             if matrix is None:
                 continue
-            shape = check_features_and_labels(
-                matrix, label_array, k, features_name=f"pre_activations[{j}]"
-            )[1:3]
-            if shape[0] != widths[j]:
+            width = width_of(matrix, f"pre_activations[{j}]")
+            if width != widths[j]:
                 raise ValueError(
-                    f"pre_activations[{j}] has d = {shape[0]} rows but features[{j}] has "
+                    f"pre_activations[{j}] has d = {width} rows but features[{j}] has "
                     f"{widths[j]}"
                 )
     weight_list: list[np.ndarray] = []
@@ -261,21 +289,25 @@ def layer_report(
         layer = j + 1
         if pre_activations is not None and pre_activations[j] is not None:
             pre = pre_activations[j]
-            stats = class_statistics(pre, label_array, k, within="auto")
+            stats = _layer_statistics(pre, label_array, k)
             metrics: dict[str, Any] = {}
             prefix = f"layer {layer} pre: "
             _class_metrics(stats, metrics, undefined, notes, prefix)
             metrics["RANK"] = numerical_rank(stats.means, rank_rtol)
-            _evaluate(
-                metrics,
-                ["NEG"],
-                lambda: _negativity(pre, _second_moment_if_known(stats)),
-                undefined,
-                notes,
-                prefix,
-            )
+            if isinstance(pre, ClassStatistics):
+                metrics["NEG"] = None
+                notes.append(f"{prefix}NEG needs the pre-activations themselves, not their statistics")
+            else:
+                _evaluate(
+                    metrics,
+                    ["NEG"],
+                    lambda: _negativity(pre, _second_moment_if_known(stats)),
+                    undefined,
+                    notes,
+                    prefix,
+                )
             rows.append(LayerRow(layer, "pre", widths[j], metrics))
-        stats = class_statistics(features[j], label_array, k, within="auto")
+        stats = _layer_statistics(features[j], label_array, k)
         if j == 0:
             first_stats = stats
         metrics = {}
@@ -336,12 +368,17 @@ def layer_report(
                     notes,
                     prefix,
                 )
-                agreements, residual = _output_pass(
-                    features[j], stats.means, weight, bias_vector, label_array
-                )
-                metrics["NC4.ncc"] = agreements / stats.num_samples
-                totals["ERR"] = math.sqrt(residual)
-                totals["ERR.data"] = residual / (2.0 * stats.num_samples)
+                if isinstance(features[j], ClassStatistics):
+                    metrics["NC4.ncc"] = None
+                    notes.append(f"{prefix}NC4.ncc and ERR need the features themselves, not "
+                                 "their statistics")
+                else:
+                    agreements, residual = _output_pass(
+                        features[j], stats.means, weight, bias_vector, label_array
+                    )
+                    metrics["NC4.ncc"] = agreements / stats.num_samples
+                    totals["ERR"] = math.sqrt(residual)
+                    totals["ERR.data"] = residual / (2.0 * stats.num_samples)
         rows.append(LayerRow(layer, "post", widths[j], metrics))
 
     if decays is not None:
@@ -355,11 +392,15 @@ def layer_report(
             values.insert(0, feature_lambda * squared_features)
             first = weight_list[0]
             second_moment = _second_moment_if_known(first_stats)
-            if second_moment is None:
+            if second_moment is None and not isinstance(features[0], ClassStatistics):
                 second_moment = _gram_rows(features[0], "features[0]")
-            totals["BAL.weighted"] = _symmetric_norms(
-                decays[0] * first.T @ first - feature_lambda * second_moment
-            )[1]
+            if second_moment is None:
+                notes.append("BAL.weighted of (H₁, W₁) needs H₁H₁ᵀ: give features[0] or its "
+                             "statistics with the d×d scatter")
+            else:
+                totals["BAL.weighted"] = _symmetric_norms(
+                    decays[0] * first.T @ first - feature_lambda * second_moment
+                )[1]
         mean = sum(values) / len(values)
         if mean == 0:
             if undefined == "raise":
