@@ -54,8 +54,9 @@ MASK_MAX_CLASSES = 32
 #: Bytes of one float64 work chunk of rows (about L2-cache sized, so gathers and GEMMs stay there).
 CHUNK_BYTES = 2**20
 
-#: Chunks per block of the second pass: its per-sample K-wide work (NC4 decisions, scores) runs
-#: once per block, which spares the per-call overhead of many small array operations.
+#: Chunks per block: pass 1 sums a block of rows per class at once; pass 2 runs its per-sample
+#: K-wide work (NC4 decisions, scores) once per block. Both spare the per-call overhead of many
+#: small array operations.
 BLOCK_CHUNKS = 16
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -290,7 +291,7 @@ class MetricsAccumulator:
         return self
 
     def _update_blocks(self, block: Any, label_array: np.ndarray, device_labels: Any) -> None:
-        step = chunk_rows(self.dimension) * (1 if self.pass_number == 1 else BLOCK_CHUNKS)
+        step = chunk_rows(self.dimension) * BLOCK_CHUNKS
         counts = np.bincount(label_array, minlength=self.num_classes)
         for start in range(0, block.shape[0], step):
             stop = min(start + step, block.shape[0])
