@@ -448,18 +448,32 @@ class MetricsAccumulator:
         self._projected += projected.T @ projected
         if self.weights is None:
             return
-        on_means = projected @ self._means_in_directions  # (Uᵀr)ᵀUᵀμ_c
-        rows_index = _torch().arange(size, device=self._device) if self._is_torch else np.arange(size)
-        own = on_means[rows_index, labels]
-        # ‖z − μ_c‖² − ‖r‖² = ‖μ_y − μ_c‖² − 2 rᵀ(μ_c − μ_y)
-        distances = self._pair_distances[labels] - 2.0 * (on_means - own[:, None])
-        scores = product[:, p:] + self._mean_scores[labels]
         norms = squares**0.5
         scale = 16.0 * (self.dimension + 4) * _EPS
         distance_bound = scale * (norms + 2.0 * self._mean_norm) ** 2
         score_bound = scale * (self._weight_norm * (norms + self._mean_norm) + self._bias_max)
-        nearest, near_gap = _best_and_gap(distances, smallest=True, is_torch=self._is_torch)
-        predicted, score_gap = _best_and_gap(scores, smallest=False, is_torch=self._is_torch)
+        if self._is_torch:
+            on_means = projected @ self._means_in_directions  # (Uᵀr)ᵀUᵀμ_c
+            rows_index = _torch().arange(size, device=self._device)
+            own = on_means[rows_index, labels]
+            # ‖z − μ_c‖² − ‖r‖² = ‖μ_y − μ_c‖² − 2 rᵀ(μ_c − μ_y)
+            distances = self._pair_distances[labels] - 2.0 * (on_means - own[:, None])
+            scores = product[:, p:] + self._mean_scores[labels]
+            nearest, near_gap = _best_and_gap(distances, smallest=True, is_torch=True)
+            predicted, score_gap = _best_and_gap(scores, smallest=False, is_torch=True)
+            scores[rows_index, labels] -= 1.0
+        else:
+            # the same with classes along axis 0 (K, B): every operation runs over B contiguous
+            # entries, K times, instead of over rows of K
+            columns = np.ascontiguousarray(product.T)
+            rows_index = np.arange(size)
+            on_means = self._means_in_directions.T @ columns[:p]  # (K, B)
+            own = on_means[labels, rows_index]
+            distances = self._pair_distances[:, labels] - 2.0 * (on_means - own)
+            scores = columns[p:] + self._mean_scores.T[:, labels]
+            nearest, near_gap = _best_and_gap_by_column(distances, smallest=True)
+            predicted, score_gap = _best_and_gap_by_column(scores, smallest=False)
+            scores[labels, rows_index] -= 1.0
         agree = nearest == predicted
         unsure = (near_gap <= distance_bound) | (score_gap <= score_bound)
         if self._is_torch:
@@ -473,7 +487,6 @@ class MetricsAccumulator:
             agreements += self._exact_agreements(self._float64(chunk[unsure_rows]))
             self._rechecked += count
         self._agreements += agreements
-        scores[rows_index, labels] -= 1.0
         self._residual += float((scores * scores).sum())
 
     def _work_buffer(self, size: int) -> np.ndarray:
@@ -612,6 +625,22 @@ def _best_and_gap(values: Any, *, smallest: bool, is_torch: bool) -> tuple[Any, 
     part = np.partition(values, 1, axis=1)[:, :2] if smallest else -np.partition(-values, 1, axis=1)[:, :2]
     gap = np.abs(part[:, 1] - part[:, 0])
     return best, gap
+
+
+def _best_and_gap_by_column(values: np.ndarray, *, smallest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``values`` (K, B): the index of the best entry (lowest on ties) and the gap
+    to the runner-up (0 on a tie), in K vectorized sweeps over the B columns."""
+    sign = -1.0 if smallest else 1.0
+    top = sign * values[0]
+    second = np.full(values.shape[1], -np.inf)
+    best = np.zeros(values.shape[1], dtype=np.int64)
+    for index in range(1, values.shape[0]):
+        row = sign * values[index]
+        better = row > top
+        second = np.where(better, top, np.maximum(second, row))
+        best[better] = index
+        top = np.maximum(top, row)
+    return best, top - second
 
 
 def stream_metrics(
