@@ -421,6 +421,8 @@ class MetricsAccumulator:
         # The d-wide work (residuals, squares, the GEMM) runs in cache-sized pieces; the K-wide
         # work below runs once per block of rows.
         step = chunk_rows(self.dimension)
+        if self._is_torch and self._device.type != "cpu":
+            step = size  # an accelerator takes the block at once (no cache to fit, fewer launches)
         if self._is_torch:
             torch = _torch()
             product = torch.empty((size, self._product.shape[1]), dtype=torch.float64, device=self._device)
