@@ -314,3 +314,13 @@ def test_layer_report_of_streamed_statistics():
         assert got.totals[key] == pytest.approx(expected.totals[key], rel=SAME)
     with pytest.raises(ValueError, match="class counts differ"):
         m.layer_report(statistics, np.r_[labels[1:], (labels[0] + 1) % 3], weight_list)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_rows_equal_numpy():
+    features, labels, weights, bias = _problem(14, [300, 250, 400, 350], 48)
+    tensor = torch.tensor(features.T, dtype=torch.float32, device="cuda")
+    got = m.all_metrics(tensor, torch.tensor(labels, device="cuda"), weights, bias, rows=True,
+                        negativity=True)
+    expected = m.all_metrics(tensor.double().cpu().numpy().T, labels, weights, bias, negativity=True)
+    assert_report_equals(got, expected)  # float64 on the device: rounding only
