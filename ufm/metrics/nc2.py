@@ -107,7 +107,7 @@ def class_mean_gram(
     center : bool
         Use the centred means M̄ = MP_K.
     normalize : {None, "max", "fro"}
-        Divide by the largest |entry| or by the Frobenius norm (for pictures; ratios of entries
+        Divide by the largest absolute entry or by the Frobenius norm (for pictures; ratios of entries
         are unchanged).
 
     Raises
