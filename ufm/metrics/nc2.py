@@ -107,8 +107,8 @@ def class_mean_gram(
     center : bool
         Use the centred means M̄ = MP_K.
     normalize : {None, "max", "fro"}
-        Divide by the largest absolute entry or by the Frobenius norm (for pictures; ratios of entries
-        are unchanged).
+        Divide by the largest absolute entry or by the Frobenius norm (for pictures; ratios of
+        entries are unchanged).
 
     Raises
     ------
