@@ -125,6 +125,12 @@ _PAPER_STYLE = {
     "lines.linewidth": 1.2,
 }
 
+#: Paper style: a figure is never scaled below this factor, so that its text, at least
+#: :data:`PAPER_FONT_FLOOR` of its size, takes at most 0.75 / 0.6 = 1.25 times the share of the
+#: figure it was laid out for. A figure designed wider than PAPER_WIDTH / 0.6 = 11.25 in (three
+#: panels in a row) therefore stays wider than :data:`PAPER_WIDTH`.
+PAPER_MIN_SCALE = 0.6
+
 #: Paper style: every font is multiplied by this factor at most (the 9 pt body text of the
 #: default style prints at 7.5 pt) ...
 PAPER_FONT_SCALE = 7.5 / 9.0
@@ -301,15 +307,15 @@ def _fit_paper(figure) -> float:
     """Scale the figure to at most :data:`PAPER_WIDTH` × :data:`PAPER_HEIGHT` inches and its fonts
     to paper sizes; returns the font factor.
 
-    The figure keeps its aspect ratio (factor ``s = min(1, PAPER_WIDTH / width, PAPER_HEIGHT /
-    height)``); every text is multiplied by ``clip(s, PAPER_FONT_FLOOR, PAPER_FONT_SCALE)``, so
-    the layout keeps its proportions where the fonts allow and the printed text stays between
-    5 and 8 pt.
+    The figure keeps its aspect ratio (factor ``s = max(PAPER_MIN_SCALE, min(1, PAPER_WIDTH /
+    width, PAPER_HEIGHT / height))``); every text is multiplied by ``clip(s, PAPER_FONT_FLOOR,
+    PAPER_FONT_SCALE)``, so the layout keeps its proportions where the fonts allow and the
+    printed text stays between 5 and 8 pt.
     """
     from matplotlib.text import Text
 
     width, height = figure.get_size_inches()
-    scale = min(1.0, PAPER_WIDTH / width, PAPER_HEIGHT / height)
+    scale = max(PAPER_MIN_SCALE, min(1.0, PAPER_WIDTH / width, PAPER_HEIGHT / height))
     fonts = min(PAPER_FONT_SCALE, max(scale, PAPER_FONT_FLOOR))
     figure.draw_without_rendering()  # make the ticks, so that every text exists
     ticks: set[int] = set()
