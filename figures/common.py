@@ -458,14 +458,18 @@ def _note_prose(note: str) -> str:
                 parts.append(part)
         if parts:
             kept.append("; ".join(parts))
-    return " ".join(kept).strip()
+    text = ""
+    for line in kept:  # the lines of a note are clauses
+        text = line if not text else text + (" " if text[-1] in ".;:,–-" else "; ") + line
+    return text.strip()
 
 
-def _sentence(text: str) -> str:
+def _sentence(text: str, capital: bool = True) -> str:
     text = " ".join(str(text).split())
     if not text:
         return ""
-    text = text[0].upper() + text[1:]
+    if capital:
+        text = text[0].upper() + text[1:]
     return text if text[-1] in ".!?" else text + "."
 
 
@@ -480,7 +484,7 @@ def caption_text(paper: str, experiment: str, text: str, quick: bool, note: str 
     where = "" if "docs/theory.md" in experiment else "; docs/theory.md §6"
     parts = [
         _sentence(text),
-        _sentence(_note_prose(note)),
+        _sentence(_note_prose(note), capital=False),  # it may begin with a name (mnist-5k)
         f"Experiment {experiment} of {PAPERS[paper]}{where}.",
         "Quick version: the CPU settings, smaller than the papers' (fewer seeds, steps or sizes)."
         if quick else "",

@@ -179,8 +179,10 @@ def test_caption_text_moves_library_names_out():
             "ratio < 1 beats DNC (ufm.optima.srg_ratio, ufm.optima.predict_srg)\n"
             "fullnet.training.train → fullnet.compare.compare_run (ufm.models.LinearHead)")
     caption = common.caption_text("C", "E-C4", "what it shows", False, note)
-    assert caption == ("What it shows. K = 2, n = 1; GD: width 16 (seeds 0–2) ratio < 1 beats DNC. "
+    # the lines of the note are clauses (joined by "; "); the note keeps its lower-case start
+    assert caption == ("What it shows. K = 2, n = 1; GD: width 16 (seeds 0–2); ratio < 1 beats DNC. "
                        "Experiment E-C4 of Súkeník, Lampert & Mondelli 2024 (C); docs/theory.md §6.")
+    assert common.caption_text("A", "E-A1", "x", False, "mnist-5k digits").startswith("X. mnist-5k digits.")
     assert common._functions(note) == [
         "ufm.optima.predict_dufm", "ufm.optima.srg_ratio", "ufm.optima.predict_srg",
         "fullnet.training.train", "fullnet.compare.compare_run", "ufm.models.LinearHead",
