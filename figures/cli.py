@@ -17,11 +17,12 @@
 ResNet20/CIFAR-10 version on two seeds; an unknown key is an error that lists the known ones.
 
 ``--format pdf`` (or ``svg``, ``png``; a comma list such as ``pdf,png`` writes several) chooses
-the figure files, PNG by default. ``--style paper`` draws for a paper: at most 6.75 × 8.5 inches with
-5–8 pt fonts at that size, a one-line title, PNG at 300 dpi. Beside each figure go ``NAME.caption.md`` (a caption to
-paste and the provenance: paper, experiment ID, settings, seeds, library functions, package
-version, quick or full, this command line) and the data, ``NAME.csv`` and ``NAME.json`` (the same
-provenance under the key ``provenance``); see :mod:`figures.common`.
+the figure files, PNG by default. ``--style paper`` draws for a paper: the figure scaled to the
+6.75 in text width (a figure designed wider than 11.25 in keeps 0.6 of its width), fonts of about
+5–8 pt at that size, a one-line title, PNG at 300 dpi. Beside each figure go ``NAME.caption.md``
+(a caption to paste and the provenance: paper, experiment ID, settings, seeds, library functions,
+package version, quick or full, this command line) and the data, ``NAME.csv`` and ``NAME.json``
+(the same provenance under the key ``provenance``); see :mod:`figures.common`.
 
 ``explore`` writes the plots of ``figures/explorer.ipynb`` as PNG (:mod:`figures.explorer`);
 ``explore notebook`` copies the notebook (shipped with the package) into a folder.
@@ -108,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--style",
         choices=FIGURE_STYLES,
         default="default",
-        help="default: screen look, one-line title; paper: at most 6.75 in wide with 5-8 pt fonts, "
-             "one-line title (the provenance is in NAME.caption.md and NAME.json either way)",
+        help="default: screen look, one-line title; paper: 6.75 in wide (wide figures 0.6 of "
+             "their width), 5-8 pt fonts, one-line title (the provenance is in NAME.caption.md "
+             "and NAME.json either way)",
     )
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     return parser

@@ -141,8 +141,8 @@ PAPER_MIN_SCALE = 0.6
 #: default style prints at 7.5 pt) ...
 PAPER_FONT_SCALE = 7.5 / 9.0
 #: ... and by this factor at least, whatever the figure's scale (9 pt prints at 6.75 pt, the
-#: default style's smallest explicit 7 pt at 5.25 pt), so that the text stays legible when a
-#: wide figure is scaled down to :data:`PAPER_WIDTH`.
+#: figures' 6.5 pt legends at 4.9 pt), so that the text stays legible when a wide figure is
+#: scaled down to :data:`PAPER_WIDTH`.
 PAPER_FONT_FLOOR = 0.75
 
 
@@ -157,8 +157,9 @@ class OutputOptions:
         path :func:`save_figure` returns). Default ``("png",)``.
     style : {"default", "paper"}
         ``default``: today's screen look with a one-line title. ``paper``: figure at most
-        :data:`PAPER_WIDTH` × :data:`PAPER_HEIGHT` inches with 5–8 pt fonts at that size, the
-        title only the short description, PNG at 300 dpi.
+        :data:`PAPER_WIDTH` × :data:`PAPER_HEIGHT` inches (:data:`PAPER_MIN_SCALE` of a wider
+        figure) with fonts of about 5–8 pt at that size, the title only the short description,
+        PNG at 300 dpi.
     command : str or None
         The command line that made the figures, for the provenance (None: called from Python).
     overrides : dict
