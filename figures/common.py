@@ -10,8 +10,9 @@ quick, note))``, ``save_figure(figure, out_dir, name)``, ``write_csv`` and ``wri
 output options (:func:`use_output`, set by ``python -m figures --format … --style …``) decide
 what these calls write:
 
-- :func:`figure_title` returns a short title (one line, two when long; in the ``paper`` style
-  only ``text``) and keeps the long text, the paper, experiment ID and ``note``, for the caption;
+- :func:`figure_title` returns a short title (one line, two when wider than the figure; in the
+  ``paper`` style only ``text``) and keeps the paper, experiment ID, ``text`` and ``note`` for
+  the caption;
 - :func:`save_figure` writes ``NAME.png``, ``NAME.pdf`` and/or ``NAME.svg`` (the formats of
   :data:`FIGURE_FORMATS`) and the caption file ``NAME.caption.md`` beside them;
 - :func:`write_json` adds the key ``provenance`` (:func:`figure_provenance`: paper, experiment
@@ -59,7 +60,6 @@ __all__ = [
     "PAPER_HEIGHT",
     "PAPER_MIN_SCALE",
     "PAPER_WIDTH",
-    "TITLE_LINE",
     "apply_style",
     "caption_markdown",
     "caption_text",
@@ -92,9 +92,6 @@ PAPERS: dict[str, str] = {
 #: fonts keep their printed size.
 PAPER_WIDTH = 6.75
 PAPER_HEIGHT = 8.5
-
-#: A default-style title longer than this many characters is broken after the experiment ID.
-TITLE_LINE = 110
 
 _STYLE = {
     "figure.dpi": 100,
@@ -286,8 +283,9 @@ def figure_title(paper: str, experiment: str, text: str, quick: bool, note: str 
     Returns
     -------
     str
-        Default style: ``"PAPER — EXPERIMENT: TEXT"`` on one line, broken after the experiment
-        when longer than :data:`TITLE_LINE` characters. Paper style: ``TEXT`` alone, one line.
+        Default style: ``"PAPER — EXPERIMENT: TEXT"`` on one line (:func:`save_figure` breaks it
+        after the experiment when it is wider than the figure). Paper style: ``TEXT`` alone, one
+        line.
     """
     global _PENDING_TITLE
     if paper not in PAPERS:
@@ -296,10 +294,7 @@ def figure_title(paper: str, experiment: str, text: str, quick: bool, note: str 
     if _OPTIONS.style == "paper":
         shown = " ".join(str(text).split()) + mark
     else:
-        head = f"{PAPERS[paper]} — {experiment}:"
-        shown = f"{head} {text}{mark}"
-        if len(shown) > TITLE_LINE:
-            shown = f"{head}\n{text}{mark}"
+        shown = f"{PAPERS[paper]} — {experiment}: {text}{mark}"
     _PENDING_TITLE = _Title(paper, str(experiment), str(text), bool(quick), str(note), shown)
     return shown
 
@@ -355,13 +350,34 @@ def _metadata(fmt: str, name: str, title: _Title | None) -> dict[str, Any]:
     return {"Title": heading, "Description": where, "Software": creator}
 
 
+def _fit_title(figure, title: _Title | None) -> _Title | None:
+    """Break a one-line default-style title after the experiment ID when it is wider than 97% of
+    the figure (measured with the title's font); returns the title as drawn."""
+    if title is None or "\n" in title.shown or figure.get_suptitle() != title.shown:
+        return title
+    head = f"{PAPERS[title.paper]} — {title.experiment}:"
+    if not title.shown.startswith(head + " "):
+        return title  # the paper style's title has no head to break after
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    font = FontProperties(size=plt.rcParams["figure.titlesize"], weight=plt.rcParams["figure.titleweight"])
+    width, _, _ = RendererAgg(1, 1, 72).get_text_width_height_descent(title.shown, font, ismath=False)
+    if width <= 0.97 * figure.get_size_inches()[0] * 72:  # both in points
+        return title
+    shown = f"{head}\n{title.shown[len(head) + 1:]}"
+    figure.suptitle(shown)
+    return replace(title, shown=shown)
+
+
 def save_figure(figure, out_dir: str | Path, name: str) -> Path:
     """Write the figure in the current formats, with its caption file, and close it.
 
     Writes ``NAME.png`` (and/or ``NAME.pdf``, ``NAME.svg``: :func:`use_output`) into ``out_dir``
     and ``NAME.caption.md`` beside them (:func:`caption_text`; :func:`write_json` completes it
     with the settings). In the paper style the figure is first scaled to fit
-    :data:`PAPER_WIDTH` × :data:`PAPER_HEIGHT` inches.
+    :data:`PAPER_WIDTH` × :data:`PAPER_HEIGHT` inches; in the default style a title wider than
+    the figure is broken after the experiment ID (two lines).
 
     Returns
     -------
@@ -377,6 +393,7 @@ def save_figure(figure, out_dir: str | Path, name: str) -> Path:
     try:
         if options.style == "paper":
             _fit_paper(figure)
+        title = _fit_title(figure, title)
         for fmt in options.formats:
             path = out / f"{name}.{fmt}"
             figure.savefig(path, format=fmt, metadata=_metadata(fmt, name, title))

@@ -162,6 +162,20 @@ def test_paper_style_has_a_one_line_title_and_paper_width(tmp_path, monkeypatch)
         assert round(image.info["dpi"][0]) == 300
 
 
+def test_a_title_wider_than_the_figure_is_broken_after_the_experiment(tmp_path):
+    text = "DNC optimum across the λ threshold"
+    shown = {}
+    for width in (4.0, 14.0):  # the one-line title is about 6 in wide at 10.5 pt
+        figure, _ = common.new_figure(1, 1, width, 3.0)
+        figure.suptitle(common.figure_title("B", "E-B3", text, False))
+        common.save_figure(figure, tmp_path, f"w{width:g}")
+        shown[width] = figure.get_suptitle()
+    assert shown[14.0] == f"{common.PAPERS['B']} — E-B3: {text}"
+    assert shown[4.0] == f"{common.PAPERS['B']} — E-B3:\n{text}"
+    caption = (tmp_path / f"w4{common.CAPTION_SUFFIX}").read_text(encoding="utf-8")
+    assert caption.startswith(f"# w4\n\n{text}.")
+
+
 def test_titles_are_short_in_both_styles():
     note = "K = 2, L = 3, n = 5\nufm.solvers.solve, ufm.optima.predict_dufm / predict_srg"
     long_text = "a description long enough to break the first line " * 2
