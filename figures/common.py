@@ -263,8 +263,8 @@ def figure_title(paper: str, experiment: str, text: str, quick: bool, note: str 
     """A short figure title naming the paper and the docs/theory.md §6 experiment ID.
 
     The long form (``note``: settings, method, library functions) is kept for the caption file
-    and the provenance that :func:`save_figure` and :func:`write_json` write next; it is no
-    longer drawn on the figure.
+    and the provenance that :func:`save_figure` and :func:`write_json` write next; it is not
+    drawn on the figure.
 
     Parameters
     ----------
@@ -387,6 +387,8 @@ def save_figure(figure, out_dir: str | Path, name: str) -> Path:
     global _PENDING_TITLE
     options = _OPTIONS
     title, _PENDING_TITLE = _PENDING_TITLE, None
+    if title is not None and title.shown not in (figure.get_suptitle() or ""):
+        title = None  # the last figure_title was drawn on another figure
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []

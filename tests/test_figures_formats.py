@@ -214,3 +214,16 @@ def test_parse_formats_and_use_output_name_the_argument():
             pass
     with pytest.raises(ValueError, match="format"):
         registry.make_figure(NAME, "unused", quick=True, formats="bmp")
+
+
+def test_a_title_drawn_on_another_figure_is_not_taken(tmp_path):
+    """save_figure takes the last figure_title only when it is the figure's suptitle."""
+    common.figure_title("C", "E-C4", "a title that is never drawn", False, "ufm.optima.srg_ratio")
+    figure, _ = common.new_figure(1, 1, 4.0, 3.0)
+    common.save_figure(figure, tmp_path, "untitled")
+    path = common.write_json(tmp_path, "untitled", {"settings": {"seed": 5}})
+    provenance = json.loads(path.read_text(encoding="utf-8"))["provenance"]
+    assert provenance["paper"] is None and provenance["functions"] == []
+    assert provenance["seeds"] == {"seed": 5}
+    caption = (tmp_path / f"untitled{common.CAPTION_SUFFIX}").read_text(encoding="utf-8")
+    assert "never drawn" not in caption and "- seeds: `seed` = `5`" in caption
