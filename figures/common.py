@@ -568,7 +568,8 @@ def figure_provenance(out_dir: str | Path, name: str,
         ``experiment_id`` (of docs/theory.md §6), ``title`` (as drawn), ``caption``
         (:func:`caption_text`), ``details`` (the settings text of the long title), ``quick``,
         ``version`` ("quick" or "full"), ``settings``, ``overrides`` (``--set``), ``seeds`` (every
-        setting whose name holds "seed"), ``functions`` (the ``ufm.``/``fullnet.`` names of the
+        setting whose name holds "seed"; when none does, every such key of the rest of ``data``,
+        e.g. ``sweep.grid.seeds``), ``functions`` (the ``ufm.``/``fullnet.`` names of the
         long title), ``style``, ``formats``, ``files``, ``command`` (None when made from
         Python) and ``software`` (package and library versions).
     """
@@ -601,7 +602,8 @@ def figure_provenance(out_dir: str | Path, name: str,
         "version": None if quick is None else ("quick" if quick else "full"),
         "settings": settings,
         "overrides": dict(_OPTIONS.overrides),
-        "seeds": _find_seeds(settings),
+        "seeds": _find_seeds(settings) or _find_seeds(
+            {key: value for key, value in data.items() if key not in ("settings", "rows", "provenance")}),
         "functions": _functions(title.text, title.note) if title is not None else [],
         "style": style,
         "formats": list(formats),
@@ -630,7 +632,8 @@ def caption_markdown(provenance: Mapping[str, Any]) -> str:
     experiment, identifier = provenance.get("experiment"), provenance.get("experiment_id")
     if experiment:
         named = "" if not identifier or str(experiment).startswith(str(identifier)) else f" (ID {identifier})"
-        lines.append(f"- experiment: {experiment}{named}, {provenance['theory']}")
+        where = "" if "docs/theory.md" in f"{experiment}{named}" else f", {provenance['theory']}"
+        lines.append(f"- experiment: {experiment}{named}{where}")
     if provenance.get("version"):
         lines.append(f"- version: {provenance['version']}")
     settings = provenance.get("settings")

@@ -227,3 +227,11 @@ def test_a_title_drawn_on_another_figure_is_not_taken(tmp_path):
     assert provenance["seeds"] == {"seed": 5}
     caption = (tmp_path / f"untitled{common.CAPTION_SUFFIX}").read_text(encoding="utf-8")
     assert "never drawn" not in caption and "- seeds: `seed` = `5`" in caption
+
+
+def test_seeds_outside_the_settings_are_found_in_the_data(tmp_path):
+    """A figure whose settings name a sweep file keeps its seeds in the data (lambda_width_sweep)."""
+    path = common.write_json(tmp_path, "swept", {"settings": {"sweep": "grid.toml"},
+                                                 "sweep": {"grid": {"seeds": [0, 1]}}, "rows": []})
+    provenance = json.loads(path.read_text(encoding="utf-8"))["provenance"]
+    assert provenance["seeds"] == {"sweep.grid.seeds": [0, 1]}
