@@ -4,7 +4,7 @@
 
     ufm-figures --list
     ufm-figures NAME [NAME ...] [--quick] [--out DIR] [--set KEY=VALUE ...]
-                [--format png|pdf|svg[,...]] [--style default|paper]
+                [--format png|pdf|svg[,...]] [--style default|paper] [--no-title]
     ufm-figures all [--quick] [--out DIR]
     ufm-figures explore dufm [--K K --L L --n N --lam LAM --width D] [--out DIR]
     ufm-figures explore store PATH [--metric M --layer L] [--out DIR]
@@ -19,10 +19,11 @@ ResNet20/CIFAR-10 version on two seeds; an unknown key is an error that lists th
 ``--format pdf`` (or ``svg``, ``png``; a comma list such as ``pdf,png`` writes several) chooses
 the figure files, PNG by default. ``--style paper`` draws for a paper: the figure scaled to the
 6.75 in text width (a figure designed wider than 11.25 in keeps 0.6 of its width), fonts of about
-5–8 pt at that size, a one-line title, PNG at 300 dpi. Beside each figure go ``NAME.caption.md``
-(a caption to paste and the provenance: paper, experiment ID, settings, seeds, library functions,
-package version, quick or full, this command line) and the data, ``NAME.csv`` and ``NAME.json``
-(the same provenance under the key ``provenance``); see :mod:`figures.common`.
+5–8 pt at that size, a one-line title, PNG at 300 dpi; ``--no-title`` draws no title, in either
+style. Beside each figure go ``NAME.caption.md`` (a caption to paste and the provenance: paper,
+experiment ID, settings, seeds, library functions, package version, quick or full, this command
+line) and the data, ``NAME.csv`` and ``NAME.json`` (the same provenance under the key
+``provenance``); see :mod:`figures.common`.
 
 ``explore`` writes the plots of ``figures/explorer.ipynb`` as PNG (:mod:`figures.explorer`);
 ``explore notebook`` copies the notebook (shipped with the package) into a folder.
@@ -112,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: screen look, one-line title; paper: 6.75 in wide (wide figures 0.6 of "
              "their width), 5-8 pt fonts, one-line title (the provenance is in NAME.caption.md "
              "and NAME.json either way)",
+    )
+    parser.add_argument(
+        "--no-title",
+        dest="title",
+        action="store_false",
+        help="draw no title on the figures (a paper's caption replaces it; NAME.caption.md has it)",
     )
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     return parser
@@ -253,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             before = _file_states(arguments.out, name)
             try:
                 result = make_figure(name, arguments.out, quick=arguments.quick, overrides=overrides,
-                                     formats=formats, style=arguments.style)
+                                     formats=formats, style=arguments.style, title=arguments.title)
             except MemoryError as error:
                 _remove_partial(arguments.out, name, before)
                 failures += 1

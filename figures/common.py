@@ -161,12 +161,16 @@ class OutputOptions:
         The command line that made the figures, for the provenance (None: called from Python).
     overrides : dict
         The ``--set KEY=VALUE`` settings overrides of the run, for the provenance.
+    title : bool
+        Whether the figure shows its title (``--no-title``: False); the caption file and the
+        provenance have it either way.
     """
 
     formats: tuple[str, ...] = ("png",)
     style: str = "default"
     command: str | None = None
     overrides: dict = field(default_factory=dict)
+    title: bool = True
 
 
 _OPTIONS = OutputOptions()
@@ -179,8 +183,8 @@ def output_options() -> OutputOptions:
 
 @contextmanager
 def use_output(formats: str | Sequence[str] | None = None, style: str | None = None,
-               command: str | None = None,
-               overrides: Mapping[str, Any] | None = None) -> Iterator[OutputOptions]:
+               command: str | None = None, overrides: Mapping[str, Any] | None = None,
+               title: bool | None = None) -> Iterator[OutputOptions]:
     """Write the figures made inside the ``with`` block in ``formats`` and ``style``.
 
     Arguments left as None keep their current value; the previous options come back on exit.
@@ -194,6 +198,8 @@ def use_output(formats: str | Sequence[str] | None = None, style: str | None = N
         The command line, recorded in the provenance.
     overrides : mapping, optional
         Settings overrides, recorded in the provenance.
+    title : bool, optional
+        False: the figures show no title (:func:`figure_title` returns ``""``).
 
     Raises
     ------
@@ -212,6 +218,8 @@ def use_output(formats: str | Sequence[str] | None = None, style: str | None = N
         changes["command"] = str(command)
     if overrides is not None:
         changes["overrides"] = dict(overrides)
+    if title is not None:
+        changes["title"] = bool(title)
     previous = _OPTIONS
     _OPTIONS = replace(previous, **changes)
     try:
@@ -285,13 +293,15 @@ def figure_title(paper: str, experiment: str, text: str, quick: bool, note: str 
     str
         Default style: ``"PAPER — EXPERIMENT: TEXT"`` on one line (:func:`save_figure` breaks it
         after the experiment when it is wider than the figure). Paper style: ``TEXT`` alone, one
-        line.
+        line. Empty when the options say no title (``--no-title``).
     """
     global _PENDING_TITLE
     if paper not in PAPERS:
         raise ValueError(f"paper must be one of {', '.join(PAPERS)}, got {paper!r}")
     mark = "  [quick]" if quick else ""
-    if _OPTIONS.style == "paper":
+    if not _OPTIONS.title:
+        shown = ""
+    elif _OPTIONS.style == "paper":
         shown = " ".join(str(text).split()) + mark
     else:
         shown = f"{PAPERS[paper]} — {experiment}: {text}{mark}"

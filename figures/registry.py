@@ -265,7 +265,8 @@ def check_overrides(name: str, overrides: Mapping[str, Any] | None, quick: bool 
 
 def make_figure(name: str, out_dir: str | Path, quick: bool = False,
                 overrides: Mapping[str, Any] | None = None,
-                formats: str | Sequence[str] | None = None, style: str | None = None) -> FigureResult:
+                formats: str | Sequence[str] | None = None, style: str | None = None,
+                title: bool | None = None) -> FigureResult:
     """Make one figure into ``out_dir`` (created if missing) and time it.
 
     Parameters
@@ -284,6 +285,9 @@ def make_figure(name: str, out_dir: str | Path, quick: bool = False,
         :func:`figures.common.use_output` formats (PNG).
     style : {"default", "paper"}, optional
         Default the current style (``default``); see :class:`figures.common.OutputOptions`.
+    title : bool, optional
+        False: the figure shows no title (the caption file has it). Default the current option
+        (True).
 
     Raises
     ------
@@ -300,7 +304,7 @@ def make_figure(name: str, out_dir: str | Path, quick: bool = False,
         check_overrides(name, overrides, quick)
         keyword["overrides"] = dict(overrides)
     out = Path(out_dir)
-    with common.use_output(formats=formats, style=style, overrides=dict(overrides or {})):
+    with common.use_output(formats=formats, style=style, overrides=dict(overrides or {}), title=title):
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         paths = [Path(path) for path in make(out, quick=quick, **keyword)]

@@ -235,3 +235,14 @@ def test_seeds_outside_the_settings_are_found_in_the_data(tmp_path):
                                                  "sweep": {"grid": {"seeds": [0, 1]}}, "rows": []})
     provenance = json.loads(path.read_text(encoding="utf-8"))["provenance"]
     assert provenance["seeds"] == {"sweep.grid.seeds": [0, 1]}
+
+
+def test_no_title_draws_none_and_keeps_the_caption(tmp_path, monkeypatch, capsys):
+    seen = _titles(monkeypatch)
+    assert cli.main([NAME, "--quick", "--style", "paper", "--no-title", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert seen[0][0] == ""
+    data = json.loads((tmp_path / f"{NAME}.json").read_text(encoding="utf-8"))
+    assert data["provenance"]["title"] == "" and data["provenance"]["paper"] == "C"
+    caption = (tmp_path / f"{NAME}{common.CAPTION_SUFFIX}").read_text(encoding="utf-8")
+    assert caption.startswith(f"# {NAME}\n\nLow-rank SRG points against deep neural collapse.")
