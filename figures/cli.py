@@ -251,41 +251,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = 0.0
     mode = "quick" if arguments.quick else "full"
     timings: list[tuple[str, str, float]] = []
-    from .common import use_output
-
     command = " ".join([parser.prog, *(shlex.quote(argument) for argument in argv)])
-    with use_output(command=command):
-        for name in names:
-            print(f"[figures] {name} ({mode}) ...", flush=True)
-            before = _file_states(arguments.out, name)
-            try:
-                result = make_figure(name, arguments.out, quick=arguments.quick, overrides=overrides,
-                                     formats=formats, style=arguments.style, title=arguments.title)
-            except MemoryError as error:
+    for name in names:
+        print(f"[figures] {name} ({mode}) ...", flush=True)
+        before = _file_states(arguments.out, name)
+        try:
+            result = make_figure(name, arguments.out, quick=arguments.quick, overrides=overrides,
+                                 formats=formats, style=arguments.style, title=arguments.title,
+                                 command=command)
+        except MemoryError as error:
+            _remove_partial(arguments.out, name, before)
+            failures += 1
+            report_error(MemoryError(f"figure {name}: {error}" if str(error) else f"figure {name}"))
+            print(f"[figures] {name} FAILED", file=sys.stderr, flush=True)
+            continue
+        except Exception as error:  # one failing figure must not stop the others
+            stop = _output_error(error, arguments.out)
+            if stop is not None:  # a full disk or an unwritable folder stops every figure
                 _remove_partial(arguments.out, name, before)
-                failures += 1
-                report_error(MemoryError(f"figure {name}: {error}" if str(error) else f"figure {name}"))
-                print(f"[figures] {name} FAILED", file=sys.stderr, flush=True)
-                continue
-            except Exception as error:  # one failing figure must not stop the others
-                stop = _output_error(error, arguments.out)
-                if stop is not None:  # a full disk or an unwritable folder stops every figure
-                    _remove_partial(arguments.out, name, before)
-                    _remove_empty(created)
-                    return report_error(CommandError(f"{stop}; figure {name} was not made "
-                                                     f"(its partial files were removed)"))
-                failures += 1
-                if isinstance(error, (OSError, SettingsError)) or type(error).__name__ == "ConfigError":
-                    report_error(CommandError(f"figure {name}: {error}"))
-                else:
-                    traceback.print_exc()
-                print(f"[figures] {name} FAILED", file=sys.stderr, flush=True)
-                continue
-            total += result.seconds
-            timings.append((name, mode, result.seconds))
-            print(f"[figures] {name}: {result.seconds:.1f} s", flush=True)
-            for path in result.paths:
-                print(f"    {path}")
+                _remove_empty(created)
+                return report_error(CommandError(f"{stop}; figure {name} was not made "
+                                                 f"(its partial files were removed)"))
+            failures += 1
+            if isinstance(error, (OSError, SettingsError)) or type(error).__name__ == "ConfigError":
+                report_error(CommandError(f"figure {name}: {error}"))
+            else:
+                traceback.print_exc()
+            print(f"[figures] {name} FAILED", file=sys.stderr, flush=True)
+            continue
+        total += result.seconds
+        timings.append((name, mode, result.seconds))
+        print(f"[figures] {name}: {result.seconds:.1f} s", flush=True)
+        for path in result.paths:
+            print(f"    {path}")
     if len(names) > 1:
         print(f"[figures] {len(names) - failures}/{len(names)} figures in {total:.1f} s")
     if timings:

@@ -266,7 +266,7 @@ def check_overrides(name: str, overrides: Mapping[str, Any] | None, quick: bool 
 def make_figure(name: str, out_dir: str | Path, quick: bool = False,
                 overrides: Mapping[str, Any] | None = None,
                 formats: str | Sequence[str] | None = None, style: str | None = None,
-                title: bool | None = None) -> FigureResult:
+                title: bool | None = None, command: str | None = None) -> FigureResult:
     """Make one figure into ``out_dir`` (created if missing) and time it.
 
     Parameters
@@ -288,6 +288,8 @@ def make_figure(name: str, out_dir: str | Path, quick: bool = False,
     title : bool, optional
         False: the figure shows no title (the caption file has it). Default the current option
         (True).
+    command : str, optional
+        The command line that asked for the figure, recorded in its provenance.
 
     Raises
     ------
@@ -304,7 +306,8 @@ def make_figure(name: str, out_dir: str | Path, quick: bool = False,
         check_overrides(name, overrides, quick)
         keyword["overrides"] = dict(overrides)
     out = Path(out_dir)
-    with common.use_output(formats=formats, style=style, overrides=dict(overrides or {}), title=title):
+    with common.use_output(formats=formats, style=style, overrides=dict(overrides or {}), title=title,
+                           command=command):
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         paths = [Path(path) for path in make(out, quick=quick, **keyword)]
