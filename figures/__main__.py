@@ -1,4 +1,5 @@
-"""``python -m figures NAME|all [--quick] [--out DIR]`` and ``python -m figures --list``."""
+"""``python -m figures NAME|all [--quick] [--out DIR] [--format png|pdf|svg] [--style default|paper]``
+and ``python -m figures --list``."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@
 
     ufm-figures --list
     ufm-figures NAME [NAME ...] [--quick] [--out DIR] [--set KEY=VALUE ...]
+                [--format png|pdf|svg[,...]] [--style default|paper] [--no-title]
     ufm-figures all [--quick] [--out DIR]
     ufm-figures explore dufm [--K K --L L --n N --lam LAM --width D] [--out DIR]
     ufm-figures explore store PATH [--metric M --layer L] [--out DIR]
@@ -14,6 +15,15 @@
 ``--set KEY=VALUE`` changes one of a figure's settings (a JSON value, or a string), e.g.
 ``python -m figures jacot2025_fig1 --set data_root=/data --set seeds=[0,1]`` for the full
 ResNet20/CIFAR-10 version on two seeds; an unknown key is an error that lists the known ones.
+
+``--format pdf`` (or ``svg``, ``png``; a comma list such as ``pdf,png`` writes several) chooses
+the figure files, PNG by default. ``--style paper`` draws for a paper: the figure scaled to the
+6.75 in text width (a figure designed wider than 11.25 in keeps 0.6 of its width), fonts of about
+5–8 pt at that size, a one-line title, PNG at 300 dpi; ``--no-title`` draws no title, in either
+style. Beside each figure go ``NAME.caption.md`` (a caption to paste and the provenance: paper,
+experiment ID, settings, seeds, library functions, package version, quick or full, this command
+line) and the data, ``NAME.csv`` and ``NAME.json`` (the same provenance under the key
+``provenance``); see :mod:`figures.common`.
 
 ``explore`` writes the plots of ``figures/explorer.ipynb`` as PNG (:mod:`figures.explorer`);
 ``explore notebook`` copies the notebook (shipped with the package) into a folder.
@@ -30,12 +40,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import traceback
 from typing import Sequence
 
 from .overrides import SettingsError, parse_overrides
-from .registry import FIGURES, UnknownFigureError, check_overrides, figure_info, figure_names, make_figure
+from .registry import (
+    CAPTION_SUFFIX,
+    FIGURE_FORMATS,
+    FIGURE_STYLES,
+    FIGURES,
+    UnknownFigureError,
+    check_overrides,
+    figure_info,
+    figure_names,
+    make_figure,
+    parse_formats,
+)
 
 DEFAULT_OUT = os.path.join("outputs", "figures")
 
@@ -46,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = ArgumentParser(
         prog=program_name("figures", "ufm-figures"),
-        description="Make the figures of ufm-sandbox (PNG and the data behind it, CSV and JSON).",
+        description="Make the figures of ufm-sandbox (PNG, PDF or SVG; a caption file with the "
+                    "provenance; the data behind it, CSV and JSON).",
         epilog="explore {dufm,store,notebook} --help: the explorer's plots as PNG, or its notebook.",
     )
     parser.add_argument(
@@ -73,6 +96,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="change one setting of the figure (JSON value, e.g. seeds=[0,1], data_root=/data); repeatable",
+    )
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        default=None,
+        metavar="FORMAT",
+        help="figure file format: png (default), pdf or svg; a comma list (pdf,png) or a repeated "
+             "option writes several",
+    )
+    parser.add_argument(
+        "--style",
+        choices=FIGURE_STYLES,
+        default="default",
+        help="default: screen look, one-line title; paper: 6.75 in wide (wide figures 0.6 of "
+             "their width), 5-8 pt fonts, one-line title (the provenance is in NAME.caption.md "
+             "and NAME.json either way)",
+    )
+    parser.add_argument(
+        "--no-title",
+        dest="title",
+        action="store_false",
+        help="draw no title on the figures (a paper's caption replaces it; NAME.caption.md has it)",
     )
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     return parser
@@ -104,8 +150,8 @@ def _user_error(error: BaseException) -> BaseException:
 #: Settings that name a folder to read from: it must exist when the command line is parsed.
 FOLDER_SETTINGS = ("data_root",)
 
-#: The files of a figure: NAME.png and the data behind it.
-FIGURE_SUFFIXES = (".png", ".csv", ".json")
+#: The files of a figure: NAME.png (or .pdf, .svg), its caption and the data behind it.
+FIGURE_SUFFIXES = tuple(f".{fmt}" for fmt in FIGURE_FORMATS) + (CAPTION_SUFFIX, ".csv", ".json")
 
 
 def _file_states(out_dir: str, name: str) -> dict[str, tuple[int, int, int]]:
@@ -182,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not arguments.names:
             raise CommandError("NAME: give figure names, 'all', or --list")
         names = _resolve_names(arguments.names)
+        try:
+            formats = parse_formats(arguments.formats or ["png"])
+        except ValueError as error:
+            raise CommandError(f"--format: {error}") from None
         overrides = parse_overrides(arguments.overrides)
         for name in names:  # every key and value checked before anything runs
             check_overrides(name, overrides, arguments.quick)
@@ -201,11 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = 0.0
     mode = "quick" if arguments.quick else "full"
     timings: list[tuple[str, str, float]] = []
+    command = " ".join([parser.prog, *(shlex.quote(argument) for argument in argv)])
     for name in names:
         print(f"[figures] {name} ({mode}) ...", flush=True)
         before = _file_states(arguments.out, name)
         try:
-            result = make_figure(name, arguments.out, quick=arguments.quick, overrides=overrides)
+            result = make_figure(name, arguments.out, quick=arguments.quick, overrides=overrides,
+                                 formats=formats, style=arguments.style, title=arguments.title,
+                                 command=command)
         except MemoryError as error:
             _remove_partial(arguments.out, name, before)
             failures += 1

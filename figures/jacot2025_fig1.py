@@ -377,7 +377,7 @@ def _draw_balancedness(axis, data: dict, colors) -> None:
     axis.set_yscale("log")
     axis.set_xlabel("epoch (full-batch GD steps; linear axis)")
     axis.set_ylabel(r"$\|D_l(k)\|_{op} / \|D_l(0)\|_{op}$")
-    axis.set_title(r"balancedness $D_l = W_{l+1}^\top W_{l+1} - W_l W_l^\top$ against ufm.dynamics (J12)")
+    axis.set_title(r"balancedness $D_l = W_{l+1}^\top W_{l+1} - W_l W_l^\top$ and its J12 envelope")
     axis.legend(fontsize=6.5, loc="lower left")
 
 
@@ -435,7 +435,7 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     axis.set_xscale("log")
     axis.set_xlabel("epoch (full-batch GD steps)")
     axis.set_ylabel(r"negativity $\|H - \sigma(H)\|_{op} / \|H\|_{op}$")
-    axis.set_title("negativity of the ReLU layers (0: the layer acts linearly)")
+    axis.set_title("negativity of the ReLU layers (0: acts linearly)")
     axis.legend(fontsize=7)
 
     # class-mean Gram matrices of the features entering the last three layers

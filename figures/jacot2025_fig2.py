@@ -216,8 +216,10 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
             "A", "E-A3 (Fig. 2)", "collapse against the number of linear layers", quick,
             f"{describe_network(dict(config, linear_depth='L2'))}\nfull-batch GD, η = {config['learning_rate']} (÷10 at 80%), "
             f"{config['epochs']} epochs; mean ± std over {len(config['seeds'])} seeds\n(A)'s wd read as "
-            f"nn.MSELoss + SGD weight decay: λ = K·wd/2 (ufm.conventions; (A)'s lr converts to "
-            f"η = {hyper['converted_step_size']:.2g}, replaced by a larger step); fullnet, ufm.metrics, ufm.dynamics",
+            f"nn.MSELoss + SGD weight decay: λ = K·wd/2 (ufm.conventions); (A)'s lr converts to "
+            f"η = {hyper['converted_step_size']:.2g}, replaced by a larger step\n"
+            "fullnet.training.train, ufm.conventions.to_paper_convention, ufm.metrics, "
+            "ufm.dynamics.linear_head_conditioning",
         )
     )
     paths = [save_figure(figure, out_dir, NAME), write_csv(out_dir, NAME, rows)]

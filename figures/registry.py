@@ -11,11 +11,14 @@ import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .overrides import SettingsError, apply_overrides
 
 __all__ = [
+    "CAPTION_SUFFIX",
+    "FIGURE_FORMATS",
+    "FIGURE_STYLES",
     "FIGURES",
     "FigureInfo",
     "FigureResult",
@@ -26,7 +29,45 @@ __all__ = [
     "figure_info",
     "load_make",
     "make_figure",
+    "parse_formats",
 ]
+
+#: The file formats a figure can be written in (``--format``); matplotlib's names.
+FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
+
+#: The styles (``--style``): ``default`` for the screen and the gallery, ``paper`` for a paper
+#: (:class:`figures.common.OutputOptions`).
+FIGURE_STYLES: tuple[str, ...] = ("default", "paper")
+
+#: Suffix of the caption file written beside each figure (``NAME.caption.md``).
+CAPTION_SUFFIX = ".caption.md"
+
+
+def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """Validated figure formats from ``"pdf"``, ``"pdf,png"`` or a sequence of such strings.
+
+    Names are case-insensitive; repeats are dropped, the order is kept.
+
+    Raises
+    ------
+    ValueError
+        An empty list or a name outside :data:`FIGURE_FORMATS`; the message names ``format``.
+    """
+    items = [formats] if isinstance(formats, str) else list(formats)
+    parsed: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"format must be a string such as 'pdf' or 'pdf,png', got {item!r}")
+        for part in item.split(","):
+            name = part.strip().lower().lstrip(".")
+            if name not in FIGURE_FORMATS:
+                raise ValueError(f"format must be one of {', '.join(FIGURE_FORMATS)} (or a comma "
+                                 f"list such as pdf,png), got {part.strip()!r}")
+            if name not in parsed:
+                parsed.append(name)
+    if not parsed:
+        raise ValueError(f"format must name at least one of {', '.join(FIGURE_FORMATS)}")
+    return tuple(parsed)
 
 
 class UnknownFigureError(KeyError):
@@ -43,7 +84,8 @@ class FigureInfo:
     Attributes
     ----------
     name : str
-        The figure's name, also the stem of its files (``NAME.png``, ``NAME.csv``, ``NAME.json``).
+        The figure's name, also the stem of its files (``NAME.png`` or ``.pdf``/``.svg``,
+        ``NAME.caption.md``, ``NAME.csv``, ``NAME.json``).
     module : str
         The module that holds its ``make(out_dir, quick)``.
     experiment : str
@@ -186,7 +228,8 @@ class FigureResult:
     ----------
     name : str
     paths : list of Path
-        The files written (PNG first).
+        The files written: those ``make`` returns (the figure in its first format, CSV, JSON),
+        then the figure's other formats and its caption file ``NAME.caption.md``.
     seconds : float
         Wall-clock time of ``make``.
     """
@@ -221,7 +264,9 @@ def check_overrides(name: str, overrides: Mapping[str, Any] | None, quick: bool 
 
 
 def make_figure(name: str, out_dir: str | Path, quick: bool = False,
-                overrides: Mapping[str, Any] | None = None) -> FigureResult:
+                overrides: Mapping[str, Any] | None = None,
+                formats: str | Sequence[str] | None = None, style: str | None = None,
+                title: bool | None = None, command: str | None = None) -> FigureResult:
     """Make one figure into ``out_dir`` (created if missing) and time it.
 
     Parameters
@@ -235,19 +280,37 @@ def make_figure(name: str, out_dir: str | Path, quick: bool = False,
     overrides : mapping, optional
         New values of the figure's settings (:mod:`figures.overrides`); only for figures whose
         ``make`` takes them.
+    formats : str or sequence of str, optional
+        ``"png"``, ``"pdf"``, ``"svg"`` or several (``"pdf,png"``); default the current
+        :func:`figures.common.use_output` formats (PNG).
+    style : {"default", "paper"}, optional
+        Default the current style (``default``); see :class:`figures.common.OutputOptions`.
+    title : bool, optional
+        False: the figure shows no title (the caption file has it). Default the current option
+        (True).
+    command : str, optional
+        The command line that asked for the figure, recorded in its provenance.
 
     Raises
     ------
     figures.overrides.SettingsError
         Overrides for a figure that takes none, or an unknown or ill-typed setting.
+    ValueError
+        A format or style that is not known.
     """
+    from . import common
+
     make = load_make(name)
     keyword = {}
     if overrides:
         check_overrides(name, overrides, quick)
         keyword["overrides"] = dict(overrides)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    paths = [Path(path) for path in make(out, quick=quick, **keyword)]
-    return FigureResult(name=name, paths=paths, seconds=time.perf_counter() - start)
+    with common.use_output(formats=formats, style=style, overrides=dict(overrides or {}), title=title,
+                           command=command):
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        paths = [Path(path) for path in make(out, quick=quick, **keyword)]
+        seconds = time.perf_counter() - start
+    paths += [path for path in common.written_files(out, name) if path not in paths]
+    return FigureResult(name=name, paths=paths, seconds=seconds)

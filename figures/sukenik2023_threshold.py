@@ -159,7 +159,7 @@ def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
     figure.suptitle(
         figure_title(
             "B", "E-B3", "DNC optimum across the λ threshold", quick,
-            f"K = {NUM_CLASSES}, n = {PER_CLASS}; ufm.optima.predict_dufm, dnc_critical_lambda; "
+            f"K = {NUM_CLASSES}, n = {PER_CLASS}; ufm.optima.predict_dufm / dnc_critical_lambda; "
             f"GD: width {config['gd_width']}, lr {config['gd_lr']}, {config['gd_steps']} steps",
         )
     )

@@ -311,7 +311,7 @@ def draw(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     axis.set_xscale("log")
     axis.set_xlabel("epoch (full-batch GD step)" if config["optimizer"] == "gd" else "epoch")
     axis.set_ylabel(r"head's DUFM objective $\Phi_{\mathrm{view}} / L_{\mathrm{DNC}}$")
-    axis.set_title(f"objective of the head (4-DUFM at H₁ = backbone output); final Φ/L_DNC "
+    axis.set_title(f"the head's 4-DUFM objective (H₁ = backbone output)\nfinal Φ/L_DNC "
                    f"{min(finals):.3f} to {max(finals):.3f}", fontsize=8.5)
     axis.legend(fontsize=6.5, loc="upper right")
 

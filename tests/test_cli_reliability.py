@@ -325,6 +325,9 @@ FIGURE_CASES = [
     (["sukenik2024_ratio", "--out", "{file}/sub"], ["--out", "is a file"]),
     (["sukenik2024_ratio", "--out", ""], ["--out", "empty"]),
     (["sukenik2024_ratio", "--bogus"], ["--bogus"]),
+    (["sukenik2024_ratio", "--format", "jpg"], ["--format", "jpg", "png, pdf, svg"]),
+    (["sukenik2024_ratio", "--format", "pdf,"], ["--format", "png, pdf, svg"]),
+    (["sukenik2024_ratio", "--style", "poster"], ["--style", "poster"]),
 ]
 
 
@@ -583,7 +586,8 @@ def test_a_failed_write_of_one_figure_keeps_the_files_of_the_figures_before(plac
                                                "--quick", "--out", "{out}"], place), capsys)
     assert_one_line_error(code, err, "--out", "no space left", "sukenik2023_threshold")
     names = sorted(os.listdir(place["out"]))
-    assert names == ["sukenik2024_ratio.csv", "sukenik2024_ratio.json", "sukenik2024_ratio.png"]
+    assert names == ["sukenik2024_ratio.caption.md", "sukenik2024_ratio.csv", "sukenik2024_ratio.json",
+                     "sukenik2024_ratio.png"]
 
 
 # ---------------------------------------------------------------------------------------------
