@@ -69,7 +69,7 @@ def settings(quick: bool) -> dict:
             "epochs": 8000, "learning_rate": 0.05, "weight_decay": 1e-2, "feature_penalty": 5e-5,
             "lr_drop_fraction": 1.0, "log_points": 20, "threads": 2, "seed": 0,
             "rank_tolerance": 1e-3, "target": 0.01, "min_fall": 10.0,
-            "width_family": [[32, 16], [64, 32], [128, 64], [256, 128]],
+            "width_family": [[64, 32], [128, 64], [256, 128]],
         }
     return {
         "per_class": 50, "nonlinear_widths": [512, 256, 128], "linear_depth": 2, "linear_width": 64,
