@@ -68,7 +68,8 @@ FEATURE_GAPS = ("network_ufm_gap", "feature_gap", "nc1_features", "nc1_last", "n
 def settings(quick: bool) -> dict:
     """The run configuration (a plain dict of :class:`fullnet.config.RunConfig`) and options.
 
-    ``epochs`` = 4/(ηλ) (J8: the head balances as e^{−2ηλt}); ``target`` is the relative gap below
+    ``epochs`` = 4/(ηλ) (J8: the head balances as e^{−2ηλt}); one thread (N = 200 samples: the
+    matrices are too small for a second thread to pay); ``target`` is the relative gap below
     which a gap counts as closed (the head suboptimality asked to end below 1%), ``min_fall`` the
     fall first/last record it must show; ``width_family`` the backbones of the width panel.
     """
@@ -197,11 +198,11 @@ def verdict(gaps: dict, records: list[dict], family: dict, config: dict) -> dict
             parts.append(f"stalled: ×{_fmt(late)} over the last 1/(ηλ) = {window} epochs")
         if name in FEATURE_GAPS and pull_ratio is not None:
             evidence["pull_ratio"] = pull_ratio
-            evidence["backbone_decay_over_bound"] = (
+            evidence["pull_over_bound"] = (
                 -pull / last["ufm_bound"] if last.get("ufm_bound") else None)
             parts.append(f"the backbone's weight decay holds Z_f off the UFM optimum: growing Z_f "
                          f"would lower Φ_view at rate −⟨∇Φ_view, Z_f⟩ = "
-                         f"{_fmt(evidence['backbone_decay_over_bound'])}·L_DNC, and it costs "
+                         f"{_fmt(evidence['pull_over_bound'])}·L_DNC, and it costs "
                          f"λ‖W_f‖² in the backbone (ratio {_fmt(pull_ratio)}; 1 at a critical "
                          f"point of Φ_net, 0 at the UFM optimum, which ignores the backbone)")
         entry.update(reason="; ".join(parts), evidence=evidence)
@@ -273,7 +274,11 @@ def _short_reason(entry: dict) -> str:
 
 def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
     """Write ``theory_vs_practice.png``, ``.csv`` and ``.json`` into ``out_dir``."""
-    data = compute(out_dir, quick)
+    return plot(compute(out_dir, quick), out_dir, quick)
+
+
+def plot(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
+    """Draw the panels of :func:`compute`'s ``data`` and write the three files."""
     config, gaps, family = data["settings"], data["gaps"], data["width_family"]
     rate = config["learning_rate"] * config["weight_decay"]
 
