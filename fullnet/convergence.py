@@ -41,8 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ufm.metrics import (nc1_trace_ratio_uncentered, nc2_orthogonal_frame_distance,
-                         nc3_self_duality_distance)
+from ufm.metrics import (UndefinedMetricError, nc1_trace_ratio_uncentered,
+                         nc2_orthogonal_frame_distance, nc3_self_duality_distance)
 from ufm.models import Parameters
 from ufm.solvers import solve
 
@@ -78,6 +78,8 @@ class GapRecord:
         Φ_view and L_DNC of the unconstrained-features view (None without a feature penalty).
     balancedness_op : list of float
         ‖D_l‖_op per consecutive linear head pair l = L1+1..L−1.
+    balancedness_scale : list of float
+        ‖W_lW_lᵀ‖_op of the same pairs (BAL.rel_op = ‖D_l‖_op/‖W_lW_lᵀ‖_op).
     envelope_op : list of float or None
         The J12 envelope of each ‖D_l‖_op at this record (None when not tracked).
     feature_pull : float or None
@@ -98,6 +100,7 @@ class GapRecord:
     view_loss: float | None
     ufm_bound: float | None
     balancedness_op: list[float] = field(default_factory=list)
+    balancedness_scale: list[float] = field(default_factory=list)
     envelope_op: list[float] | None = None
     feature_pull: float | None = None
     backbone_decay: float | None = None
@@ -105,6 +108,14 @@ class GapRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
+
+
+def _metric(function: Any, *args: Any, **options: Any) -> float | None:
+    """A metric of docs/theory.md §3, None where it is undefined (e.g. all class means zero)."""
+    try:
+        return float(function(*args, **options))
+    except UndefinedMetricError:
+        return None
 
 
 def _relative(value: float, reference: float) -> float | None:
@@ -191,14 +202,16 @@ def measure_gaps(
             errors.append(float(np.linalg.norm(measured_values - expected)) / scale)
     gaps["singular_values"] = max(errors) if errors else None
 
-    balance, relative = [], []
+    balance, relative, scales = [], [], []
     for lower, upper in zip(weights[:-1], weights[1:]):
         difference = upper.T @ upper - lower @ lower.T
         norm = float(np.linalg.norm(difference, 2))
         balance.append(norm)
         outer = float(np.linalg.norm(lower @ lower.T, 2))
-        relative.append(norm / outer if outer > 0 else math.inf)
-    gaps["head_balancedness"] = max(relative) if relative else None
+        scales.append(outer)
+        relative.append(norm / outer if outer > 0 else None)
+    defined = [value for value in relative if value is not None]
+    gaps["head_balancedness"] = max(defined) if defined else None
 
     view_loss = bound = feature_pull = backbone_decay = None
     view, _ = unconstrained_features_view(measured, regularization, labels, num_classes)
@@ -211,7 +224,7 @@ def measure_gaps(
                 gaps["feature_gap"] = _relative(view_loss - (head_loss - optimum), bound)
         free = _numpy(features.inputs if view.feature_layer == 0
                       else features.post_activations[view.feature_layer - 1])
-        gaps["nc1_features"] = float(nc1_trace_ratio_uncentered(free, labels, num_classes=num_classes))
+        gaps["nc1_features"] = _metric(nc1_trace_ratio_uncentered, free, labels, num_classes=num_classes)
         output, targets = _numpy(features.output), _numpy(data.targets)
         feature_pull = (float(np.sum((output - targets) * output)) / output.shape[1]
                         + view.lam_h * float(np.sum(free**2)))
@@ -221,12 +234,12 @@ def measure_gaps(
             backbone_decay = regularization.layer_lambdas[layer - 1] * float(np.sum(producer**2))
     last = _numpy(features.inputs if measured.depth == 1 else features.post_activations[-2])
     classifier = weights[-1]
-    gaps["nc1_last"] = float(nc1_trace_ratio_uncentered(last, labels, num_classes=num_classes))
-    gaps["nc2_last"] = float(nc2_orthogonal_frame_distance(last, labels, num_classes=num_classes))
-    gaps["nc3_last"] = float(nc3_self_duality_distance(last, labels, weights=classifier,
-                                                       num_classes=num_classes))
+    gaps["nc1_last"] = _metric(nc1_trace_ratio_uncentered, last, labels, num_classes=num_classes)
+    gaps["nc2_last"] = _metric(nc2_orthogonal_frame_distance, last, labels, num_classes=num_classes)
+    gaps["nc3_last"] = _metric(nc3_self_duality_distance, last, labels, weights=classifier,
+                               num_classes=num_classes)
     record = GapRecord(epoch=int(epoch), head_loss=head_loss, head_optimum=optimum,
-                       view_loss=view_loss, ufm_bound=bound, balancedness_op=balance,
+                       view_loss=view_loss, ufm_bound=bound, balancedness_op=balance, balancedness_scale=scales,
                        feature_pull=feature_pull, backbone_decay=backbone_decay, gaps=gaps)
     return record, best.parameters
 
@@ -327,15 +340,15 @@ class GapTracker:
         return result
 
     def envelope_series(self) -> dict[str, list] | None:
-        """The J12 envelope normalized like ``head_balancedness`` (the pair that attains the max
-        at each record: envelope_l/‖W_lW_lᵀ‖_op = envelope_l·BAL.rel_op_l/‖D_l‖_op)."""
+        """The J12 envelope normalized like ``head_balancedness``: max_l envelope_l/‖W_lW_lᵀ‖_op
+        at each record (an upper bound of ``head_balancedness`` wherever J12 holds)."""
         if not self.records or self.records[0].envelope_op is None:
             return None
         values = []
         for record in self.records:
-            ratios = [(envelope / balance) * record.gaps["head_balancedness"]
-                      for envelope, balance in zip(record.envelope_op, record.balancedness_op)
-                      if balance > 0 and math.isfinite(envelope)]
+            ratios = [envelope / scale
+                      for envelope, scale in zip(record.envelope_op, record.balancedness_scale)
+                      if scale > 0 and math.isfinite(envelope)]
             if not ratios:
                 return None
             values.append(max(ratios))

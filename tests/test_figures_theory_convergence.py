@@ -140,3 +140,40 @@ def test_gap_summary_and_measure_gaps_refuse_bad_input():
     assert summary.late_fall == pytest.approx(0.1 / 0.01)
     with pytest.raises(TypeError, match="data"):
         measure_gaps(None, np.zeros(3), None)
+
+
+def test_tracker_records_agree_with_the_comparison_of_the_same_state(tmp_path):
+    """The last record of a small run against :func:`fullnet.compare.compare_run` of its end state."""
+    from figures import theory_vs_practice as figure
+    from fullnet.compare import compare_run
+    from fullnet.convergence import GapTracker
+    from fullnet.training import train
+
+    small = dict(figure.settings(True), per_class=3, nonlinear_widths=[16, 12], linear_width=10,
+                 epochs=40, log_points=4, threads=1)
+    tracker = GapTracker()
+    train(figure.run_config(small, tmp_path), output_dir=tmp_path / "run", progress=False,
+          on_step=tracker.on_step, on_snapshot=tracker.on_snapshot)
+    # one record per snapshot after the first step (the snapshot at epoch 0 precedes any step)
+    from fullnet.training import log_spaced_epochs
+
+    assert [record.epoch for record in tracker.records] == [
+        epoch for epoch in log_spaced_epochs(small["epochs"], small["log_points"]) if epoch >= 1]
+    last = tracker.records[-1]
+    comparison = compare_run(tmp_path / "run", certify=False)
+    head = comparison.row("Φ_head")
+    # the same float64 copy of the same weights: equal to rounding (1e-12 relative)
+    assert last.head_loss == pytest.approx(head.measured, rel=1e-12)
+    # two L-BFGS minimizations of the same head to a gradient norm ≤ 1e-10: their minima agree far
+    # below the 1% the figure resolves (1e-7 relative)
+    assert last.head_optimum == pytest.approx(head.predicted, rel=1e-7)
+    view = comparison.row("Φ_view = L_DNC")
+    assert last.view_loss == pytest.approx(view.measured, rel=1e-12)
+    assert last.ufm_bound == view.predicted
+    assert last.gaps["network_ufm_gap"] == pytest.approx(view.relative_error, rel=1e-12)
+    assert last.gaps["head_suboptimality"] == pytest.approx(
+        (head.measured - last.head_optimum) / last.head_optimum, rel=1e-9)
+    # the envelope (J12) bounds the balancedness at every record; float32 weights: 1e-6 slack
+    envelope = tracker.envelope_series()["values"]
+    balance = [record.gaps["head_balancedness"] for record in tracker.records]
+    assert all(value <= bound + 1e-6 for value, bound in zip(balance, envelope))
