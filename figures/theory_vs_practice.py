@@ -86,7 +86,7 @@ def settings(quick: bool) -> dict:
         "epochs": 16000, "learning_rate": 0.05, "weight_decay": 1e-2, "feature_penalty": 5e-5,
         "lr_drop_fraction": 1.0, "log_points": 30, "threads": None, "seed": 0,
         "rank_tolerance": 1e-3, "target": 0.01, "min_fall": 10.0,
-        "width_family": [[128, 64, 32], [256, 128, 64], [512, 256, 128], [1024, 512, 256]],
+        "width_family": [[256, 128, 64], [512, 256, 128], [1024, 512, 256]],
     }
 
 

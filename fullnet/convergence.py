@@ -263,7 +263,7 @@ class GapTracker:
     tolerance, max_iterations
         Of the head solves (:func:`measure_gaps`).
     envelope : bool
-        Accumulate the J12 envelope (one K×K-sized operator norm per pair and step).
+        Accumulate the J12 envelope (one operator norm of a p_l×p_l matrix per pair and step).
     final_only : bool
         Measure only at the last snapshot of the run (``trainer.epochs``), e.g. for a sweep.
 
