@@ -28,8 +28,6 @@ import shutil
 import textwrap
 from pathlib import Path
 
-import numpy as np
-
 from fullnet.compare import compare_run
 from fullnet.config import RunConfig
 from fullnet.convergence import GAP_NAMES, GapTracker, gap_summary
@@ -188,24 +186,31 @@ def verdict(gaps: dict, records: list[dict], family: dict, config: dict) -> dict
             else:
                 parts.append(f"width barely changes it (×{_fmt(ratio)} from width {widths[0]} to "
                              f"{widths[-1]}): not a width effect")
-        late = summary.late_fall
-        if math.isfinite(late) and late >= 1.2 and summary.last > threshold:
-            more = window * math.log(summary.last / threshold) / math.log(late)
-            evidence["epochs_needed"] = more
-            parts.append(f"still falling ×{_fmt(late)} per 1/(ηλ) = {window} epochs: ≈ {more:.3g} "
-                         f"more epochs at that rate")
-        elif math.isfinite(late):
-            parts.append(f"stalled: ×{_fmt(late)} over the last 1/(ηλ) = {window} epochs")
         if name in FEATURE_GAPS and pull_ratio is not None:
             evidence["pull_ratio"] = pull_ratio
             evidence["pull_over_bound"] = (
                 -pull / last["ufm_bound"] if last.get("ufm_bound") else None)
             parts.append(f"the backbone's weight decay holds Z_f off the UFM optimum: growing Z_f "
                          f"would lower Φ_view at rate −⟨∇Φ_view, Z_f⟩ = "
-                         f"{_fmt(evidence['pull_over_bound'])}·L_DNC, and it costs "
-                         f"λ‖W_f‖² in the backbone (ratio {_fmt(pull_ratio)}; 1 at a critical "
-                         f"point of Φ_net, 0 at the UFM optimum, which ignores the backbone)")
-        entry.update(reason="; ".join(parts), evidence=evidence)
+                         f"{_fmt(evidence['pull_over_bound'])}·L_DNC but costs λ‖W_f‖² in the "
+                         f"backbone (ratio {_fmt(pull_ratio)}; it is 1 at a critical point of Φ_net, "
+                         f"where Z_f then cannot be a critical point of the view: the UFM bound "
+                         f"ignores the backbone's cost)")
+        late = summary.late_fall
+        if math.isfinite(late) and summary.late_epochs > 0 and late > 0:
+            # the fall per 1/(ηλ) epochs, measured over the last late_epochs ≥ 1/(ηλ) epochs
+            rate = late ** (window / summary.late_epochs)
+            evidence.update(fall_per_window=rate, late_epochs=float(summary.late_epochs))
+            if rate >= 1.2 and summary.last > threshold:
+                more = window * math.log(summary.last / threshold) / math.log(rate)
+                evidence["epochs_needed"] = more
+                parts.append(f"still falling ×{_fmt(rate)} per 1/(ηλ) = {window} epochs (over the last "
+                             f"{summary.late_epochs}): ≈ {more:.2g} more epochs to the target at that rate, "
+                             f"unless it levels off first")
+            else:
+                parts.append(f"stalled: ×{_fmt(rate)} per 1/(ηλ) = {window} epochs (over the last "
+                             f"{summary.late_epochs})")
+        entry.update(reason="; ".join(parts), reason_parts=parts, evidence=evidence)
         result[name] = entry
     return result
 
@@ -263,8 +268,8 @@ def _short_reason(entry: dict) -> str:
         return f"closed: ×{_fmt(entry['fall'])} to {_fmt(entry['last'])} ≤ {_fmt(entry['threshold'])}"
     evidence = entry.get("evidence", {})
     parts = []
-    if "late_fall" in evidence and math.isfinite(evidence["late_fall"]):
-        parts.append(f"×{_fmt(evidence['late_fall'])}/(1/ηλ)")
+    if "fall_per_window" in evidence:
+        parts.append(f"×{_fmt(evidence['fall_per_window'])} per 1/(ηλ)")
     if "width_ratio" in evidence:
         parts.append(f"width ×{_fmt(evidence['width_ratio'])}")
     if "pull_ratio" in evidence:
@@ -299,7 +304,7 @@ def plot(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     axis.axhline(config["target"], color="black", linestyle=":", linewidth=1.0)
     axis.axhline(math.sqrt(config["target"]), color="gray", linestyle=":", linewidth=0.8)
     axis.text(1.0, config["target"], f" target {config['target']:g}", va="bottom", fontsize=7)
-    axis.text(1.0, math.sqrt(config["target"]), f" √target (singular values)", va="bottom",
+    axis.text(1.0, math.sqrt(config["target"]), " √target (singular values)", va="bottom",
               fontsize=7, color="gray")
     axis.axvline(1.0 / rate, color="gray", linewidth=0.8)
     axis.text(1.0 / rate, axis.get_ylim()[0], " 1/(ηλ)", fontsize=7, va="bottom", color="gray")
@@ -329,22 +334,22 @@ def plot(data: dict, out_dir: str | Path, quick: bool) -> list[Path]:
     cells = [[SHORT_NAMES[name], _fmt(entry.get("first")), _fmt(entry.get("last")),
               _fmt(entry.get("fall")), _short_reason(entry)] for name, entry in gaps.items()]
     table = bottom.table(cellText=cells, colLabels=["gap", "first", "last", "fall ×", "verdict"],
-                         loc="upper center", cellLoc="left", colWidths=[0.36, 0.09, 0.09, 0.09, 0.37])
+                         loc="upper center", cellLoc="left", colWidths=[0.27, 0.08, 0.08, 0.08, 0.49])
     table.auto_set_font_size(False)
     table.set_fontsize(6.5)
     table.scale(1.0, 1.25)
-    lines = []
+    lines, shared = [], None
+    pull = "the backbone's weight decay"
     for name, entry in gaps.items():
-        if entry.get("reason"):
-            # the pull of the backbone is the same sentence for every feature gap: written once
-            own = entry["reason"].split("; the backbone's weight decay")[0]
-            lines.append(textwrap.fill(f"{SHORT_NAMES[name]}: {own}", 125, subsequent_indent="   "))
-    shared = next((entry["reason"] for entry in gaps.values() if entry.get("reason")
-                   and "the backbone's weight decay" in entry["reason"]), None)
+        parts = entry.get("reason_parts") or []
+        # the pull of the backbone is the same sentence for every feature gap: written once
+        own = [part for part in parts if not part.startswith(pull)]
+        shared = shared or next((part for part in parts if part.startswith(pull)), None)
+        if own:
+            lines.append(textwrap.fill(f"{SHORT_NAMES[name]}: " + "; ".join(own), 125,
+                                       subsequent_indent="   "))
     if shared is not None:
-        lines.append(textwrap.fill("all the feature gaps: the backbone's weight decay"
-                                   + shared.split("the backbone's weight decay", 1)[1], 125,
-                                   subsequent_indent="   "))
+        lines.append(textwrap.fill(f"all the feature gaps: {shared}", 125, subsequent_indent="   "))
     bottom.text(0.0, 0.0, "\n".join(lines), fontsize=6.3, va="bottom", transform=bottom.transAxes)
     bottom.set_title("verdict (reasons of the open gaps, measured; all in the data file)", fontsize=9)
 

@@ -371,9 +371,11 @@ class GapSummary:
     closed : bool
         ``last ≤ threshold`` and ``fall ≥ min_fall``.
     late_fall : float
-        The fall over the last ``window`` epochs (the gap at the last record at or before
-        epoch_last − window, over the last): > 1 while the gap still shrinks.
+        The fall over the end of the run: the gap at the last record at or before
+        epoch_last − window, over the last; > 1 while the gap still shrinks.
     window : int
+    late_epochs : int
+        The epochs ``late_fall`` spans (≥ ``window``; 0 when no record lies that early).
     """
 
     name: str
@@ -385,6 +387,7 @@ class GapSummary:
     closed: bool
     late_fall: float
     window: int
+    late_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -403,11 +406,12 @@ def gap_summary(name: str, epochs: Sequence[int], values: Sequence[float], *, th
     fall = math.inf if last == 0 else first / last
     end = int(epochs[-1])
     window = max(1, end // 2) if window is None else int(window)
-    earlier = [abs(float(v)) for e, v in zip(epochs, values) if e <= end - window]
-    late_fall = (math.inf if last == 0 else earlier[-1] / last) if earlier else math.nan
+    earlier = [(int(e), abs(float(v))) for e, v in zip(epochs, values) if e <= end - window]
+    late_fall = (math.inf if last == 0 else earlier[-1][1] / last) if earlier else math.nan
     return GapSummary(name=name, first=first, last=last, fall=fall, threshold=float(threshold),
                       min_fall=float(min_fall), closed=last <= threshold and fall >= min_fall,
-                      late_fall=late_fall, window=window)
+                      late_fall=late_fall, window=window,
+                      late_epochs=end - earlier[-1][0] if earlier else 0)
 
 
 __all__ = ["GAP_NAMES", "GapRecord", "GapSummary", "GapTracker", "gap_summary", "measure_gaps"]

@@ -90,8 +90,12 @@ def test_gaps_claimed_closed_fell_tenfold_and_the_others_carry_a_measured_reason
             assert "window_epochs" in entry["evidence"] and "width_ratio" in entry["evidence"], name
             window = round(1.0 / (config["learning_rate"] * config["weight_decay"]))
             assert entry["evidence"]["window_epochs"] == window
-            earlier = [v for e, v in zip(entry["epochs"], values) if e <= entry["epochs"][-1] - window]
-            assert entry["evidence"]["late_fall"] == pytest.approx(earlier[-1] / values[-1], rel=1e-12)
+            earlier = [(e, v) for e, v in zip(entry["epochs"], values) if e <= entry["epochs"][-1] - window]
+            start, value = earlier[-1]
+            assert entry["evidence"]["late_fall"] == pytest.approx(value / values[-1], rel=1e-12)
+            span = entry["epochs"][-1] - start
+            assert entry["evidence"]["fall_per_window"] == pytest.approx(
+                (value / values[-1]) ** (window / span), rel=1e-12)
     # the head's gaps follow the ηλ dynamics: they close in the quick run
     assert {"head_suboptimality", "head_balancedness", "singular_values"} <= set(closed)
 
@@ -136,8 +140,8 @@ def test_gap_summary_and_measure_gaps_refuse_bad_input():
         gap_summary("x", [1, 2, 3], [1.0, 0.1], threshold=0.1)
     summary = gap_summary("x", [1, 10, 100, 1000], [1.0, 0.5, 0.1, 0.01], threshold=0.05, window=900)
     assert summary.fall == pytest.approx(100.0) and summary.closed
-    # the last record at or before epoch 1000 − 900 = 100 is 0.1
-    assert summary.late_fall == pytest.approx(0.1 / 0.01)
+    # the last record at or before epoch 1000 − 900 = 100 is 0.1, 900 epochs before the end
+    assert summary.late_fall == pytest.approx(0.1 / 0.01) and summary.late_epochs == 900
     with pytest.raises(TypeError, match="data"):
         measure_gaps(None, np.zeros(3), None)
 
