@@ -239,7 +239,8 @@ def measure_gaps(
     gaps["nc3_last"] = _metric(nc3_self_duality_distance, last, labels, weights=classifier,
                                num_classes=num_classes)
     record = GapRecord(epoch=int(epoch), head_loss=head_loss, head_optimum=optimum,
-                       view_loss=view_loss, ufm_bound=bound, balancedness_op=balance, balancedness_scale=scales,
+                       view_loss=view_loss, ufm_bound=bound, balancedness_op=balance,
+                       balancedness_scale=scales,
                        feature_pull=feature_pull, backbone_decay=backbone_decay, gaps=gaps)
     return record, best.parameters
 
@@ -250,7 +251,7 @@ class GapTracker:
     Pass ``on_step=tracker.on_step, on_snapshot=tracker.on_snapshot`` to ``train`` (or to a
     :class:`fullnet.training.Trainer`). ``on_step`` keeps the trainer and, after every optimizer
     step k → k+1 with step size η and λ of the pair, advances the envelope of each consecutive
-    linear head pair (J7, J12, for equal λ's on the pair)
+    linear head pair (J7, J12, for equal λ's on the pair and no momentum; NaN otherwise)
 
         E_l(k+1) = (1 − ηλ)²E_l(k) + η²‖g_{l+1}ᵀg_{l+1} − g_lg_lᵀ‖_op,
 
@@ -291,9 +292,10 @@ class GapTracker:
                 for i in range(len(weights) - 1)]
 
     def _step_size(self, trainer: Any, parameter: torch.Tensor) -> float:
+        """η of the step just taken; NaN with momentum, under which J7 does not hold."""
         for group in trainer.optimizer.param_groups:
             if any(item is parameter for item in group["params"]):
-                return float(group["lr"])
+                return math.nan if group.get("momentum", 0.0) else float(group["lr"])
         raise ValueError("the parameter is in no optimizer group")
 
     @torch.no_grad()
