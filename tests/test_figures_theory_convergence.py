@@ -181,3 +181,15 @@ def test_tracker_records_agree_with_the_comparison_of_the_same_state(tmp_path):
     envelope = tracker.envelope_series()["values"]
     balance = [record.gaps["head_balancedness"] for record in tracker.records]
     assert all(value <= bound + 1e-6 for value, bound in zip(balance, envelope))
+
+
+def test_head_optimum_of_the_last_record_is_the_certified_global_minimum(quick_figure):
+    _, _, data = quick_figure
+    certificate = data["comparison"]["head"]["certificate"]
+    last = data["records"][-1]
+    assert certificate["status"] == "optimal"
+    # L2 = 2: min Φ_head is the nuclear-norm regression (F1), certified by a convex dual bound;
+    # the L-BFGS minimum (gradient norm ≤ 1e-10) must lie in [dual, primal] up to the interior-
+    # point solver's accuracy (duality gap reported ≲ 1e-10; 1e-8 relative slack)
+    slack = 1e-8 * certificate["optimal_value"]
+    assert certificate["dual_value"] - slack <= last["head_optimum"] <= certificate["optimal_value"] + slack
