@@ -21,6 +21,10 @@ observe
 compare
     Theory against practice: the ``ufm`` models matching a trained network, their optima and a
     table of predicted against measured values (``python -m fullnet compare RUN_DIR``).
+convergence
+    The gaps to the theory's optimum (head suboptimality, gap to the UFM bound, balancedness
+    against the J12 envelope, singular values, NC1–NC3) recorded during training
+    (:class:`~fullnet.convergence.GapTracker`).
 sweeps
     Grids over λ, width, depths and seeds on local processes or a ``dask.distributed`` cluster
     (``python -m fullnet sweep``), aggregated into (λ, width) grids and λ ∝ 1/width lines.
