@@ -174,8 +174,8 @@ FIGURES: tuple[FigureInfo, ...] = (
         "theory_vs_practice",
         "figures.theory_vs_practice",
         "E-A1/E-B4",
-        "trained MLP's last layers against the matching ufm optimum (fullnet.compare): predicted vs "
-        "measured with relative errors",
+        "a trained MLP's gaps to the ufm optimum followed over training and against width "
+        "(fullnet.convergence), with a verdict",
     ),
     FigureInfo(
         "sukenik2023_real_backbone",
