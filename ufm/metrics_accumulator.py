@@ -43,6 +43,7 @@ import numpy as np
 
 from .arrays import is_torch_tensor, to_numpy
 from .labels import check_num_classes, validate_labels
+from .streaming import feature_matrix_shape
 from .statistics import ClassStatistics, WithinProjection, between_directions
 
 __all__ = ["CHUNK_BYTES", "MetricsAccumulator", "feature_rows", "stream_metrics"]
@@ -94,23 +95,9 @@ def feature_rows(features: Any, rows: bool, name: str = "features") -> Any:
     """
     if not isinstance(rows, (bool, np.bool_)):
         raise TypeError(f"rows must be True or False, got {rows!r}")
-    if is_torch_tensor(features):
-        if features.is_complex():
-            raise TypeError(f"{name} must hold real numbers, got dtype {features.dtype}")
-        array = features.detach()
-    else:
-        array = np.asarray(features)
-        if array.dtype == object or not (
-            np.issubdtype(array.dtype, np.floating)
-            or np.issubdtype(array.dtype, np.integer)
-            or np.issubdtype(array.dtype, np.bool_)
-        ):
-            raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     layout = "(N, d) with one sample per row" if rows else "(d, N) with one sample per column"
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D matrix of shape {layout}, got shape {tuple(array.shape)}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(array.shape)}")
+    feature_matrix_shape(features, name, layout)
+    array = features.detach() if is_torch_tensor(features) else np.asarray(features)
     return array if rows else array.T
 
 

@@ -91,7 +91,9 @@ def device_tensor(array: np.ndarray, device: Any, dtype: Any = None) -> Any:
     return _torch().as_tensor(array, dtype=dtype, device=device)
 
 
-def feature_matrix_shape(features: Any, name: str = "features") -> tuple[int, int]:
+def feature_matrix_shape(
+    features: Any, name: str = "features", layout: str = "(d, N)"
+) -> tuple[int, int]:
     """Check that ``features`` is a non-empty 2-D real numpy array or torch tensor; return (d, N).
 
     A torch tensor stays where it is (no copy to the host); finiteness is checked during the
@@ -118,7 +120,7 @@ def feature_matrix_shape(features: Any, name: str = "features") -> tuple[int, in
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
         shape = array.shape
     if len(shape) != 2:
-        raise ValueError(f"{name} must be a 2-D matrix of shape (d, N), got shape {shape}")
+        raise ValueError(f"{name} must be a 2-D matrix of shape {layout}, got shape {shape}")
     if shape[0] == 0 or shape[1] == 0:
         raise ValueError(f"{name} must not be empty, got shape {shape}")
     return int(shape[0]), int(shape[1])
