@@ -2,7 +2,8 @@
 
 Conventions
 -----------
-- Features are columns: Z ∈ R^{d×N}; labels are integers 0..K-1 of shape (N,). Every metric is
+- Features are columns, Z ∈ R^{d×N}, unless ``rows=True`` (every function takes it) says they
+  are rows (N, d), as PyTorch gives them; labels are integers 0..K-1 of shape (N,). Every metric is
   computed in float64 whatever the input dtype. Inputs may be numpy arrays or torch tensors (CPU
   or CUDA): for a tensor the O(N d²) class statistics and the per-sample passes run with torch ops
   on the tensor's device in float64; only d×d, d×K and K-sized results move to numpy.
@@ -15,7 +16,8 @@ Conventions
   squares), NC1.pinv a second O(N d K) pass for S_W on the K − 1 between-class directions
   (``class_statistics(..., within="projection")``; ``within="auto"`` takes the d×d scatter only
   when 2·min(d, K − 1) ≥ d). NEG and the (H₁, W₁) BAL.weighted, which need Gram matrices of the
-  features, form them only when they are needed.
+  features, form them only when they are needed; :func:`all_metrics` computes NEG only when asked
+  (``negativity=True``) and takes the two passes of :mod:`ufm.metrics_accumulator` for the rest.
 - Σ_W = S_W/N, Σ_B = (1/K)M̄M̄ᵀ, Σ_B^unc = (1/K)MMᵀ, Σ_T = Σ_W + Σ_B, μ_G = (1/K)M1_K (docs/theory.md
   §1.1); with unbalanced classes these are read as stated in :mod:`ufm.statistics`.
 - A zero denominator raises :class:`UndefinedMetricError` (a ``ValueError``) naming the metric,
