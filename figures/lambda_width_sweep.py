@@ -46,7 +46,12 @@ Predictions overlaid (:func:`predictions`, all for full-batch gradient descent w
   L ≥ 2, §4.3), and for K > 2 low-rank points are not covered (§4.5). Drawn as a solid line, or
   named on the panel when it lies off the grid; not drawn for other models (biases,
   per-layer λ's, ResNets).
-- **p₁ = K** (docs/theory.md §4.3, DNC needs widths ≥ K; §6): below it no DNC point fits.
+- **p₁ = K** (docs/theory.md §6: DNC needs widths ≥ K). For the quick sweep (K = 3) it is exact
+  at p₁ = 2: the class means of Z₁ = σ(W₁X) ≥ 0 lie in a quadrant, one of them in the cone of the
+  other two, so no row of W₂ is positive on it alone and the next class means cannot form an
+  orthogonal frame [derived here]. For larger K a nonnegative cone of dimension ≥ 3 has more
+  extreme rays, and the DUFM's first width needs only ⌈K/2⌉ (:func:`ufm.optima.dnc_min_widths`):
+  there the line marks the theory's prediction, not a proven bound.
 
 Quick: the Gaussian quick sweep (the packaged ``sweep_lambda_width_gaussian_quick``, 70 runs of
 1500 steps in this process, ≈ 35 s on one core). Its grid is chosen so that each regime appears
@@ -477,7 +482,7 @@ def _overlay_styles(prediction: dict) -> dict:
                            "every collapsed point (bound), docs/theory.md §4.3 threshold"),
         "classes": dict(color="white", linewidth=1.6, linestyle=":",
                         label=f"p₁ = K = {prediction['num_classes']}: DNC needs widths ≥ K, "
-                              "docs/theory.md §4.3"),
+                              "docs/theory.md §6"),
     }
 
 
