@@ -54,7 +54,7 @@ Predictions overlaid (:func:`predictions`, all for full-batch gradient descent w
   there the line marks the theory's prediction, not a proven bound.
 
 Quick: the Gaussian quick sweep (the packaged ``sweep_lambda_width_gaussian_quick``, 70 runs of
-1500 steps in this process, ≈ 35 s on one core). Its grid is chosen so that each regime appears
+1500 steps in this process, ≈ 40 s of CPU on one core). Its grid is chosen so that each regime appears
 for a physical reason: three Gaussian classes at margin 4 with n = 5 samples each (easy to fit, so
 that the objective converges in a thousand steps), a large step η = 0.25 (stable up to p₁ = 128;
 at p₁ = 256 one seed already fails), and λ from 10⁻⁴ to 0.3, so that Σ_kη_kλ runs from 0.03 to
@@ -469,8 +469,8 @@ def _overlay_styles(prediction: dict) -> dict:
     ratio = prediction["balance_ratio"]
     return {
         "line": dict(color="tab:red", linewidth=1.6, linestyle="-",
-                     label=r"$\lambda p_1 = c$ (λ ∝ 1/p₁; (A)'s λ ≲ ε1²/p₁ with c for ε1²), "
-                           "docs/theory.md §6 λ–width"),
+                     label=r"$\lambda p_1$ = " + ", ".join(f"{c:g}" for c in prediction["line_products"])
+                           + " (λ ∝ 1/p₁; (A)'s λ ≲ ε1²/p₁ with c for ε1²), docs/theory.md §6 λ–width"),
         "hatch": dict(hatch="////", edgecolor="0.35", linewidth=0.0,
                       label=f"J8: log(‖D_0‖/ε)/(2ηλ) > the run (ε = {ratio:g}·‖D_0‖): cannot have "
                             "balanced, docs/theory.md §5 J8"),
@@ -533,12 +533,6 @@ def _heatmap(axis, figure, panel: dict, lines: list[dict], prediction: dict) -> 
         if len(lams) > 1 and len(widths) > 1:
             axis.plot(xs, ys, **{key: value for key, value in styles["line"].items() if key != "label"})
             handles.append(Line2D([], [], **styles["line"]))
-            break_label = f"c = {product:g}"
-            inside = [(x, y) for x, y in zip(xs, ys) if columns[0] < x < columns[1] and rows[0] < y < rows[1]]
-            if inside:
-                x, y = inside[len(inside) // 2]
-                axis.annotate(break_label, (x, y), fontsize=6.5, color="tab:red", xytext=(4, 4),
-                              textcoords="offset points")
     handles = _unique(handles)
     if prediction["balancing_lambda"] is not None and len(lams) > 1:
         y = _position(lams, prediction["balancing_lambda"])

@@ -1,7 +1,7 @@
 """The quick λ–width sweep shows collapse, and the predictions overlaid on its figure.
 
 ``figures.lambda_width_sweep`` runs the packaged ``sweep_lambda_width_gaussian_quick`` (70 runs,
-≈ 35 s on one thread) and overlays the predictions of docs/theory.md §6 (λ–width exploration): the
+≈ 40 s on one thread) and overlays the predictions of docs/theory.md §6 (λ–width exploration): the
 lines λ·p₁ = c, the J8 balancing time (docs/theory.md §5 J8), the zero-solution threshold of
 docs/theory.md §4.3 and p₁ = K. The first test runs the figure exactly as ``python -m figures
 lambda_width_sweep --quick`` does and checks its store; the others check the prediction functions
