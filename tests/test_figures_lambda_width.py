@@ -148,3 +148,23 @@ def test_full_sweep_is_one_config_away_and_spans_the_same_regimes():
     assert prediction.zero_threshold is not None and max(lams) > prediction.zero_threshold
     window = [lam for lam in lams if prediction.balancing_lambda < lam < prediction.zero_threshold]
     assert len(window) >= 2, window
+
+
+def test_a_store_of_an_earlier_sweep_version_is_replaced(tmp_path, monkeypatch, capsys):
+    """The figure's store is its cache: after the packaged sweep changes, the next call starts anew
+    instead of stopping at fullnet.sweeps.SweepChangedError."""
+    from fullnet.store import SweepStore
+
+    original = figure.settings(True)
+    small = ["output.progress=false", "observe.log_points=2", "output.checkpoint_every=0",
+             "grid.widths=[8]", "grid.weight_decays=[0.01]", "grid.seeds=[0]", "grid.lambda_width_products=[]"]
+    for epochs in (5, 7):
+        monkeypatch.setattr(figure, "settings",
+                            lambda quick, epochs=epochs: dict(original, overrides=small + [f"training.epochs={epochs}"]))
+        specification, report, _ = figure.run(tmp_path, quick=True)
+        assert len(report["completed"]) == 1 and not report["failed"]
+    assert "holds an earlier version of the sweep and is replaced" in capsys.readouterr().err
+    with SweepStore(figure.store_path(tmp_path), create=False) as store:
+        runs = store.runs(specification.name)
+        assert len(runs) == 1 and runs[0].config["training"]["epochs"] == 7
+    assert len(list((tmp_path / f"{figure.NAME}_runs" / specification.name).iterdir())) == 1
