@@ -16,7 +16,10 @@ quantity:
   and, for comparison, at each fixed λ of the grid (thin dashed); p₁ = K is marked.
 
 Quantities: NC1.tr_unc and NC2.orth of the input of the last layer W_L (row L of the per-layer
-metrics, docs/theory.md §3) and the final objective Φ_net.
+metrics, docs/theory.md §3), the final objective Φ_net and, where J8 applies, the measured
+balancedness ‖D_l‖_F(T)/‖D_l‖_F(0) of the first pair of linear layers (l = L1 + 1, BAL.fro), whose
+bottom panel sets it against the J8 factor of the next section (in the quick sweep they agree to
+≈ 3% down to J12's floor, ≈ 1e-7 of ‖D_0‖).
 
 Predictions overlaid (:func:`predictions`, all for full-batch gradient descent without momentum)
 -------------------------------------------------------------------------------------------------
@@ -92,6 +95,9 @@ LAST_LAYER = -1  # stands for the row of the last layer's input (L = L1 + L2)
 BALANCE_RATIO = 1e-2
 #: NC1.tr_unc at or below which a cell counts as collapsed (two decades below its initial ≈ 0.5–1).
 COLLAPSED_NC1 = 1e-2
+#: Lower end of the balancedness panel's scales: far below J12's floor and float32 rounding (≈ 1e-7
+#: in the quick sweep); smaller values (weights decaying to the zero solution) are drawn at it.
+BALANCING_FLOOR = 1e-12
 
 
 def settings(quick: bool) -> dict:
@@ -400,34 +406,46 @@ def compute(out_dir: str | Path, quick: bool) -> dict:
     """The sweep's grid and line aggregates of every quantity, the predictions and the CSV rows.
 
     Grid rows carry ``j8_factor`` (Π_k(1 − η_kλ)² over the run) and ``unbalanced`` (it stays above
-    :data:`BALANCE_RATIO`).
+    :data:`BALANCE_RATIO`). Where J8 applies, a last panel (metric ``BAL.fro ratio``) holds the
+    measured ‖D_l‖_F(T)/‖D_l‖_F(0) of the first pair of linear layers (l = L1 + 1) of every run
+    (:func:`balancing_table`), to set against the J8 factor.
     """
     specification, report, config = run(out_dir, quick)
     overlay = predictions(specification)
     rows: list[dict] = []
     panels = []
+
+    def add(table, label: str, log: bool, kind: str) -> None:
+        grid = aggregate_grid(table)
+        lines = aggregate_lines(table, power=specification.lambda_width_power)
+        panels.append({"metric": table.metric, "layer": table.layer, "label": label, "log": log,
+                       "kind": kind, "floor": BALANCING_FLOOR if kind == "balancing" else None,
+                       "grid": grid.to_dict(), "lines": [line.to_dict() for line in lines]})
+        for i, lam in enumerate(grid.weight_decays):
+            for j, width in enumerate(grid.widths):
+                if grid.count[i][j]:
+                    rows.append({"series": "grid", "metric": table.metric, "layer": table.layer,
+                                 "weight_decay": lam, "width": width, "mean": grid.mean[i][j],
+                                 "std": grid.std[i][j], "count": grid.count[i][j],
+                                 "j8_factor": overlay.j8_factor(lam),
+                                 "unbalanced": overlay.unbalanced(lam)})
+        for line in lines:
+            for width, lam, mean, std, count in zip(line.widths, line.weight_decays, line.mean,
+                                                    line.std, line.count):
+                rows.append({"series": "line", "metric": table.metric, "layer": table.layer,
+                             "product": line.product, "power": line.power, "weight_decay": lam,
+                             "width": width, "mean": mean, "std": std, "count": count})
+
     with SweepStore(store_path(out_dir), create=False) as store:
         counts = store.counts(specification.name)
         for metric, layer, label, log in config["quantities"]:
-            table = store.final_metrics(metric, _layer(layer, specification), sweep=specification.name)
-            grid = aggregate_grid(table)
-            lines = aggregate_lines(table, power=specification.lambda_width_power)
-            panels.append({"metric": metric, "layer": table.layer, "label": label, "log": log,
-                           "grid": grid.to_dict(), "lines": [line.to_dict() for line in lines]})
-            for i, lam in enumerate(grid.weight_decays):
-                for j, width in enumerate(grid.widths):
-                    if grid.count[i][j]:
-                        rows.append({"series": "grid", "metric": metric, "layer": table.layer,
-                                     "weight_decay": lam, "width": width, "mean": grid.mean[i][j],
-                                     "std": grid.std[i][j], "count": grid.count[i][j],
-                                     "j8_factor": overlay.j8_factor(lam),
-                                     "unbalanced": overlay.unbalanced(lam)})
-            for line in lines:
-                for width, lam, mean, std, count in zip(line.widths, line.weight_decays, line.mean,
-                                                        line.std, line.count):
-                    rows.append({"series": "line", "metric": metric, "layer": table.layer,
-                                 "product": line.product, "power": line.power, "weight_decay": lam,
-                                 "width": width, "mean": mean, "std": std, "count": count})
+            add(store.final_metrics(metric, _layer(layer, specification), sweep=specification.name),
+                label, log, "metric")
+        if overlay.balancing_lambda is not None:
+            pair = len(specification.base.model.nonlinear_widths) + 1
+            add(balancing_table(store, specification.name, pair),
+                rf"measured $\|D_{{{pair}}}\|_F(T)/\|D_{{{pair}}}\|_F(0)$, linear pair ({pair}, {pair + 1})",
+                True, "balancing")
     return {"settings": {key: value for key, value in config.items() if key != "quantities"},
             "sweep": {"name": specification.name, "description": specification.description,
                       "grid": specification.to_dict()["grid"], "store": str(store_path(out_dir)),
@@ -437,6 +455,24 @@ def compute(out_dir: str | Path, quick: bool) -> dict:
                       "nonlinear_widths": list(specification.base.model.nonlinear_widths),
                       "linear_depth": specification.base.model.linear_depth},
             "predictions": overlay.to_dict(), "report": report, "panels": panels, "rows": rows}
+
+
+def balancing_table(store: SweepStore, sweep: str, layer: int):
+    """A :class:`fullnet.store.FinalMetricTable` of ‖D_l‖_F at the last snapshot over ‖D_l‖_F at the
+    first (``BAL.fro`` of row ``layer``, docs/theory.md §3), one row per completed run of the grid;
+    its metric is ``"BAL.fro ratio"``. Runs whose first value is 0 or missing are left out."""
+    from dataclasses import replace
+
+    from fullnet.store import FinalMetricTable
+
+    final = store.final_metrics("BAL.fro", layer, sweep=sweep)
+    rows = []
+    for row in final.rows:
+        values = store.history(row.run_id, "BAL.fro", layer).series("BAL.fro", layer)[1]
+        first = values[0] if values else None
+        if first and row.value is not None:
+            rows.append(replace(row, value=row.value / first))
+    return FinalMetricTable(metric="BAL.fro ratio", layer=layer, sweep=final.sweep, rows=rows)
 
 
 def _layer(layer: int, specification) -> int:
@@ -499,7 +535,7 @@ def _heatmap(axis, figure, panel: dict, lines: list[dict], prediction: dict) -> 
     finite = values[np.isfinite(values)]
     positive = finite[finite > 0]
     if panel["log"] and positive.size:
-        norm = LogNorm(vmin=positive.min(), vmax=positive.max())
+        norm = LogNorm(vmin=max(positive.min(), panel.get("floor") or 0.0), vmax=positive.max(), clip=True)
         values = np.where(values > 0, values, np.nan)
     else:
         norm = Normalize(vmin=finite.min() if finite.size else 0, vmax=finite.max() if finite.size else 1)
@@ -581,10 +617,7 @@ def _unique(handles: list) -> list:
 def _unbalanced(prediction: dict, lam: float) -> bool:
     if prediction["balancing_lambda"] is None:
         return False
-    factor = j8_factor(lam, prediction["learning_rate"], prediction["epochs"],
-                       drop_fraction=prediction["drop_fraction"], drop_factor=prediction["drop_factor"],
-                       steps_per_epoch=prediction["steps_per_epoch"])
-    return factor > prediction["balance_ratio"]
+    return _j8(prediction, lam) > prediction["balance_ratio"]
 
 
 def _rectangle(column: int, row: int, style: str):
@@ -627,15 +660,59 @@ def _lines(axis, panel: dict, prediction: dict) -> None:
     axis.legend(fontsize=6, loc="best", ncols=2)
 
 
+def _balancing(axis, panel: dict, prediction: dict) -> None:
+    """Measured ‖D_l‖_F(T)/‖D_l‖_F(0) (mean ± std over seeds) against the J8 factor of its λ."""
+    grid = panel["grid"]
+    palette = ("tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:gray", "tab:olive", "tab:cyan")
+    predicted_all = []
+    for j, width in enumerate(grid["widths"]):
+        points = [(_j8(prediction, lam), grid["mean"][i][j], grid["std"][i][j])
+                  for i, lam in enumerate(grid["weight_decays"]) if grid["mean"][i][j] is not None]
+        if not points:
+            continue
+        predicted, measured, spread = (np.array(column, dtype=float) for column in zip(*points))
+        predicted_all += list(predicted)
+        axis.errorbar(predicted, measured, yerr=np.nan_to_num(spread), linestyle="none", marker="o",
+                      markersize=4, capsize=2, color=palette[j % len(palette)], label=f"p₁ = {width}")
+    if predicted_all:
+        high = max(predicted_all)
+        axis.plot([BALANCING_FLOOR, high], [BALANCING_FLOOR, high], color="black", linewidth=1.0,
+                  label="measured = J8: Π_k(1 − η_kλ)², docs/theory.md §5 J8")
+        hidden = sum(value < BALANCING_FLOOR for value in predicted_all)
+        if hidden:
+            axis.text(0.02, 0.98, f"{hidden} cells with J8 factor < {BALANCING_FLOOR:g} off scale\n"
+                      "(there the weights decay to the zero solution)", transform=axis.transAxes,
+                      ha="left", va="top", fontsize=6.5)
+    axis.set_xlim(BALANCING_FLOOR / 3, 3.0)
+    axis.set_ylim(BALANCING_FLOOR / 3, 3.0)
+    axis.axhline(prediction["balance_ratio"], color="black", linestyle="--", linewidth=0.9,
+                 label=f"ε/‖D_0‖ = {prediction['balance_ratio']:g}")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel(r"J8 factor $\Pi_k(1-\eta_k\lambda)^2$ of the run's λ")
+    axis.set_ylabel(r"measured $\|D_l\|_F(T)/\|D_l\|_F(0)$")
+    axis.set_title("balancedness of the linear pair against J8\n(floor: J12's ηG/(2λ) and float32 rounding)")
+    axis.legend(fontsize=6, loc="best")
+
+
+def _j8(prediction: dict, lam: float) -> float:
+    return j8_factor(lam, prediction["learning_rate"], prediction["epochs"],
+                     drop_fraction=prediction["drop_fraction"], drop_factor=prediction["drop_factor"],
+                     steps_per_epoch=prediction["steps_per_epoch"])
+
+
 def make(out_dir: str | Path, quick: bool = False) -> list[Path]:
     """Write ``lambda_width_sweep.png``, ``.csv`` and ``.json`` (and the store ``.sqlite``)."""
     data = compute(out_dir, quick)
     panels, sweep, prediction = data["panels"], data["sweep"], data["predictions"]
-    figure, axes = new_figure(2, len(panels), 5.4 * len(panels), 10.0, squeeze=False)
+    figure, axes = new_figure(2, len(panels), 5.2 * len(panels), 10.0, squeeze=False)
     handles = []
     for column, panel in enumerate(panels):
         handles += _heatmap(axes[0, column], figure, panel, panel["lines"], prediction)
-        _lines(axes[1, column], panel, prediction)
+        if panel.get("kind") == "balancing":
+            _balancing(axes[1, column], panel, prediction)
+        else:
+            _lines(axes[1, column], panel, prediction)
     handles = _unique(handles)
     if handles:
         figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7.5,

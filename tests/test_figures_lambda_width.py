@@ -59,6 +59,17 @@ def test_quick_sweep_spans_the_onset_of_collapse(tmp_path, figure_files):
     for row in rows:
         if row["series"] == "grid":
             assert (row["unbalanced"] == "True") == (float(row["weight_decay"]) in unbalanced)
+    # The hatching is borne out by the measured balancedness of the linear pair (3, 4): its
+    # ‖D_3‖_F(T)/‖D_3‖_F(0) follows J8's Π_k(1 − η_kλ)² wherever that is above J12's floor, and
+    # crosses 1e-2 where the overlay says. Tolerance 10%: J7's η²(g_{l+1}ᵀg_{l+1} − g_lg_lᵀ) term
+    # moved the measured ratio by ≤ 3% in these runs (seeded, float32), the rest is margin.
+    ratios = [row for row in rows if row["series"] == "grid" and row["metric"] == "BAL.fro ratio"]
+    assert len(ratios) == 35 and {int(row["layer"]) for row in ratios} == {3}
+    for row in ratios:
+        measured, predicted = float(row["mean"]), float(row["j8_factor"])
+        if predicted >= 1e-3:
+            assert measured == pytest.approx(predicted, rel=0.1), row
+        assert (measured > figure.BALANCE_RATIO) == (row["unbalanced"] == "True"), row
     # The overlays' numbers: J8's λ of this schedule (η = 0.25, 1500 steps, η/10 from step 1200)
     # and λ₀ of the data (recomputed below from the data themselves).
     assert prediction["balancing_lambda"] == pytest.approx(
