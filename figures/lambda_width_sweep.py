@@ -60,15 +60,19 @@ Quick: the Gaussian quick sweep (the packaged ``sweep_lambda_width_gaussian_quic
 1500 steps in this process, ≈ 40 s of CPU on one core). Its grid is chosen so that each regime appears
 for a physical reason: three Gaussian classes at margin 4 with n = 5 samples each (easy to fit, so
 that the objective converges in a thousand steps), a large step η = 0.25 (stable up to p₁ = 128;
-at p₁ = 256 one seed already fails), and λ from 10⁻⁴ to 0.3, so that Σ_kη_kλ runs from 0.03 to
-≈ 90: NC1 ends ≲ 10⁻³ where the J8 factor is far below 10⁻² and p₁ ≥ K (λ = 10⁻², 3·10⁻²),
-stays ≳ 0.02 where it is not (λ ≤ 3·10⁻³; ≳ 0.3 at λ = 10⁻⁴, p₁ ≥ 8), stays ≳ 0.1 at p₁ = 2 < K,
-and loses meaning above λ₀ ≈ 0.17, where the runs end at the zero solution (Φ = ½).
+at p₁ = 256 one of two seeds ended in a degenerate state, Φ ≈ 0.2–0.5 with NC1 ≈ 1e-7, a false
+collapse), and λ from 10⁻⁴ to 0.3, so that Σ_kη_kλ runs from 0.03 to ≈ 90. Measured (means over
+the seeds): NC1 ends at 4·10⁻⁴–5·10⁻³ where the J8 factor is far below 10⁻² and p₁ ≥ K
+(10⁻² ≤ λ ≤ 0.04); it stays ≳ 0.02 where the factor is not (λ ≤ 3·10⁻³; ≳ 0.3 at λ = 10⁻⁴,
+p₁ ≥ 8), stays ≳ 0.15 at p₁ = 2 < K, weakens again near λ₀ (≈ 0.04 at λ = 0.1, where Φ ≈ 0.39 is
+close to ½) and loses meaning above λ₀ ≈ 0.17, where the runs end at the zero solution (Φ = ½).
 
 Full: the MNIST sweep (``sweep_lambda_width_mnist``: the E-A1/E-A3 reduced network, K = 10, 50
-mnist-5k digits per class, 8000 steps, λ 10⁻³ … 0.1 × p₁ 8 … 1024, 3 seeds, 87 runs) on local
-worker processes: ``python -m figures lambda_width_sweep``. Its expected cost is an estimate,
-extrapolated from timed cells (see the sweep file): ≈ 1.3 CPU-hours, ≈ 40 min on 2 workers.
+mnist-5k digits per class, 8000 steps at η = 0.05, λ 10⁻³ … 0.1 × p₁ 8 … 1024, 3 seeds, 87 runs)
+on local worker processes: ``python -m figures lambda_width_sweep``. Its J8 λ is ≈ 7·10⁻³ and its
+λ₀ ≈ 0.064, so it spans the same regimes. Its expected cost is an estimate, extrapolated from timed
+cells (see the sweep file): ≈ 1.5–2 CPU-hours, ≈ 1 h on 2 workers, ≈ 15 min on 8; not run in full
+here. Fashion-MNIST is one ``--set data.name=fashion-mnist`` away (see the sweep file).
 Both sweep files are in ``fullnet/configs/``.
 """
 
