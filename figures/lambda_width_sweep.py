@@ -68,11 +68,12 @@ p₁ ≥ 8), stays ≳ 0.15 at p₁ = 2 < K, weakens again near λ₀ (≈ 0.04 
 close to ½) and loses meaning above λ₀ ≈ 0.17, where the runs end at the zero solution (Φ = ½).
 
 Full: the MNIST sweep (``sweep_lambda_width_mnist``: the E-A1/E-A3 reduced network, K = 10, 50
-mnist-5k digits per class, 8000 steps at η = 0.05, λ 10⁻³ … 0.1 × p₁ 8 … 1024, 3 seeds, 87 runs)
-on local worker processes: ``python -m figures lambda_width_sweep``. Its J8 λ is ≈ 7·10⁻³ and its
-λ₀ ≈ 0.064, so it spans the same regimes. Its expected cost is an estimate, extrapolated from timed
-cells (see the sweep file): ≈ 1.5–2 CPU-hours, ≈ 1 h on 2 workers, ≈ 15 min on 8; not run in full
-here. Fashion-MNIST is one ``--set data.name=fashion-mnist`` away (see the sweep file).
+mnist-5k digits per class, 24000 steps at η = 0.05, λ 3·10⁻⁴ … 0.1 × p₁ 8 … 1024, 3 seeds, 102
+runs) on local worker processes: ``python -m figures lambda_width_sweep``. Its J8 λ is ≈ 2.3·10⁻³
+and its λ₀ ≈ 0.064, so it spans the same regimes; one of its cells (p₁ = 128, λ = 3·10⁻³, seed 0)
+was run and ends at NC1 = 0.0032. Its expected cost is an estimate, extrapolated from timed cells
+(see the sweep file): ≈ 5.5 CPU-hours, ≈ 3 h on 2 workers, ≈ 45 min on 8; not run in full here.
+Fashion-MNIST is one ``--set data.name=fashion-mnist`` away (see the sweep file).
 Both sweep files are in ``fullnet/configs/``.
 """
 

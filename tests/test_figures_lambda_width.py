@@ -145,13 +145,13 @@ def test_zero_threshold_is_the_dufm_threshold_of_docs_theory_4_3():
 
 
 def test_full_sweep_is_one_config_away_and_spans_the_same_regimes():
-    """The MNIST sweep of ``python -m figures lambda_width_sweep`` (not run here: ≈ 1.3 CPU-hours)
+    """The MNIST sweep of ``python -m figures lambda_width_sweep`` (not run here: ≈ 5.5 CPU-hours)
     has, by the same predictions, unbalanced λ's, balanced ones, λ's above λ₀ and a width below K."""
     pytest.importorskip("mlxtend")
     from fullnet.sweeps import expand_grid, load_sweep
 
     specification = load_sweep(figure.settings(False)["sweep"])
-    assert specification.name == "lambda_width_mnist" and len(expand_grid(specification)) == 87
+    assert specification.name == "lambda_width_mnist" and len(expand_grid(specification)) == 102
     prediction = figure.predictions(specification)
     lams = specification.weight_decays
     assert prediction.num_classes == 10 and min(specification.widths) < 10 <= max(specification.widths)
