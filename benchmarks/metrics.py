@@ -49,8 +49,9 @@ from ufm.metrics_accumulator import MetricsAccumulator, stream_metrics  # noqa: 
 COMPARED = ("NC1.pinv", "NC1.cdnv", "NC2.etf", "NC4.ncc")
 
 
-def make_data(num_samples: int, dimension: int, num_classes: int, *, spread: float = 0.0,
-              seed: int = 0):
+def make_data(
+    num_samples: int, dimension: int, num_classes: int, *, spread: float = 0.0, seed: int = 0
+):
     """Gaussian classes as float32 rows (N, d), labels in random order, a last layer W (K, d).
 
     ``spread`` > 0 gives the centred class means singular values 10^0 … 10^−spread (a spread
@@ -83,7 +84,9 @@ def load_peer(path: str | None):
         return None
     root = Path(path).expanduser().resolve()
     if not (root / "neural_collapse" / "__init__.py").is_file():
-        raise SystemExit(f"--peer {path!r}: expected a checkout holding neural_collapse/__init__.py")
+        raise SystemExit(
+            f"--peer {path!r}: expected a checkout holding neural_collapse/__init__.py"
+        )
     sys.path.insert(0, str(root))
     accumulate = importlib.import_module("neural_collapse.accumulate")
     measure = importlib.import_module("neural_collapse.measure")
@@ -100,18 +103,20 @@ def peer_workflow(peer, features, labels, weights, num_classes, batch):
     count, dimension = rows.shape
     means_accumulator = accumulate.MeanAccumulator(num_classes, dimension, "cpu")
     for start in range(0, count, batch):
-        means_accumulator.accumulate(rows[start:start + batch], targets[start:start + batch])
+        means_accumulator.accumulate(rows[start : start + batch], targets[start : start + batch])
     means, global_mean = means_accumulator.compute()
     covariance = accumulate.CovarAccumulator(num_classes, dimension, "cpu", M=means)
     variances = accumulate.VarNormAccumulator(num_classes, dimension, "cpu", M=means)
     for start in range(0, count, batch):
-        covariance.accumulate(rows[start:start + batch], targets[start:start + batch], means)
-        variances.accumulate(rows[start:start + batch], targets[start:start + batch], means)
+        covariance.accumulate(rows[start : start + batch], targets[start : start + batch], means)
+        variances.accumulate(rows[start : start + batch], targets[start : start + batch], means)
     within = covariance.compute()
     variance_norms, _ = variances.compute()
     decisions = accumulate.DecAccumulator(num_classes, dimension, "cpu", M=means, W=classifier)
     for start in range(0, count, batch):
-        decisions.accumulate(rows[start:start + batch], targets[start:start + batch], classifier, means)
+        decisions.accumulate(
+            rows[start : start + batch], targets[start : start + batch], classifier, means
+        )
     return {
         "NC1.pinv": measure.covariance_ratio(within, means, global_mean),
         "NC1.cdnv": measure.variability_cdnv(variance_norms, means),
@@ -127,7 +132,7 @@ def reimplemented_workflow(features, labels, weights, num_classes, batch):
     sums = np.zeros((num_classes, dimension), dtype=np.float32)
     counts = np.zeros(num_classes)
     for start in range(0, count, batch):
-        block, block_labels = features[start:start + batch], labels[start:start + batch]
+        block, block_labels = features[start : start + batch], labels[start : start + batch]
         indicator = np.zeros((num_classes, block.shape[0]), dtype=np.float32)
         indicator[block_labels, np.arange(block.shape[0])] = 1
         sums += indicator @ block
@@ -139,20 +144,24 @@ def reimplemented_workflow(features, labels, weights, num_classes, batch):
     agreements = 0
     classifier = np.asarray(weights, dtype=np.float32)
     for start in range(0, count, batch):
-        block, block_labels = features[start:start + batch], labels[start:start + batch]
+        block, block_labels = features[start : start + batch], labels[start : start + batch]
         difference = block - means[block_labels]
         within += difference.T @ difference
         np.add.at(variance_sums, block_labels, np.sum(difference**2, axis=1))
-        distances = (np.sum(block**2, axis=1)[:, None] + np.sum(means**2, axis=1)[None, :]
-                     - 2 * block @ means.T)
+        distances = (
+            np.sum(block**2, axis=1)[:, None]
+            + np.sum(means**2, axis=1)[None, :]
+            - 2 * block @ means.T
+        )
         agreements += int(np.sum(distances.argmin(axis=1) == (block @ classifier.T).argmax(axis=1)))
     within /= count
     centred = means - global_mean
     between = centred.T @ centred / num_classes
     variances = variance_sums / counts
     pairs = [(i, j) for i in range(num_classes) for j in range(i + 1, num_classes)]
-    cdnv = np.mean([(variances[i] + variances[j]) / 2 / np.sum((means[i] - means[j]) ** 2)
-                    for i, j in pairs])
+    cdnv = np.mean(
+        [(variances[i] + variances[j]) / 2 / np.sum((means[i] - means[j]) ** 2) for i, j in pairs]
+    )
     gram = centred @ centred.T
     gram = gram / np.linalg.norm(gram)
     projector = (np.eye(num_classes) - 1.0 / num_classes) / np.sqrt(num_classes - 1)
@@ -208,12 +217,30 @@ def cli_seconds(features, labels, weights) -> float:
         paths = [os.path.join(folder, name) for name in ("F.npy", "y.npy", "W.npy")]
         for path, array in zip(paths, (features, labels, weights)):
             np.save(path, array)
-        environment = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                           MKL_NUM_THREADS="1")
+        environment = dict(
+            os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1"
+        )
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ufm", "metrics", "--features", paths[0], "--labels",
-                        paths[1], "--weights", paths[2], "--rows", "--json"], check=True,
-                       capture_output=True, cwd=ROOT, env=environment)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ufm",
+                "metrics",
+                "--features",
+                paths[0],
+                "--labels",
+                paths[1],
+                "--weights",
+                paths[2],
+                "--rows",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+            env=environment,
+        )
         return time.perf_counter() - start
 
 
@@ -228,10 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--dimension", type=int, default=None)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=1000, help="rows per batch (peer and streamed)")
+    parser.add_argument(
+        "--batch", type=int, default=1000, help="rows per batch (peer and streamed)"
+    )
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--spread", type=float, default=4.0,
-                        help="decades of the spread between-class spectrum of the error table")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=4.0,
+        help="decades of the spread between-class spectrum of the error table",
+    )
     parser.add_argument("--cli", action="store_true", help="also time `ufm metrics` end to end")
     arguments = parser.parse_args(argv)
     num_samples = arguments.samples or (6_000 if arguments.quick else 60_000)
@@ -244,24 +277,38 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     threadpool_limits(1)
     peer = load_peer(arguments.peer)
-    baseline = "peer (its own code, float32)" if peer else "re-implementation of the peer's workflow (numpy float32)"
+    baseline = (
+        "peer (its own code, float32)"
+        if peer
+        else "re-implementation of the peer's workflow (numpy float32)"
+    )
 
     def methods(features, labels, weights):
         rows_tensor = torch.from_numpy(features)
         columns = np.ascontiguousarray(features.T)
-        batches = [(features[start:start + batch], labels[start:start + batch])
-                   for start in range(0, len(labels), batch)]
+        batches = [
+            (features[start : start + batch], labels[start : start + batch])
+            for start in range(0, len(labels), batch)
+        ]
         table = {
-            baseline: (lambda: peer_workflow(peer, features, labels, weights, k, batch)) if peer
-            else (lambda: reimplemented_workflow(features, labels, weights, k, batch)),
-            "ufm all_metrics, rows (every metric, NC4 and ERR included)":
-                lambda: metrics.all_metrics(features, labels, weights, rows=True),
+            baseline: (
+                (lambda: peer_workflow(peer, features, labels, weights, k, batch))
+                if peer
+                else (lambda: reimplemented_workflow(features, labels, weights, k, batch))
+            ),
+            "ufm all_metrics, rows (every metric, NC4 and ERR included)": lambda: metrics.all_metrics(
+                features, labels, weights, rows=True
+            ),
             "ufm NC1–NC3 alone, rows": lambda: ufm_nc1_to_nc3(features, labels, weights, k),
-            f"ufm stream_metrics, batches of {batch} rows":
-                lambda: stream_metrics(batches, k, weights=weights, rows=True),
-            "ufm all_metrics, torch CPU tensor rows":
-                lambda: metrics.all_metrics(rows_tensor, torch.from_numpy(labels), weights, rows=True),
-            "ufm all_metrics, columns (d, N)": lambda: metrics.all_metrics(columns, labels, weights),
+            f"ufm stream_metrics, batches of {batch} rows": lambda: stream_metrics(
+                batches, k, weights=weights, rows=True
+            ),
+            "ufm all_metrics, torch CPU tensor rows": lambda: metrics.all_metrics(
+                rows_tensor, torch.from_numpy(labels), weights, rows=True
+            ),
+            "ufm all_metrics, columns (d, N)": lambda: metrics.all_metrics(
+                columns, labels, weights
+            ),
         }
         return table
 
@@ -280,22 +327,32 @@ def main(argv: list[str] | None = None) -> int:
         ]
     medians = {name: float(np.median(values)) for name, values in times.items()}
     expected = reference(features, labels, weights, k)
-    print(f"# {num_samples:,} × {dimension} float32 rows, K = {k}, one thread, "
-          f"median of {arguments.repeat} runs\n")
+    print(
+        f"# {num_samples:,} × {dimension} float32 rows, K = {k}, one thread, "
+        f"median of {arguments.repeat} runs\n"
+    )
     print("| method | seconds | ÷ baseline | NC1.pinv | NC1.cdnv | NC2.etf | NC4.ncc |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, median in medians.items():
         found = errors(results[name], expected) if name in results else dict.fromkeys(COMPARED)
-        print(f"| {name} | {median:.3f} | {median / medians[baseline]:.2f} | "
-              + " | ".join(format_error(found[key]) for key in COMPARED) + " |")
-    print("\nerrors: relative (NC1, NC2), absolute (NC4.ncc), against a float64 reference by "
-          "another route (one-pass d×d scatter, direct NC4)")
+        print(
+            f"| {name} | {median:.3f} | {median / medians[baseline]:.2f} | "
+            + " | ".join(format_error(found[key]) for key in COMPARED)
+            + " |"
+        )
+    print(
+        "\nerrors: relative (NC1, NC2), absolute (NC4.ncc), against a float64 reference by "
+        "another route (one-pass d×d scatter, direct NC4)"
+    )
 
     if arguments.spread > 0:
-        features, labels, weights = make_data(num_samples, dimension, k, spread=arguments.spread,
-                                              seed=1)
+        features, labels, weights = make_data(
+            num_samples, dimension, k, spread=arguments.spread, seed=1
+        )
         expected = reference(features, labels, weights, k)
-        print(f"\n# errors with a between-class spectrum spread over {arguments.spread:g} decades\n")
+        print(
+            f"\n# errors with a between-class spectrum spread over {arguments.spread:g} decades\n"
+        )
         print("| method | NC1.pinv | NC1.cdnv | NC2.etf | NC4.ncc |")
         print("|---|---:|---:|---:|---:|")
         for name, function in methods(features, labels, weights).items():

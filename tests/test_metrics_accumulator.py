@@ -55,7 +55,9 @@ def _reference(features, labels, weights, bias, center):
         "NC3.cos_min": cosine.minimum,
         "NC3.dual": m.nc3_self_duality_distance(stats, weights=weights, center=center),
         "NC3.span": m.nc3_span_residual(stats, weights=weights),
-        "NC4.ncc": m.nc4_nearest_class_center_agreement(features, labels, weights=weights, bias=bias),
+        "NC4.ncc": m.nc4_nearest_class_center_agreement(
+            features, labels, weights=weights, bias=bias
+        ),
         "NEG": m.negativity(features),
         "RANK": m.numerical_rank(stats.means),
         "KAPPA": m.condition_number_nonzero(weights),
@@ -90,8 +92,9 @@ def test_all_metrics_equals_the_reference_route(seed, counts, d):
     features, labels, weights, bias = _problem(seed, counts, d)
     got = m.all_metrics(features, labels, weights, bias, negativity=True)
     assert_report_equals(got, _reference(features, labels, weights, bias, center=True))
-    rows = m.all_metrics(np.ascontiguousarray(features.T), labels, weights, bias, rows=True,
-                         negativity=True)
+    rows = m.all_metrics(
+        np.ascontiguousarray(features.T), labels, weights, bias, rows=True, negativity=True
+    )
     # the column input is read as the transposed view of rows: the same sums, in another memory
     # order for BLAS (rounding only)
     assert_report_equals(rows, got)
@@ -119,7 +122,9 @@ def test_float32_rows_are_not_copied_whole():
     n, d, k = 20_000, 256, 10
     labels = rng.integers(0, k, n)
     labels[:k] = np.arange(k)
-    features = (rng.standard_normal((k, d))[labels] + 0.3 * rng.standard_normal((n, d))).astype(np.float32)
+    features = (rng.standard_normal((k, d))[labels] + 0.3 * rng.standard_normal((n, d))).astype(
+        np.float32
+    )
     weights = rng.standard_normal((k, d))
     m.all_metrics(features[:100], labels[:100], weights, rows=True, num_classes=k)  # warm-up
     tracemalloc.start()
@@ -135,8 +140,14 @@ def test_float32_rows_are_not_copied_whole():
 def test_torch_rows_equal_numpy():
     features, labels, weights, bias = _problem(8, [30, 25, 40, 35], 24)
     tensor = torch.tensor(features.T, dtype=torch.float32)
-    got = m.all_metrics(tensor, torch.tensor(labels), torch.tensor(weights), torch.tensor(bias),
-                        rows=True, negativity=True)
+    got = m.all_metrics(
+        tensor,
+        torch.tensor(labels),
+        torch.tensor(weights),
+        torch.tensor(bias),
+        rows=True,
+        negativity=True,
+    )
     expected = m.all_metrics(tensor.double().numpy().T, labels, weights, bias, negativity=True)
     # the same float64 values, summed by torch's kernels instead of numpy's: rounding only
     assert_report_equals(got, expected)
@@ -146,14 +157,18 @@ def test_streamed_batches_and_merged_workers_equal_the_matrix():
     features, labels, weights, bias = _problem(9, [50, 45, 60, 30, 55], 20)
     rows = np.ascontiguousarray(features.T)
     expected = m.all_metrics(features, labels, weights, bias, negativity=True)
-    batches = [(rows[start:start + 37], labels[start:start + 37]) for start in range(0, len(labels), 37)]
+    batches = [
+        (rows[start : start + 37], labels[start : start + 37])
+        for start in range(0, len(labels), 37)
+    ]
     assert_report_equals(
         stream_metrics(batches, 5, weights=weights, bias=bias, rows=True, negativity=True), expected
     )
     # three workers: pass 1 each, merged; pass 2 each from the merged pass 1, merged
     parts = [batches[0::3], batches[1::3], batches[2::3]]
-    workers = [MetricsAccumulator(5, weights=weights, bias=bias, rows=True, negativity=True)
-               for _ in parts]
+    workers = [
+        MetricsAccumulator(5, weights=weights, bias=bias, rows=True, negativity=True) for _ in parts
+    ]
     for worker, part in zip(workers, parts):
         for batch in part:
             worker.update(*batch)
@@ -232,8 +247,9 @@ def test_every_metric_function_takes_rows(name):
     for rows in (np.ascontiguousarray(FEATURES.T), torch.tensor(FEATURES.T)):
         got = function(rows, LABELS, rows=True)
         # atol: NC3.span is a rounding-level residual here (W ∈ span M = R⁴), values are O(1)
-        np.testing.assert_allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float),
-                                   rtol=SAME, atol=1e-14)
+        np.testing.assert_allclose(
+            np.asarray(got, dtype=float), np.asarray(expected, dtype=float), rtol=SAME, atol=1e-14
+        )
 
 
 def test_streaming_accumulators_take_rows():
@@ -241,8 +257,9 @@ def test_streaming_accumulators_take_rows():
     expected = m.class_statistics(FEATURES, LABELS, within="projection")
     batches = [(rows[:10], LABELS[:10]), (rows[10:], LABELS[10:])]
     got = m.accumulate_two_pass(batches, 4, rows=True)
-    np.testing.assert_allclose(got.within_projection.scatter, expected.within_projection.scatter,
-                               rtol=SAME, atol=1e-14)
+    np.testing.assert_allclose(
+        got.within_projection.scatter, expected.within_projection.scatter, rtol=SAME, atol=1e-14
+    )
     one_pass = m.accumulate(batches, 4, rows=True)
     np.testing.assert_allclose(one_pass.means, expected.means, rtol=SAME)
     report = m.layer_report([rows], LABELS, [WEIGHTS], rows=True)
@@ -300,8 +317,10 @@ def test_layer_report_of_streamed_statistics():
     weight_list = [np.eye(5, 6), weights[:, :5]]
     decays = [1e-2, 2e-2]
     expected = m.layer_report(layers, labels, weight_list, weight_decays=decays, feature_decay=1e-3)
-    statistics = [m.accumulate([(layer[:, :30], labels[:30]), (layer[:, 30:], labels[30:])], 3)
-                  for layer in layers]  # one pass, with the d×d scatter
+    statistics = [
+        m.accumulate([(layer[:, :30], labels[:30]), (layer[:, 30:], labels[30:])], 3)
+        for layer in layers
+    ]  # one pass, with the d×d scatter
     got = m.layer_report(statistics, None, weight_list, weight_decays=decays, feature_decay=1e-3)
     for row, expected_row in zip(got.rows, expected.rows):
         for key, value in expected_row.metrics.items():
@@ -322,7 +341,10 @@ def test_layer_report_of_streamed_statistics():
 def test_cuda_rows_equal_numpy():
     features, labels, weights, bias = _problem(14, [300, 250, 400, 350], 48)
     tensor = torch.tensor(features.T, dtype=torch.float32, device="cuda")
-    got = m.all_metrics(tensor, torch.tensor(labels, device="cuda"), weights, bias, rows=True,
-                        negativity=True)
-    expected = m.all_metrics(tensor.double().cpu().numpy().T, labels, weights, bias, negativity=True)
+    got = m.all_metrics(
+        tensor, torch.tensor(labels, device="cuda"), weights, bias, rows=True, negativity=True
+    )
+    expected = m.all_metrics(
+        tensor.double().cpu().numpy().T, labels, weights, bias, negativity=True
+    )
     assert_report_equals(got, expected)  # float64 on the device: rounding only

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("metrics_benchmark", ROOT / "benchmarks" / "metrics.py")
+    spec = importlib.util.spec_from_file_location(
+        "metrics_benchmark", ROOT / "benchmarks" / "metrics.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["metrics_benchmark"] = module
     spec.loader.exec_module(module)
@@ -23,8 +25,25 @@ def bench():
 
 
 def test_tables_label_the_baseline_and_show_errors(bench, capsys):
-    assert bench.main(["--samples", "800", "--dimension", "24", "--classes", "4", "--repeat", "1",
-                       "--batch", "100", "--spread", "2"]) == 0
+    assert (
+        bench.main(
+            [
+                "--samples",
+                "800",
+                "--dimension",
+                "24",
+                "--classes",
+                "4",
+                "--repeat",
+                "1",
+                "--batch",
+                "100",
+                "--spread",
+                "2",
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     assert "re-implementation of the peer's workflow" in output  # no --peer: never called the peer
     rows = [line for line in output.splitlines() if line.startswith("| ufm all_metrics, rows")]

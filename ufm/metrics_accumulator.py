@@ -1,4 +1,5 @@
-"""The whole collapse report in two streaming passes: :class:`MetricsAccumulator`, :func:`stream_metrics`.
+"""The whole collapse report in two streaming passes: :class:`MetricsAccumulator`,
+:func:`stream_metrics`.
 
 Every docs/theory.md §3 metric that features, labels and a last layer (W, b) define — NC1–NC4,
 RANK, KAPPA, ERR, and NEG on request — from batches of samples, as rows (N, d) or columns (d, N),
@@ -21,10 +22,10 @@ product, so strongly collapsed features lose no digits), then one GEMM R·[U | M
 
 **Ties of NC4.** A sample whose two best scores, or two nearest centres, differ by less than the
 rounding bound of the fast products, 16 (d + 4) u (‖r_i‖ + 2 max_c‖μ_c‖)² for distances and
-16 (d + 4) u (max_c‖w_c‖ (‖r_i‖ + max_c‖μ_c‖) + max|b|) for scores (u = 2⁻⁵³), is re-checked with the
-direct formulas of :func:`ufm.metrics.nc4_nearest_class_center_agreement` (scores Wz + b, distances
-from the differences z − μ_c; lowest class index on ties). Outside that band the fast order is the
-exact order, so the result equals the direct formula's.
+16 (d + 4) u (max_c‖w_c‖ (‖r_i‖ + max_c‖μ_c‖) + max|b|) for scores (u = 2⁻⁵³), is re-checked
+with the direct formulas of :func:`ufm.metrics.nc4_nearest_class_center_agreement` (scores
+Wz + b, distances from the differences z − μ_c; lowest class index on ties). Outside that band the
+fast order is the exact order, so the result equals the direct formula's.
 
 **Merging.** Partial accumulators of the same pass add (counts, sums; traces, G, agreements,
 residuals). A second pass needs the first pass's totals: every worker starts its second pass from
@@ -111,9 +112,12 @@ def _nonfinite_rows_error(block: np.ndarray, name: str, start: int) -> ValueErro
     stop = start + block.shape[0] - 1
     if bad:
         return ValueError(
-            f"{name} holds NaN or Inf entries ({bad} in samples {start}..{stop}); expected finite values"
+            f"{name} holds NaN or Inf entries ({bad} in samples {start}..{stop}); "
+            "expected finite values"
         )
-    return ValueError(f"{name} holds values too large for float64 sums (overflow in samples {start}..{stop})")
+    return ValueError(
+        f"{name} holds values too large for float64 sums (overflow in samples {start}..{stop})"
+    )
 
 
 class MetricsAccumulator:
@@ -203,7 +207,9 @@ class MetricsAccumulator:
     def _to_backend(self, array: np.ndarray) -> Any:
         if self._is_torch:
             torch = _torch()
-            return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float64, device=self._device)
+            return torch.as_tensor(
+                np.ascontiguousarray(array), dtype=torch.float64, device=self._device
+            )
         return array
 
     def _initialize(self, dimension: int, batch: Any) -> None:
@@ -237,13 +243,15 @@ class MetricsAccumulator:
         if label_array.shape[0] != size:
             axis = "rows" if self.rows else "columns"
             raise ValueError(
-                f"features has {size} samples ({axis}) but labels has {label_array.shape[0]} entries"
+                f"features has {size} samples ({axis}) but labels has "
+                f"{label_array.shape[0]} entries"
             )
         if self.dimension is None:
             self._initialize(dimension, block)
         elif dimension != self.dimension:
             raise ValueError(
-                f"features has dimension d = {dimension} but earlier batches had d = {self.dimension}"
+                f"features has dimension d = {dimension} but earlier batches had "
+                f"d = {self.dimension}"
             )
         if self._is_torch:
             torch = _torch()
@@ -287,8 +295,9 @@ class MetricsAccumulator:
                 if self.pass_number == 1:
                     self._first_pass_chunk(block[start:stop], device_labels[start:stop], start)
                 else:
-                    self._second_pass_chunk(block[start:stop], device_labels[start:stop],
-                                            label_array[start:stop], start)
+                    self._second_pass_chunk(
+                        block[start:stop], device_labels[start:stop], label_array[start:stop], start
+                    )
         self.counts += counts
 
     def _float64(self, chunk: Any) -> Any:
@@ -299,16 +308,24 @@ class MetricsAccumulator:
     def _indicator(self, labels: Any, size: int) -> Any:
         if self._is_torch:
             torch = _torch()
-            indicator = torch.zeros((self.num_classes, size), dtype=torch.float64, device=self._device)
+            indicator = torch.zeros(
+                (self.num_classes, size), dtype=torch.float64, device=self._device
+            )
             return indicator.scatter_(0, labels[None, :], 1.0)
         indicator = np.zeros((self.num_classes, size))
         indicator[labels, np.arange(size)] = 1.0
         return indicator
 
     def _check_finite(self, value: Any, chunk: Any, start: int) -> None:
-        finite = bool(_torch().isfinite(value).all()) if self._is_torch else bool(np.all(np.isfinite(value)))
+        finite = (
+            bool(_torch().isfinite(value).all())
+            if self._is_torch
+            else bool(np.all(np.isfinite(value)))
+        )
         if not finite:
-            raise _nonfinite_rows_error(np.asarray(to_numpy(self._float64(chunk))), "features", start)
+            raise _nonfinite_rows_error(
+                np.asarray(to_numpy(self._float64(chunk))), "features", start
+            )
 
     def _class_sums(self, chunk: Any, labels: Any) -> tuple[Any, Any]:
         """(float64 chunk or None, (K, d) class sums of the chunk)."""
@@ -349,12 +366,14 @@ class MetricsAccumulator:
             raise ValueError("next_pass: pass 1 has seen no samples")
         if source.num_classes != self.num_classes:
             raise ValueError(
-                f"next_pass: the reference has K = {source.num_classes}, this accumulator K = {self.num_classes}"
+                f"next_pass: the reference has K = {source.num_classes}, this accumulator "
+                f"K = {self.num_classes}"
             )
         empty = np.flatnonzero(source.counts < 1)
         if empty.size:
             raise ValueError(
-                f"labels: every class needs at least 1 sample; class {int(empty[0])} has none in pass 1"
+                f"labels: every class needs at least 1 sample; class {int(empty[0])} has none "
+                "in pass 1"
             )
         if self.dimension is None:
             self.dimension = source.dimension
@@ -368,9 +387,11 @@ class MetricsAccumulator:
             "counts": source.counts.copy(),
             "directions": directions,
             "gram": None if source._gram is None else np.asarray(to_numpy(source._gram)),
-            "negative_gram": None
-            if source._negative_gram is None
-            else np.asarray(to_numpy(source._negative_gram)),
+            "negative_gram": (
+                None
+                if source._negative_gram is None
+                else np.asarray(to_numpy(source._negative_gram))
+            ),
             "has_negative": source._has_negative,
         }
         self._reference = reference_state
@@ -402,7 +423,9 @@ class MetricsAccumulator:
             self._bias_max = float(np.max(np.abs(self.bias)))
         return self
 
-    def _second_pass_chunk(self, chunk: Any, labels: Any, label_array: np.ndarray, start: int) -> None:
+    def _second_pass_chunk(
+        self, chunk: Any, labels: Any, label_array: np.ndarray, start: int
+    ) -> None:
         size = chunk.shape[0]
         k = self.num_classes
         p = self._reference["directions"].shape[1]
@@ -413,11 +436,15 @@ class MetricsAccumulator:
             step = size  # an accelerator takes the block at once (no cache to fit, fewer launches)
         if self._is_torch:
             torch = _torch()
-            product = torch.empty((size, self._product.shape[1]), dtype=torch.float64, device=self._device)
+            product = torch.empty(
+                (size, self._product.shape[1]), dtype=torch.float64, device=self._device
+            )
             squares = torch.empty(size, dtype=torch.float64, device=self._device)
             for first in range(0, size, step):
                 last = min(first + step, size)
-                residuals = chunk[first:last].to(torch.float64) - self._means_rows[labels[first:last]]
+                residuals = (
+                    chunk[first:last].to(torch.float64) - self._means_rows[labels[first:last]]
+                )
                 squares[first:last] = (residuals * residuals).sum(dim=1)
                 torch.matmul(residuals, self._product, out=product[first:last])
             self._check_finite(squares, chunk, start)
@@ -431,7 +458,9 @@ class MetricsAccumulator:
             for first in range(0, size, step):
                 last = min(first + step, size)
                 buffer = self._work_buffer(last - first)
-                buffer[...] = chunk[first:last]  # float64 copy (a mixed-dtype subtract is far slower)
+                buffer[...] = chunk[
+                    first:last
+                ]  # float64 copy (a mixed-dtype subtract is far slower)
                 buffer -= self._means_rows[labels[first:last]]
                 np.einsum("ij,ij->i", buffer, buffer, out=squares[first:last])
                 out = piece[:, : last - first]
@@ -459,8 +488,9 @@ class MetricsAccumulator:
         scores[rows_index, labels] -= 1.0
         self._count_decisions(chunk, nearest, predicted, near_gap, score_gap, squares, scores)
 
-    def _decide_by_columns(self, chunk: Any, labels: np.ndarray, columns: np.ndarray,
-                           squares: np.ndarray) -> None:
+    def _decide_by_columns(
+        self, chunk: Any, labels: np.ndarray, columns: np.ndarray, squares: np.ndarray
+    ) -> None:
         """NC4 decisions and ERR of a numpy block from its products (p + K, B), classes along
         axis 0: every operation runs over B contiguous entries, K times."""
         p = self._reference["directions"].shape[1]
@@ -475,8 +505,16 @@ class MetricsAccumulator:
         scores[labels, rows_index] -= 1.0
         self._count_decisions(chunk, nearest, predicted, near_gap, score_gap, squares, scores)
 
-    def _count_decisions(self, chunk: Any, nearest: Any, predicted: Any, near_gap: Any,
-                         score_gap: Any, squares: Any, scores: Any) -> None:
+    def _count_decisions(
+        self,
+        chunk: Any,
+        nearest: Any,
+        predicted: Any,
+        near_gap: Any,
+        score_gap: Any,
+        squares: Any,
+        scores: Any,
+    ) -> None:
         """Agreements (near ties re-checked directly) and the squared residual of the scores."""
         norms = squares**0.5
         scale = 16.0 * (self.dimension + 4) * _EPS
@@ -500,7 +538,9 @@ class MetricsAccumulator:
     def _work_buffer(self, size: int) -> np.ndarray:
         buffer = getattr(self, "_buffer", None)
         if buffer is None or buffer.shape[0] < size:
-            buffer = self._buffer = np.empty((max(size, chunk_rows(self.dimension)), self.dimension))
+            buffer = self._buffer = np.empty(
+                (max(size, chunk_rows(self.dimension)), self.dimension)
+            )
         return buffer[:size]
 
     def _exact_agreements(self, samples: Any) -> int:
@@ -511,10 +551,14 @@ class MetricsAccumulator:
             weights = torch.as_tensor(self.weights, device=self._device)
             bias = torch.as_tensor(self.bias, device=self._device)
             scores = samples @ weights.T + bias
-            distances = torch.stack([((samples - means[c]) ** 2).sum(dim=1) for c in range(self.num_classes)], dim=1)
+            distances = torch.stack(
+                [((samples - means[c]) ** 2).sum(dim=1) for c in range(self.num_classes)], dim=1
+            )
             return int((scores.argmax(dim=1) == distances.argmin(dim=1)).sum())
         scores = samples @ self.weights.T + self.bias
-        distances = np.stack([np.sum((samples - means[c]) ** 2, axis=1) for c in range(self.num_classes)], axis=1)
+        distances = np.stack(
+            [np.sum((samples - means[c]) ** 2, axis=1) for c in range(self.num_classes)], axis=1
+        )
         return int(np.count_nonzero(scores.argmax(axis=1) == distances.argmin(axis=1)))
 
     # ------------------------------------------------------------------ merging
@@ -525,14 +569,17 @@ class MetricsAccumulator:
         if other.num_classes != self.num_classes or other.pass_number != self.pass_number:
             raise ValueError(
                 "merge: accumulators must have the same K and be in the same pass, got "
-                f"K = {self.num_classes}/{other.num_classes}, pass {self.pass_number}/{other.pass_number}"
+                f"K = {self.num_classes}/{other.num_classes}, "
+                f"pass {self.pass_number}/{other.pass_number}"
             )
         if other.dimension is None:
             return self
         if self.dimension is None and self.pass_number == 1:
             self._initialize(other.dimension, other._sums)
         if other.dimension != self.dimension:
-            raise ValueError(f"merge: dimensions differ, d = {self.dimension} and d = {other.dimension}")
+            raise ValueError(
+                f"merge: dimensions differ, d = {self.dimension} and d = {other.dimension}"
+            )
         if self.pass_number == 1:
             self._sums += self._to_backend(np.asarray(to_numpy(other._sums)))
             if self.negativity and other.negativity:
@@ -541,7 +588,10 @@ class MetricsAccumulator:
                 self._has_negative = self._has_negative or other._has_negative
         else:
             if not np.array_equal(self._reference["means"], other._reference["means"]):
-                raise ValueError("merge: second passes must start from the same first pass (next_pass(reference=...))")
+                raise ValueError(
+                    "merge: second passes must start from the same first pass "
+                    "(next_pass(reference=...))"
+                )
             self._squares += self._to_backend(np.asarray(to_numpy(other._squares)))
             self._projected += self._to_backend(np.asarray(to_numpy(other._projected)))
             self._agreements += other._agreements
@@ -568,11 +618,14 @@ class MetricsAccumulator:
 
     def _check_finished(self) -> None:
         if self.pass_number != 2:
-            raise ValueError("the report needs both passes: call next_pass() and feed the batches again")
+            raise ValueError(
+                "the report needs both passes: call next_pass() and feed the batches again"
+            )
         if not np.array_equal(self.counts, self._reference["counts"]):
             raise ValueError(
                 "pass 2 saw other samples than pass 1 (class counts "
-                f"{self.counts.tolist()} against {self._reference['counts'].tolist()}); feed the same batches twice"
+                f"{self.counts.tolist()} against {self._reference['counts'].tolist()}); feed the "
+                "same batches twice"
             )
 
     @property
@@ -581,7 +634,11 @@ class MetricsAccumulator:
         return int(getattr(self, "_rechecked", 0))
 
     def report(
-        self, *, center: bool | None = None, rank_rtol: float | None = None, undefined: str = "raise"
+        self,
+        *,
+        center: bool | None = None,
+        rank_rtol: float | None = None,
+        undefined: str = "raise",
     ) -> dict[str, Any]:
         """Every metric, by ID, as :func:`ufm.metrics.all_metrics` returns them.
 
@@ -625,12 +682,18 @@ def _best_and_gap(values: Any, *, smallest: bool, is_torch: bool) -> tuple[Any, 
         torch = _torch()
         best = values.argmin(dim=1) if smallest else values.argmax(dim=1)
         if values.shape[1] < 2:
-            return best, torch.full((values.shape[0],), math.inf, dtype=values.dtype, device=values.device)
+            return best, torch.full(
+                (values.shape[0],), math.inf, dtype=values.dtype, device=values.device
+            )
         top = torch.topk(values, 2, dim=1, largest=not smallest).values
         gap = (top[:, 1] - top[:, 0]) if smallest else (top[:, 0] - top[:, 1])
         return best, gap
     best = values.argmin(axis=1) if smallest else values.argmax(axis=1)
-    part = np.partition(values, 1, axis=1)[:, :2] if smallest else -np.partition(-values, 1, axis=1)[:, :2]
+    part = (
+        np.partition(values, 1, axis=1)[:, :2]
+        if smallest
+        else -np.partition(-values, 1, axis=1)[:, :2]
+    )
     gap = np.abs(part[:, 1] - part[:, 0])
     return best, gap
 
@@ -663,7 +726,8 @@ def stream_metrics(
     rank_rtol: float | None = None,
     undefined: str = "raise",
 ) -> dict[str, Any]:
-    """Every docs/theory.md §3 metric of streamed batches, in the two passes of :class:`MetricsAccumulator`.
+    """Every docs/theory.md §3 metric of streamed batches, in the two passes of
+    :class:`MetricsAccumulator`.
 
     Parameters
     ----------
