@@ -543,12 +543,28 @@ class SweepStore:
                     raise StoreError(
                         f"store path {self.path} is not a sweep store (not an SQLite database)"
                     )
-        self._connection = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-        try:
-            self._prepare(fresh=not existed or self.path.stat().st_size == 0)
-        except BaseException:
-            self._connection.close()
-            raise
+        # Two processes opening a new store at once race on the switch to WAL: SQLite may answer
+        # "database is locked" at once (no busy wait for a journal-mode change) or a transient
+        # "disk I/O error" while the other creates the -wal/-shm files. The set-up is idempotent
+        # (CREATE TABLE IF NOT EXISTS, INSERT OR IGNORE), so it is retried with a fresh
+        # connection until ``timeout``.
+        deadline = time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            self._connection = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+            try:
+                self._prepare(fresh=not existed or self.path.stat().st_size == 0)
+                break
+            except sqlite3.OperationalError as error:
+                self._connection.close()
+                transient = any(word in str(error).lower() for word in ("locked", "busy", "disk i/o"))
+                if not transient or time.monotonic() + pause > deadline:
+                    raise StoreError(f"store {self.path}: {error}") from None
+                time.sleep(pause)
+                pause = min(2 * pause, 0.5)
+            except BaseException:
+                self._connection.close()
+                raise
 
     # -- set-up --------------------------------------------------------------------------------
     def _prepare(self, *, fresh: bool) -> None:
