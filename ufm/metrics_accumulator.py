@@ -426,75 +426,63 @@ class MetricsAccumulator:
     def _second_pass_chunk(
         self, chunk: Any, labels: Any, label_array: np.ndarray, start: int
     ) -> None:
-        size = chunk.shape[0]
-        k = self.num_classes
         p = self._reference["directions"].shape[1]
-        # The d-wide work (residuals, squares, the GEMM) runs in cache-sized pieces; the K-wide
-        # work below runs once per block of rows.
-        step = chunk_rows(self.dimension)
-        if self._is_torch and self._device.type != "cpu":
-            step = size  # an accelerator takes the block at once (no cache to fit, fewer launches)
         if self._is_torch:
-            torch = _torch()
-            product = torch.empty(
-                (size, self._product.shape[1]), dtype=torch.float64, device=self._device
-            )
-            squares = torch.empty(size, dtype=torch.float64, device=self._device)
-            for first in range(0, size, step):
-                last = min(first + step, size)
-                residuals = (
-                    chunk[first:last].to(torch.float64) - self._means_rows[labels[first:last]]
-                )
-                squares[first:last] = (residuals * residuals).sum(dim=1)
-                torch.matmul(residuals, self._product, out=product[first:last])
+            columns, squares = self._residual_products_torch(chunk, labels)
             self._check_finite(squares, chunk, start)
             self._squares.index_add_(0, labels, squares)
         else:
-            # products with classes along axis 0, (p + K, B): [U | Wᵀ]ᵀ Rᵀ is about twice as fast
-            # as R [U | Wᵀ] for so few columns, and the K-wide work below wants this layout
-            columns = np.empty((self._product.shape[1], size))
-            piece = np.empty((self._product.shape[1], step))
-            squares = np.empty(size)
-            for first in range(0, size, step):
-                last = min(first + step, size)
-                buffer = self._work_buffer(last - first)
-                buffer[...] = chunk[
-                    first:last
-                ]  # float64 copy (a mixed-dtype subtract is far slower)
-                buffer -= self._means_rows[labels[first:last]]
-                np.einsum("ij,ij->i", buffer, buffer, out=squares[first:last])
-                out = piece[:, : last - first]
-                np.matmul(self._product_transposed, buffer.T, out=out)
-                columns[:, first:last] = out
+            columns, squares = self._residual_products_numpy(chunk, labels)
             self._check_finite(squares, chunk, start)
-            self._squares += np.bincount(label_array, weights=squares, minlength=k)
-            self._projected += columns[:p] @ columns[:p].T
-            if self.weights is None:
-                return
+            self._squares += np.bincount(label_array, weights=squares, minlength=self.num_classes)
+        self._projected += columns[:p] @ columns[:p].T
+        if self.weights is not None:
             self._decide_by_columns(chunk, labels, columns, squares)
-            return
-        projected = product[:, :p]
-        self._projected += projected.T @ projected
-        if self.weights is None:
-            return
-        on_means = projected @ self._means_in_directions  # (Uᵀr)ᵀUᵀμ_c
-        rows_index = _torch().arange(size, device=self._device)
-        own = on_means[rows_index, labels]
-        # ‖z − μ_c‖² − ‖r‖² = ‖μ_y − μ_c‖² − 2 rᵀ(μ_c − μ_y)
-        distances = self._pair_distances[labels] - 2.0 * (on_means - own[:, None])
-        scores = product[:, p:] + self._mean_scores[labels]
-        nearest, near_gap = _best_and_gap(distances, smallest=True, is_torch=True)
-        predicted, score_gap = _best_and_gap(scores, smallest=False, is_torch=True)
-        scores[rows_index, labels] -= 1.0
-        self._count_decisions(chunk, nearest, predicted, near_gap, score_gap, squares, scores)
 
-    def _decide_by_columns(
-        self, chunk: Any, labels: np.ndarray, columns: np.ndarray, squares: np.ndarray
-    ) -> None:
-        """NC4 decisions and ERR of a numpy block from its products (p + K, B), classes along
-        axis 0: every operation runs over B contiguous entries, K times."""
+    def _residual_products_numpy(self, chunk: Any, labels: np.ndarray) -> tuple[Any, Any]:
+        """[U | Wᵀ]ᵀ(z − μ_y) as columns (p + K, B) and ‖z − μ_y‖² (B,) of a numpy block.
+
+        The d-wide work runs in cache-sized pieces; [U | Wᵀ]ᵀRᵀ is about twice as fast as
+        R[U | Wᵀ] for so few columns, and the K-wide work after it wants this layout."""
+        size, step = chunk.shape[0], chunk_rows(self.dimension)
+        columns = np.empty((self._product.shape[1], size))
+        piece = np.empty((self._product.shape[1], step))
+        squares = np.empty(size)
+        for first in range(0, size, step):
+            last = min(first + step, size)
+            buffer = self._work_buffer(last - first)
+            buffer[...] = chunk[first:last]  # a float64 copy (a mixed-dtype subtract is slower)
+            buffer -= self._means_rows[labels[first:last]]
+            np.einsum("ij,ij->i", buffer, buffer, out=squares[first:last])
+            out = piece[:, : last - first]
+            np.matmul(self._product_transposed, buffer.T, out=out)
+            columns[:, first:last] = out
+        return columns, squares
+
+    def _residual_products_torch(self, chunk: Any, labels: Any) -> tuple[Any, Any]:
+        """The same for a tensor block, on its device: cache-sized pieces on the CPU, the block
+        at once on an accelerator (no cache to fit, fewer launches)."""
+        torch = _torch()
+        size = chunk.shape[0]
+        step = chunk_rows(self.dimension) if self._device.type == "cpu" else size
+        width = self._product.shape[1]
+        product = torch.empty((size, width), dtype=torch.float64, device=self._device)
+        squares = torch.empty(size, dtype=torch.float64, device=self._device)
+        for first in range(0, size, step):
+            last = min(first + step, size)
+            residuals = chunk[first:last].to(torch.float64) - self._means_rows[labels[first:last]]
+            squares[first:last] = (residuals * residuals).sum(dim=1)
+            torch.matmul(residuals, self._product, out=product[first:last])
+        return product.T, squares
+
+    def _decide_by_columns(self, chunk: Any, labels: Any, columns: Any, squares: Any) -> None:
+        """NC4 decisions and ERR of a block from its products (p + K, B), classes along axis 0:
+        every operation runs over B entries, K times (numpy arrays or tensors)."""
         p = self._reference["directions"].shape[1]
-        rows_index = np.arange(columns.shape[1])
+        size = columns.shape[1]
+        rows_index = (
+            _torch().arange(size, device=self._device) if self._is_torch else np.arange(size)
+        )
         on_means = self._means_in_directions.T @ columns[:p]  # (K, B): (Uᵀr)ᵀUᵀμ_c
         own = on_means[labels, rows_index]
         # ‖z − μ_c‖² − ‖r‖² = ‖μ_y − μ_c‖² − 2 rᵀ(μ_c − μ_y)
@@ -676,41 +664,20 @@ class MetricsAccumulator:
         )
 
 
-def _best_and_gap(values: Any, *, smallest: bool, is_torch: bool) -> tuple[Any, Any]:
-    """Index of the best entry per row (lowest index on ties) and the gap to the runner-up."""
-    if is_torch:
-        torch = _torch()
-        best = values.argmin(dim=1) if smallest else values.argmax(dim=1)
-        if values.shape[1] < 2:
-            return best, torch.full(
-                (values.shape[0],), math.inf, dtype=values.dtype, device=values.device
-            )
-        top = torch.topk(values, 2, dim=1, largest=not smallest).values
-        gap = (top[:, 1] - top[:, 0]) if smallest else (top[:, 0] - top[:, 1])
-        return best, gap
-    best = values.argmin(axis=1) if smallest else values.argmax(axis=1)
-    part = (
-        np.partition(values, 1, axis=1)[:, :2]
-        if smallest
-        else -np.partition(-values, 1, axis=1)[:, :2]
-    )
-    gap = np.abs(part[:, 1] - part[:, 0])
-    return best, gap
-
-
-def _best_and_gap_by_column(values: np.ndarray, *, smallest: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of ``values`` (K, B): the index of the best entry (lowest on ties) and the gap
-    to the runner-up (0 on a tie), in K vectorized sweeps over the B columns."""
+def _best_and_gap_by_column(values: Any, *, smallest: bool) -> tuple[Any, Any]:
+    """Per column of ``values`` (K, B), numpy or torch: the index of the best entry (lowest on
+    ties) and the gap to the runner-up (0 on a tie), in K vectorized sweeps over the B columns."""
+    backend = _torch() if is_torch_tensor(values) else np
     sign = -1.0 if smallest else 1.0
     top = sign * values[0]
-    second = np.full(values.shape[1], -np.inf)
-    best = np.zeros(values.shape[1], dtype=np.int64)
+    second = backend.full_like(top, -math.inf)
+    best = backend.zeros_like(top, dtype=backend.int64)
     for index in range(1, values.shape[0]):
         row = sign * values[index]
         better = row > top
-        second = np.where(better, top, np.maximum(second, row))
+        second = backend.where(better, top, backend.maximum(second, row))
         best[better] = index
-        top = np.maximum(top, row)
+        top = backend.maximum(top, row)
     return best, top - second
 
 
