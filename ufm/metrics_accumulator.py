@@ -44,10 +44,10 @@ import numpy as np
 
 from .arrays import is_torch_tensor, to_numpy
 from .labels import check_num_classes, validate_labels
-from .streaming import feature_matrix_shape
+from .streaming import _check_rows, _torch, feature_rows
 from .statistics import ClassStatistics, WithinProjection, between_directions
 
-__all__ = ["CHUNK_BYTES", "MetricsAccumulator", "feature_rows", "stream_metrics"]
+__all__ = ["CHUNK_BYTES", "MetricsAccumulator", "stream_metrics"]
 
 #: Up to this many classes, numpy class sums are per-class reductions of the rows; above, one
 #: GEMM with the (K × chunk) label indicator.
@@ -64,12 +64,6 @@ BLOCK_CHUNKS = 16
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def _torch() -> Any:
-    import torch
-
-    return torch
-
-
 _CONTROLLER: Any = None
 
 
@@ -81,25 +75,6 @@ def _single_blas_thread() -> Any:
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
-def feature_rows(features: Any, rows: bool, name: str = "features") -> Any:
-    """The samples of ``features`` as rows (N, d): ``features`` itself if ``rows``, else its
-    transpose (a view; nothing is copied).
-
-    Raises
-    ------
-    TypeError
-        If the entries are not real numbers.
-    ValueError
-        If ``features`` is not a non-empty 2-D matrix.
-    """
-    if not isinstance(rows, (bool, np.bool_)):
-        raise TypeError(f"rows must be True or False, got {rows!r}")
-    layout = "(N, d) with one sample per row" if rows else "(d, N) with one sample per column"
-    feature_matrix_shape(features, name, layout)
-    array = features.detach() if is_torch_tensor(features) else np.asarray(features)
-    return array if rows else array.T
 
 
 def chunk_rows(dimension: int) -> int:
@@ -163,11 +138,9 @@ class MetricsAccumulator:
         negativity: bool = False,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
-        if not isinstance(rows, (bool, np.bool_)):
-            raise TypeError(f"rows must be True or False, got {rows!r}")
         if not isinstance(negativity, (bool, np.bool_)):
             raise TypeError(f"negativity must be True or False, got {negativity!r}")
-        self.rows = bool(rows)
+        self.rows = _check_rows(rows)
         self.negativity = bool(negativity)
         if bias is not None and weights is None:
             raise ValueError("bias needs weights: give the last layer W together with its bias b")
@@ -635,16 +608,6 @@ class MetricsAccumulator:
         center, rank_rtol, undefined
             As in :func:`ufm.metrics.all_metrics`.
         """
-        from .metrics import _report_from_statistics
-
-        self._check_finished()
-        stats = self.statistics()
-        output = None
-        if self.weights is not None:
-            output = {
-                "agreements": self._agreements,
-                "residual": self._residual,
-            }
         negativity = None
         if self.negativity:
             negativity = {
@@ -652,8 +615,21 @@ class MetricsAccumulator:
                 "negative_gram": self._reference["negative_gram"],
                 "has_negative": self._reference["has_negative"],
             }
+        return self._report(negativity, center=center, rank_rtol=rank_rtol, undefined=undefined)
+
+    def _report(
+        self, negativity: Any, *, center: bool | None, rank_rtol: float | None, undefined: str
+    ) -> dict[str, Any]:
+        """The report with NEG from ``negativity`` (the Gram matrices of pass 1, a function, or
+        None); :func:`ufm.metrics.all_metrics` gives the in-memory smaller-side NEG here."""
+        from .metrics import _report_from_statistics
+
+        self._check_finished()
+        output = None
+        if self.weights is not None:
+            output = {"agreements": self._agreements, "residual": self._residual}
         return _report_from_statistics(
-            stats,
+            self.statistics(),
             weights=self.weights,
             bias=None if self._bias_input is None else self.bias,
             output=output,

@@ -163,18 +163,29 @@ def _check_rows(rows: Any) -> bool:
     return bool(rows)
 
 
+def feature_rows(features: Any, rows: bool, name: str = "features") -> Any:
+    """The samples of ``features`` as rows (N, d): ``features`` itself if ``rows``, else its
+    transpose (a view; nothing is copied).
+
+    Raises
+    ------
+    TypeError
+        If ``rows`` is not a bool or the entries are not real numbers.
+    ValueError
+        If ``features`` is not a non-empty 2-D matrix.
+    """
+    if _check_rows(rows):
+        layout = "(N, d) with one sample per row"
+    else:
+        layout = "(d, N) with one sample per column"
+    feature_matrix_shape(features, name, layout)
+    array = features.detach() if is_torch_tensor(features) else np.asarray(features)
+    return array if rows else array.T
+
+
 def _as_columns(features: Any, rows: bool) -> Any:
     """(d, N) columns of ``features``: itself, or with ``rows`` the transposed view of (N, d)."""
-    if not rows:
-        return features
-    if not is_torch_tensor(features):
-        features = np.asarray(features)
-    if len(features.shape) != 2:
-        raise ValueError(
-            f"features must be a 2-D matrix of shape (N, d) with one sample per row, got shape "
-            f"{tuple(features.shape)}"
-        )
-    return features.T
+    return feature_rows(features, True).T if rows else features
 
 
 def chunk_columns(dimension: int) -> int:

@@ -17,6 +17,8 @@ from ..arrays import (
 )
 from ..statistics import ClassStatistics, helmert_basis
 from ..streaming import (
+    _as_columns,
+    _check_rows,
     _nonfinite_error,
     _torch,
     chunk_columns,
@@ -91,13 +93,7 @@ def _columns(features: Any, rows: bool) -> Any:
     matrix (a view, nothing copied). ClassStatistics pass through."""
     if isinstance(features, ClassStatistics):
         return features
-    if not isinstance(rows, (bool, np.bool_)):
-        raise TypeError(f"rows must be True or False, got {rows!r}")
-    if not rows:
-        return features
-    from ..metrics_accumulator import feature_rows
-
-    return feature_rows(features, True).T
+    return _as_columns(features, _check_rows(rows))
 
 
 def _check_rtol(rtol: Any, name: str = "rtol") -> float | None:

@@ -8,10 +8,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..arrays import as_float64_matrix, is_torch_tensor
 from ..labels import validate_labels
 from ..statistics import ClassStatistics
-from ..streaming import device_tensor
+from ..streaming import feature_rows
 from .common import (
     METRIC_IDS,
     UndefinedMetricError,
@@ -241,7 +240,7 @@ def all_metrics(
         Metric ID → value (float; int for RANK; math.inf for NC2.kappa when rank M < K; None when
         not applicable).
     """
-    from ..metrics_accumulator import MetricsAccumulator, feature_rows
+    from ..metrics_accumulator import MetricsAccumulator
 
     _check_undefined(undefined)
     if not isinstance(negativity, (bool, np.bool_)):
@@ -284,30 +283,13 @@ def all_metrics(
             + ("" if rows else "; features are columns, shape (d, N) (rows=True for (N, d))")
         )
     k = int(num_classes) if num_classes is not None else int(label_array.max()) + 1
-    if weights is not None:
-        matrix = as_float64_matrix(weights, "weights")
-        if matrix.shape != (k, samples.shape[1]):
-            raise ValueError(
-                f"weights must have shape (K, d) = {(k, int(samples.shape[1]))} (one row w_c per "
-                f"class), got {matrix.shape}"
-            )
+    # the accumulator checks the weights and bias at its first batch, before any work
     accumulator = MetricsAccumulator(k, weights=weights, bias=bias, rows=True)
-    labels_for_pass = label_array
-    if is_torch_tensor(samples):
-        labels_for_pass = device_tensor(label_array, samples.device)
-    accumulator.update(samples, labels_for_pass)
+    accumulator.update(samples, label_array)
     accumulator.next_pass()
-    accumulator.update(samples, labels_for_pass)
-    stats = accumulator.statistics()
-    output = None
-    if weights is not None:
-        output = {"agreements": accumulator._agreements, "residual": accumulator._residual}
-    return _report_from_statistics(
-        stats,
-        weights=accumulator.weights,
-        bias=bias,
-        output=output,
-        negativity=(lambda: _negativity(samples.T)) if negativity else None,
+    accumulator.update(samples, label_array)
+    return accumulator._report(
+        (lambda: _negativity(samples.T)) if negativity else None,
         center=center,
         rank_rtol=rank_rtol,
         undefined=undefined,
