@@ -38,6 +38,7 @@ holds :data:`CHUNK_BYTES` of float64, so a float32 input is never copied whole.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -65,6 +66,26 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 _CONTROLLER: Any = None
+
+#: Environment variable: ``0`` turns the compiled kernels of :mod:`ufm.fused_kernels` off.
+FUSED_KERNELS_VARIABLE = "UFM_FUSED_KERNELS"
+
+_FUSED: Any = None
+
+
+def fused_kernels() -> Any:
+    """The module :mod:`ufm.fused_kernels`, or None when numba is missing or
+    ``UFM_FUSED_KERNELS=0`` (then numpy runs the passes)."""
+    global _FUSED
+    if os.environ.get(FUSED_KERNELS_VARIABLE, "1").strip() == "0":
+        return None
+    if _FUSED is None:
+        try:
+            from . import fused_kernels as module
+        except ImportError:
+            module = False
+        _FUSED = module
+    return _FUSED or None
 
 
 def _single_blas_thread() -> Any:
@@ -258,9 +279,40 @@ class MetricsAccumulator:
                 self._update_blocks(block, label_array, device_labels)
         return self
 
+    def _fused_layout(self, block: Any) -> tuple[Any, str | None]:
+        """(kernels, "rows" or "columns") when the compiled kernels can read ``block`` (numpy,
+        float32 or float64, rows or columns contiguous), else (None, None)."""
+        if self._is_torch or not isinstance(block, np.ndarray):
+            return None, None
+        if block.dtype not in (np.float32, np.float64):
+            return None, None
+        if self.pass_number == 1 and self.negativity:
+            return None, None  # the Gram matrices of NEG want the float64 chunk anyway
+        kernels = fused_kernels()
+        if kernels is None:
+            return None, None
+        if block.flags.c_contiguous:
+            return kernels, "rows"
+        if block.T.flags.c_contiguous:
+            return kernels, "columns"
+        return None, None
+
     def _update_blocks(self, block: Any, label_array: np.ndarray, device_labels: Any) -> None:
         step = chunk_rows(self.dimension) * BLOCK_CHUNKS
         counts = np.bincount(label_array, minlength=self.num_classes)
+        kernels, layout = self._fused_layout(block)
+        if kernels is not None:
+            for start in range(0, block.shape[0], step):
+                stop = min(start + step, block.shape[0])
+                with np.errstate(invalid="ignore", over="ignore"):
+                    if self.pass_number == 1:
+                        self._first_pass_fused(kernels, layout, block, label_array[start:stop],
+                                               start, stop)
+                    else:
+                        self._second_pass_fused(kernels, layout, block, label_array[start:stop],
+                                                start, stop)
+            self.counts += counts
+            return
         for start in range(0, block.shape[0], step):
             stop = min(start + step, block.shape[0])
             # NaN/Inf propagate silently into the chunk sums, where they are caught and named
@@ -322,6 +374,71 @@ class MetricsAccumulator:
             negative = values.clamp(max=0.0) if self._is_torch else np.minimum(values, 0.0)
             self._has_negative = self._has_negative or bool((negative != 0).any())
             self._negative_gram += negative.T @ negative
+
+    def _first_pass_fused(
+        self, kernels: Any, layout: str, block: np.ndarray, labels: np.ndarray, start: int,
+        stop: int
+    ) -> None:
+        """Pass 1 of the samples start..stop−1 of a numpy block with the compiled kernels:
+        class sums read in the input's dtype, one sweep. (The column kernels take the whole
+        contiguous (d, N) array and the sample range, so that they read it with unit stride.)"""
+        chunk = block[start:stop]
+        if layout == "rows":
+            partial = np.zeros((self.num_classes, self.dimension))
+            kernels.class_sums_rows(chunk, labels, partial)
+        else:
+            transposed = np.zeros((self.dimension, self.num_classes))
+            kernels.class_sums_columns(block.T, start, stop, labels, transposed)
+            partial = transposed.T
+        self._check_finite(partial, chunk, start)
+        self._sums += partial
+
+    def _second_pass_fused(
+        self, kernels: Any, layout: str, block: np.ndarray, labels: np.ndarray, start: int,
+        stop: int
+    ) -> None:
+        """Pass 2 of the samples start..stop−1 of a numpy block with the compiled kernels:
+        residuals, squares and the products [U | Wᵀ]ᵀR in one sweep (rows) or a sweep and one
+        BLAS product (columns), then the NC4 decisions and ERR sample by sample."""
+        chunk = block[start:stop]
+        size = chunk.shape[0]
+        product = self._product_transposed
+        squares = np.empty(size)
+        if layout == "rows":
+            columns = np.empty((product.shape[0], size))
+            kernels.residual_products_rows(chunk, labels, self._means_rows, product, columns,
+                                           squares)
+        else:
+            # pieces of 4 MiB of float64 residuals (d = 512: 1,024 samples); smaller pieces make
+            # the narrow BLAS product and the per-feature loops of the kernel less efficient
+            columns = np.empty((product.shape[0], size))
+            step = 4 * chunk_rows(self.dimension)
+            buffer = np.empty((self.dimension, min(step, size)))
+            for first in range(0, size, step):
+                last = min(first + step, size)
+                residuals = buffer if last - first == buffer.shape[1] else np.empty(
+                    (self.dimension, last - first))
+                kernels.residuals_columns(block.T, start + first, labels[first:last],
+                                          self._means_columns, residuals, squares[first:last])
+                np.matmul(product, residuals, out=columns[:, first:last])
+        self._check_finite(squares, chunk, start)
+        self._squares += np.bincount(labels, weights=squares, minlength=self.num_classes)
+        p = self._reference["directions"].shape[1]
+        self._projected += columns[:p] @ columns[:p].T
+        if self.weights is None:
+            return
+        unsure = np.empty(size, dtype=np.int64)
+        scale = 16.0 * (self.dimension + 4) * _EPS
+        agreements, residual, band = kernels.nc4_decisions(
+            columns, labels, p, self._means_in_directions, self._pair_distances,
+            self._mean_scores, squares, scale, self._mean_norm, self._weight_norm,
+            self._bias_max, unsure,
+        )
+        if band:
+            agreements += self._exact_agreements(self._float64(chunk[unsure[:band]]))
+            self._rechecked += band
+        self._agreements += agreements
+        self._residual += residual
 
     def next_pass(self, reference: "MetricsAccumulator | None" = None) -> "MetricsAccumulator":
         """End pass 1 and start pass 2 from the class means of ``reference`` (default: this
@@ -385,6 +502,7 @@ class MetricsAccumulator:
         self._product_transposed = np.ascontiguousarray(np.concatenate(blocks, axis=1).T)
         self._means_in_directions = self._to_backend(directions.T @ means)  # (p, K)
         self._means_rows = self._to_backend(np.ascontiguousarray(means.T))
+        self._means_columns = np.ascontiguousarray(means)
         mean_norm = float(np.max(np.linalg.norm(means, axis=0)))
         self._mean_norm = mean_norm
         if self.weights is not None:
