@@ -1,6 +1,7 @@
 """Tests of the two-pass report (:mod:`ufm.metrics_accumulator`) behind ``all_metrics``.
 
-Reference route: the one-pass shifted d×d scatter statistics (``class_statistics(within=
+Every test runs on both routes of the passes: the compiled kernels (:mod:`ufm.fused_kernels`)
+and numpy (fixture ``route``). Reference route: the one-pass shifted d×d scatter statistics (``class_statistics(within=
 "scatter")``) fed to the individual metric functions, plus the direct NC4 formula (distances from
 differences, scores Wz + b), ``fit_error`` and ``negativity``. Tolerance SAME = 1e-12 relative:
 both routes are float64 sums of the same N products (a few units of u = 2.2e-16 times the number
@@ -24,6 +25,21 @@ from ufm.metrics_accumulator import MetricsAccumulator, stream_metrics
 torch.set_num_threads(1)
 
 SAME = 1e-12  # see module docstring
+
+
+@pytest.fixture(params=["compiled", "numpy"], autouse=True)
+def route(request, monkeypatch):
+    """Every test runs twice: with the compiled kernels of ufm.fused_kernels (the default when
+    numba is installed, as it is with this package) and with the numpy route."""
+    from ufm.metrics_accumulator import FUSED_KERNELS_VARIABLE, fused_kernels
+
+    if request.param == "numpy":
+        monkeypatch.setenv(FUSED_KERNELS_VARIABLE, "0")
+        assert fused_kernels() is None
+    else:
+        monkeypatch.delenv(FUSED_KERNELS_VARIABLE, raising=False)
+        assert fused_kernels() is not None, "numba is a dependency: the kernels must load"
+    return request.param
 
 
 def _problem(seed, counts, d, noise=0.5, offset=0.0):

@@ -1080,7 +1080,9 @@ def command_metrics(arguments: argparse.Namespace) -> int:
     try:
         values = metrics.all_metrics(features, labels, weights, bias, rows=arguments.rows,
                                      negativity=arguments.negativity,
-                                     rank_rtol=arguments.rank_rtol, undefined="none")
+                                     rank_rtol=arguments.rank_rtol, undefined="none",
+                                     kernels=_metrics_kernels(arguments.kernels,
+                                                              samples * dimension))
     except (ValueError, TypeError) as error:
         message = one_line(error)
         for name, option in _LIBRARY_NAMES:
@@ -1100,6 +1102,19 @@ def command_metrics(arguments: argparse.Namespace) -> int:
     return 0
 
 
+#: ``ufm metrics --kernels auto`` runs the compiled kernels from this many feature values on
+#: (2**28: 524,288 × 512). Loading them costs a one-shot process about 0.5 s and saves about
+#: 2.5 ns per value (docs/theory.md §3, Numerics), so below this numpy finishes first.
+CLI_COMPILED_MIN_VALUES = 2**28
+
+
+def _metrics_kernels(choice: str, values: int) -> str:
+    """The ``kernels`` of :func:`ufm.metrics.all_metrics` for ``--kernels choice``."""
+    if choice != "auto":
+        return choice
+    return "auto" if values >= CLI_COMPILED_MIN_VALUES else "numpy"
+
+
 def _register_metrics(commands) -> None:
     sub = commands.add_parser("metrics", help="collapse metrics of saved features (.npy)")
     sub.add_argument("--features", required=True, help=".npy file, shape (d, N) (or (N, d) with --rows)")
@@ -1111,6 +1126,10 @@ def _register_metrics(commands) -> None:
                      help="also compute NEG (the features read as pre-activations; two Gram matrices)")
     sub.add_argument("--rank-rtol", type=number(0.0, maximum=1.0, strict_maximum=True),
                      default=None, help="relative tolerance of RANK/KAPPA, in [0, 1)")
+    sub.add_argument("--kernels", choices=("auto", "compiled", "numpy"), default="auto",
+                     help="who runs the passes: the compiled kernels (numba) or numpy; auto: "
+                          "compiled from 2**28 feature values on, where they repay their "
+                          "loading time")
     sub.add_argument("--json", action="store_true", help="print JSON keyed by metric ID")
     sub.set_defaults(handler=command_metrics)
 

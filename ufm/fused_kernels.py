@@ -7,8 +7,8 @@ in that one sweep what numpy needs several sweeps and temporaries for:
   Σ_{i∈c} z_i, accumulated row by row into a (K, d) (or (d, K)) table that stays in cache;
 - :func:`residual_products_rows` (pass 2): per sample the residual r_i = z_i − μ_{y_i} in
   float64 (formed before any product, as the numpy route does), its squared norm ‖r_i‖², and
-  the products P r_i with the q rows of P = [U | Wᵀ]ᵀ, four samples and two rows of P at a time
-  so that every loaded value serves eight multiply-adds;
+  the products P r_i with the q rows of P = [U | Wᵀ]ᵀ, four samples and three rows of P at a
+  time, so that seven loaded values serve twelve multiply-adds;
 - :func:`residuals_columns` (pass 2, samples as columns): the float64 residual block and its
   squared norms, for one BLAS product afterwards;
 - :func:`nc4_decisions` (pass 2): per sample the nearest class centre and the classifier's
@@ -101,48 +101,46 @@ def residual_products_rows(block, labels, means, product, columns, squares
         for a in range(count, 4):
             for j in range(dimension):
                 residuals[a, j] = 0.0
-        k = 0
-        while k < width:
-            if k + 1 < width:
-                s0 = 0.0
-                s1 = 0.0
-                s2 = 0.0
-                s3 = 0.0
-                t0 = 0.0
-                t1 = 0.0
-                t2 = 0.0
-                t3 = 0.0
-                for j in range(dimension):
-                    p = product[k, j]
-                    pp = product[k + 1, j]
-                    r0 = residuals[0, j]
-                    r1 = residuals[1, j]
-                    r2 = residuals[2, j]
-                    r3 = residuals[3, j]
-                    s0 += r0 * p
-                    s1 += r1 * p
-                    s2 += r2 * p
-                    s3 += r3 * p
-                    t0 += r0 * pp
-                    t1 += r1 * pp
-                    t2 += r2 * pp
-                    t3 += r3 * pp
-                _store4(columns, k, first, count, s0, s1, s2, s3)
-                _store4(columns, k + 1, first, count, t0, t1, t2, t3)
-                k += 2
-            else:
-                s0 = 0.0
-                s1 = 0.0
-                s2 = 0.0
-                s3 = 0.0
-                for j in range(dimension):
-                    p = product[k, j]
-                    s0 += residuals[0, j] * p
-                    s1 += residuals[1, j] * p
-                    s2 += residuals[2, j] * p
-                    s3 += residuals[3, j] * p
-                _store4(columns, k, first, count, s0, s1, s2, s3)
-                k += 1
+        # three rows of P at a time (the last block repeats the last row when q is not a
+        # multiple of 3: the same value is written twice)
+        for k in range(0, width, 3):
+            k1 = min(k + 1, width - 1)
+            k2 = min(k + 2, width - 1)
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            t0 = 0.0
+            t1 = 0.0
+            t2 = 0.0
+            t3 = 0.0
+            u0 = 0.0
+            u1 = 0.0
+            u2 = 0.0
+            u3 = 0.0
+            for j in range(dimension):
+                p = product[k, j]
+                pp = product[k1, j]
+                ppp = product[k2, j]
+                r0 = residuals[0, j]
+                r1 = residuals[1, j]
+                r2 = residuals[2, j]
+                r3 = residuals[3, j]
+                s0 += r0 * p
+                s1 += r1 * p
+                s2 += r2 * p
+                s3 += r3 * p
+                t0 += r0 * pp
+                t1 += r1 * pp
+                t2 += r2 * pp
+                t3 += r3 * pp
+                u0 += r0 * ppp
+                u1 += r1 * ppp
+                u2 += r2 * ppp
+                u3 += r3 * ppp
+            _store4(columns, k, first, count, s0, s1, s2, s3)
+            _store4(columns, k1, first, count, t0, t1, t2, t3)
+            _store4(columns, k2, first, count, u0, u1, u2, u3)
 
 
 @njit(inline="always")

@@ -182,6 +182,7 @@ def all_metrics(
     undefined: str = "raise",
     rows: bool = False,
     negativity: bool = False,
+    kernels: str = "auto",
 ) -> dict[str, float | int | None]:
     """Every docs/theory.md §3 metric of one feature matrix (and optional last layer W, b), by ID.
 
@@ -233,6 +234,11 @@ def all_metrics(
         ``features`` holds one sample per row, shape (N, d) (PyTorch's layout).
     negativity : bool
         Also compute ``NEG`` (two Gram matrices, O(N d min(N, d)) work).
+    kernels : {"auto", "compiled", "numpy"}
+        Who runs the two passes over a float32/float64 matrix in host memory (see
+        :class:`ufm.metrics_accumulator.MetricsAccumulator`): the compiled kernels (``"auto"``
+        when numba is installed) or numpy. The same sums in another order: the values agree to
+        rounding.
 
     Returns
     -------
@@ -240,9 +246,10 @@ def all_metrics(
         Metric ID → value (float; int for RANK; math.inf for NC2.kappa when rank M < K; None when
         not applicable).
     """
-    from ..metrics_accumulator import MetricsAccumulator
+    from ..metrics_accumulator import MetricsAccumulator, check_kernels
 
     _check_undefined(undefined)
+    check_kernels(kernels)
     if not isinstance(negativity, (bool, np.bool_)):
         raise TypeError(f"negativity must be True or False, got {negativity!r}")
     if isinstance(features, (ClassStatistics, MetricsAccumulator)):
@@ -284,7 +291,7 @@ def all_metrics(
         )
     k = int(num_classes) if num_classes is not None else int(label_array.max()) + 1
     # the accumulator checks the weights and bias at its first batch, before any work
-    accumulator = MetricsAccumulator(k, weights=weights, bias=bias, rows=True)
+    accumulator = MetricsAccumulator(k, weights=weights, bias=bias, rows=True, kernels=kernels)
     accumulator.update(samples, label_array)
     accumulator.next_pass()
     accumulator.update(samples, label_array)
