@@ -9,7 +9,9 @@ Compares, in one run on the same data (samples as rows, float32, as a data loade
   ``self_duality_error`` and an NCC pass (``DecAccumulator``), in batches of ``--batch`` rows;
   without ``--peer``, a **re-implementation** of that workflow in numpy float32 (labelled so);
 - ``ufm.all_metrics(features, labels, W, rows=True)``: every docs/theory.md §3 metric (NC1–NC4,
-  RANK, KAPPA, ERR) in the two passes of :mod:`ufm.metrics_accumulator`, float64;
+  RANK, KAPPA, ERR) in the two passes of :mod:`ufm.metrics_accumulator`, float64, with the
+  compiled kernels of :mod:`ufm.fused_kernels` (the default) and with the numpy route
+  (``kernels="numpy"``);
 - ``ufm`` NC1–NC3 alone: ``MetricsAccumulator(K, rows=True)`` (no classifier in the passes), then
   the NC3 functions of the statistics with W;
 - ``ufm.stream_metrics`` over the same batches (the loader route), and ``all_metrics`` on a torch
@@ -176,9 +178,9 @@ def reimplemented_workflow(features, labels, weights, num_classes, batch):
 # ---------------------------------------------------------------------------------------------
 # ufm
 # ---------------------------------------------------------------------------------------------
-def ufm_nc1_to_nc3(features, labels, weights, num_classes):
+def ufm_nc1_to_nc3(features, labels, weights, num_classes, kernels="auto"):
     """NC1–NC3 alone: the two passes without the classifier, then NC3 from the statistics."""
-    accumulator = MetricsAccumulator(num_classes, rows=True)
+    accumulator = MetricsAccumulator(num_classes, rows=True, kernels=kernels)
     accumulator.update(features, labels)
     accumulator.next_pass()
     accumulator.update(features, labels)
@@ -211,8 +213,9 @@ def errors(values: dict, expected: dict) -> dict:
     return out
 
 
-def cli_seconds(features, labels, weights) -> float:
-    """Wall time of ``python -m ufm metrics --rows`` on .npy files (a fresh process)."""
+def cli_seconds(features, labels, weights, kernels="auto") -> float:
+    """Wall time of ``python -m ufm metrics --rows --kernels KERNELS`` on .npy files (a fresh
+    process)."""
     with tempfile.TemporaryDirectory() as folder:
         paths = [os.path.join(folder, name) for name in ("F.npy", "y.npy", "W.npy")]
         for path, array in zip(paths, (features, labels, weights)):
@@ -234,6 +237,8 @@ def cli_seconds(features, labels, weights) -> float:
                 "--weights",
                 paths[2],
                 "--rows",
+                "--kernels",
+                kernels,
                 "--json",
             ],
             check=True,
@@ -300,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
                 features, labels, weights, rows=True
             ),
             "ufm NC1–NC3 alone, rows": lambda: ufm_nc1_to_nc3(features, labels, weights, k),
+            "ufm all_metrics, rows, numpy route (kernels='numpy')": lambda: metrics.all_metrics(
+                features, labels, weights, rows=True, kernels="numpy"
+            ),
+            "ufm NC1–NC3 alone, rows, numpy route": lambda: ufm_nc1_to_nc3(
+                features, labels, weights, k, kernels="numpy"
+            ),
             f"ufm stream_metrics, batches of {batch} rows": lambda: stream_metrics(
                 batches, k, weights=weights, rows=True
             ),
@@ -316,14 +327,20 @@ def main(argv: list[str] | None = None) -> int:
     table = methods(features, labels, weights)
     times = {name: [] for name in table}
     results = {}
+    for function in table.values():  # untimed: loads the compiled kernels, warms the caches
+        function()
     for _ in range(arguments.repeat):
         for name, function in table.items():
             start = time.perf_counter()
             results[name] = function()
             times[name].append(time.perf_counter() - start)
     if arguments.cli:
-        times["ufm metrics command line, end to end (fresh process)"] = [
-            cli_seconds(features, labels, weights) for _ in range(max(3, arguments.repeat // 2))
+        runs = max(3, arguments.repeat // 2)
+        times["ufm metrics command line, end to end (fresh process; numpy route at this size)"] = [
+            cli_seconds(features, labels, weights) for _ in range(runs)
+        ]
+        times["ufm metrics --kernels compiled, end to end (fresh process, kernels loaded)"] = [
+            cli_seconds(features, labels, weights, "compiled") for _ in range(runs)
         ]
     medians = {name: float(np.median(values)) for name, values in times.items()}
     expected = reference(features, labels, weights, k)

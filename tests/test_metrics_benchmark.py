@@ -46,8 +46,10 @@ def test_tables_label_the_baseline_and_show_errors(bench, capsys):
     )
     output = capsys.readouterr().out
     assert "re-implementation of the peer's workflow" in output  # no --peer: never called the peer
-    rows = [line for line in output.splitlines() if line.startswith("| ufm all_metrics, rows")]
+    rows = [line for line in output.splitlines() if line.startswith("| ufm all_metrics, rows (")]
     assert len(rows) == 2  # timing table and spread-spectrum error table
+    numpy_rows = [line for line in output.splitlines() if "numpy route (kernels='numpy')" in line]
+    assert len(numpy_rows) == 2  # the numpy route is measured beside the compiled kernels
     for row in rows:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         errors = [float(cell) for cell in cells[-4:]]
