@@ -216,12 +216,111 @@ def test_configuration_change_is_kept_apart(tmp_path):
     _, csv_rows = read_csv(tmp_path / "b" / "atlas.csv")
     assert [float(row["lam"]) for row in csv_rows] == [0.005]
     assert float(csv_rows[0]["dnc_loss"]) == optima.predict_dufm(2, 2, 1, 0.005, 0.005).optimal_loss
-    # a rerun of the first configuration computes nothing; another seed is another cell
+    # another λ is another cell: it never competes with the first
+    assert [cell.search_count for cell in (first.cells[0], second.cells[0])] == [1, 1]
+    assert second.cells[0].config_key != first.cells[0].config_key
+    # a rerun of the first configuration computes nothing; another seed is another search of
+    # the same cell (stored beside it, competing with it)
     again = atlas.run_atlas(2, 2, lam=0.004, out=tmp_path / "a", **options)
     assert (again.computed, again.reused) == (0, 1)
     assert again.cells[0].best_loss == first.cells[0].best_loss
     other_seed = atlas.run_atlas(2, 2, lam=0.004, seed=1, out=tmp_path / "c", **options)
     assert other_seed.computed == 1 and len(store_rows(store)) == 3
+    assert other_seed.cells[0].search_count == 2
+    # another width setting is another cell too
+    other_width = atlas.run_atlas(2, 2, lam=0.004, **dict(options, width=5))
+    assert other_width.computed == 1 and other_width.cells[0].search_count == 1
+
+
+# --------------------------------------------------------------------------------------------
+# A cell is the best of its stored searches
+# --------------------------------------------------------------------------------------------
+
+# Two searches of one cell that end at different values: a single start of kink_lbfgs stopped
+# after 5 iterations, far from any minimum, so the end value depends on the random start
+# (seed). Fixed width 6: one search per cell.
+WEAK = dict(method="kink_lbfgs", width=6, max_starts=1, max_iterations=5, time_budget=30.0)
+
+
+def test_lower_search_of_another_seed_replaces_the_value_higher_does_not(tmp_path, capsys):
+    store = tmp_path / "store.sqlite"
+    first = atlas.run_atlas(3, 2, seed=0, store=store, out=tmp_path / "seed0", **WEAK)
+    assert first.computed == 1 and first.cells[0].search_count == 1
+    value_0 = first.cells[0].best_loss
+    second = atlas.run_atlas(3, 2, seed=1, store=store, out=tmp_path / "seed1", **WEAK)
+    assert second.computed == 1 and second.reused == 0
+    values = {search["seed"]: search["best_loss"] for search in second.cells[0].stored_searches}
+    assert sorted(values) == [0, 1] and values[0] == value_0
+    # the two starts differ, so the two searches end at different values (else this test
+    # could not tell which one is shown)
+    assert values[0] != values[1]
+    lower, higher = sorted(values, key=values.get)
+    for result in (second,
+                   atlas.run_atlas(3, 2, seed=0, store=store, out=tmp_path / "again", **WEAK)):
+        cell = result.cells[0]
+        # whichever seed the run has, the cell shows the lower search: a lower search of the
+        # other seed replaced the value, a higher one did not
+        assert cell.best_loss == values[lower] < values[higher]
+        assert cell.seed == lower and cell.kept_config["seed"] == lower
+        assert cell.search_count == 2 and len(cell.stored_searches) == 2
+        assert [search["kept"] for search in cell.stored_searches] == [
+            search["seed"] == lower for search in cell.stored_searches]
+        assert cell.config_key == next(search["key"] for search in cell.stored_searches
+                                       if search["seed"] == lower)
+    assert result.computed == 0 and result.reused == 1
+    # the written table, JSON and point are those of the lower search (re-evaluated)
+    out = tmp_path / "again"
+    _, rows = read_csv(out / "atlas.csv")
+    assert [float(row["best_loss"]) for row in rows] == [values[lower]]
+    assert atlas.load_point(out / rows[0]["point"])[2] == values[lower]
+    data = json.loads((out / "atlas.json").read_text())["cells"][0]
+    assert data["search_count"] == 2 and data["kept_config"]["seed"] == lower
+    assert data["kept_config"]["time_budget"] == WEAK["time_budget"]
+    assert data["config_key"] == cell.config_key
+    # the command line names the cells kept from another configuration
+    code = cli.main(["atlas", "--K", "3", "--L", "2", "--width", "6", "--method", "kink_lbfgs",
+                     "--max-starts", "1", "--max-iterations", "5", "--time-budget", "30",
+                     "--seed", str(higher), "--store", str(store), "--out",
+                     str(tmp_path / "cli"), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "0 computed, 1 from the store" in printed
+    assert f"K=3 L=2: kept the lowest of 2 stored searches, kink_lbfgs seed {lower}" in printed
+
+
+def test_cell_with_only_other_searches_still_appears(tmp_path, monkeypatch):
+    store = tmp_path / "store.sqlite"
+    # the store holds seed 1 of the whole grid K = 3, L = 2..3
+    other = atlas.run_atlas(3, "2..3", seed=1, store=store, **WEAK)
+    assert other.computed == 2
+    kept = {cell.num_layers: cell.best_loss for cell in other.cells}
+    # a run with seed 0 whose search of (3, 3) fails: the cell still appears, from seed 1
+    compute = atlas.compute_cell
+
+    def failing_at_three_layers(config: dict) -> dict:
+        if config["num_layers"] == 3:
+            raise RuntimeError("no search")
+        return compute(config)
+
+    monkeypatch.setattr(atlas, "compute_cell", failing_at_three_layers)
+    result = atlas.run_atlas(3, "2..3", seed=0, store=store, out=tmp_path / "out", **WEAK)
+    assert result.computed == 1 and result.reused == 0
+    assert [(failure["K"], failure["L"]) for failure in result.failed] == [(3, 3)]
+    cells = {cell.num_layers: cell for cell in result.cells}
+    assert sorted(cells) == [2, 3]
+    assert cells[3].seed == 1 and cells[3].search_count == 1
+    assert cells[3].best_loss == kept[3]
+    assert cells[2].search_count == 2 and cells[2].best_loss <= kept[2]
+    _, rows = read_csv(tmp_path / "out" / "atlas.csv")
+    assert [(int(row["K"]), int(row["L"])) for row in rows] == [(3, 2), (3, 3)]
+    for row in rows:
+        assert atlas.load_point(tmp_path / "out" / row["point"])[2] == float(row["best_loss"])
+    # a grid cell without any stored search of it is left out
+    def failing(config: dict) -> dict:
+        raise RuntimeError("no search")
+
+    monkeypatch.setattr(atlas, "compute_cell", failing)
+    empty = atlas.run_atlas(3, 4, seed=0, store=store, **WEAK)
+    assert empty.cells == [] and len(empty.failed) == 1
 
 
 def test_store_rejects_other_files(tmp_path):

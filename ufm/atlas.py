@@ -29,16 +29,24 @@ is kept, and the cell is flagged (``wider_lower``) when the wider search was low
 the basin tolerance, best_{w+K} < best_w·(1 − BASIN_TOLERANCE): then w was not wide enough for
 a wider layer not to lower the value. An integer width fixes every layer's width.
 
-Cells run in this process (``workers=1``), on local processes (``workers=N``,
+Searches run in this process (``workers=1``), on local processes (``workers=N``,
 :class:`concurrent.futures.ProcessPoolExecutor`) or on a ``dask.distributed`` cluster
-(``scheduler="tcp://HOST:8786"``). Every finished cell is written at once to a SQLite store (one
-file, WAL mode, :class:`AtlasStore`), keyed by its whole configuration (K, L, n, λ, width, method,
-seed, budget): a rerun skips the cells already stored, a killed run loses only the cells in
-flight, no cell is stored twice, and a run with another configuration never mixes with it.
+(``scheduler="tcp://HOST:8786"``). Every finished search is written at once to a SQLite store
+(one file, WAL mode, :class:`AtlasStore`), keyed by its whole configuration (K, L, n, λ, width,
+method, seed, budget): a rerun skips the searches already stored, a killed run loses only the
+searches in flight, and no search is stored twice.
+
+A cell is (K, L, n, λ, width setting); its value in the atlas is the best-known minimum over every
+search of that cell in the store, whatever its method, seed or budget: the stored points of the
+cell are all re-evaluated and the lowest value is kept (:func:`run_atlas`). A cell is improved by
+running it again into the same store with another seed or a larger budget; the next run over the
+grid shows the lower value. Searches of another n, λ or width setting are other cells and never
+compete.
 
 Outputs in ``out``: ``atlas.csv`` (:data:`CSV_COLUMNS`), ``atlas.json`` (every detail: the
-searches at each width, the basins, the SRG construction used), ``atlas.png`` (heatmap of
-best/L_DNC, :func:`plot_atlas`) and ``points/``.
+searches at each width, the basins, the SRG construction used, the stored searches of each cell
+and the configuration of the kept one), ``atlas.png`` (heatmap of best/L_DNC,
+:func:`plot_atlas`) and ``points/`` (the kept point of each cell).
 
 Command line: ``python -m ufm atlas --K 2..20 --L 2..6 --out DIR`` (see :mod:`ufm.cli`).
 """
@@ -606,9 +614,10 @@ class AtlasStore:
         cells(config_key TEXT PRIMARY KEY, K INTEGER, L INTEGER, config TEXT (JSON),
               result TEXT (JSON, :func:`compute_cell`), point BLOB (.npz), finished REAL)
 
-    A row is keyed by :attr:`CellConfig.key`, the hash of the whole configuration, so cells of
-    runs with other settings for the same (K, L) are kept apart. Rows are inserted with
-    ``INSERT OR IGNORE`` in one transaction each: a cell is stored whole or not at all, and
+    A row is one search of a cell, keyed by :attr:`CellConfig.key`, the hash of the whole
+    configuration, so searches with other settings for the same (K, L) are kept side by side
+    (:func:`run_atlas` shows the lowest of those of the same cell). Rows are inserted with
+    ``INSERT OR IGNORE`` in one transaction each: a search is stored whole or not at all, and
     never twice. One process writes (the coordinator of :func:`run_atlas`); readers may read
     while it writes (WAL).
 
@@ -679,6 +688,19 @@ class AtlasStore:
         return {"config": json.loads(row[0]), "result": json.loads(row[1]),
                 "point": bytes(row[2]), "finished": float(row[3])}
 
+    def cell_rows(self, num_classes: int, num_layers: int) -> list[dict]:
+        """Every stored row of (K, L) = (``num_classes``, ``num_layers``), whatever the rest of
+        its configuration: ``key``, ``config``, ``result`` (dicts), ``point`` (bytes),
+        ``finished``; ordered by ``finished``."""
+        return [
+            {"key": key, "config": json.loads(config), "result": json.loads(result),
+             "point": bytes(point), "finished": float(finished)}
+            for key, config, result, point, finished in self._connection.execute(
+                "SELECT config_key, config, result, point, finished FROM cells "
+                "WHERE K = ? AND L = ? ORDER BY finished, config_key",
+                (int(num_classes), int(num_layers)))
+        ]
+
     def rows(self) -> list[dict]:
         """Every stored row (as :meth:`get`, without the point), ordered by (K, L, finished)."""
         return [
@@ -696,7 +718,8 @@ class AtlasStore:
 
 @dataclass(frozen=True)
 class AtlasCell:
-    """One cell of the atlas: the best-known minimum of the L-DUFM at (K, L).
+    """One cell of the atlas: the best-known minimum of the L-DUFM at (K, L), the lowest
+    re-evaluated value over every stored search of the cell (same K, L, n, λ and width setting).
 
     Attributes
     ----------
@@ -720,12 +743,13 @@ class AtlasCell:
     basins : int
         Number of distinct basins the search at the kept width ended in.
     seconds : float
-        Wall time of the cell (every width).
+        Wall time of the kept search (every width).
     point : str
         The point file relative to the output folder (``points/K{K}_L{L}.npz``); empty when the
         atlas was run without an output folder.
     method, seed, config_key, width_setting
-        The configuration (``width_setting``: ``"auto"`` or the fixed width).
+        The configuration of the kept search (``width_setting``: ``"auto"`` or the fixed
+        width).
     wider_lower : bool
         ``width="auto"`` only: the wider search was lower by more than the basin tolerance
         (relative, ``BASIN_TOLERANCE``).
@@ -738,7 +762,16 @@ class AtlasCell:
     stored_loss : float
         The value the search reported (equal to ``best_loss`` up to rounding).
     finished : float
-        When the cell was stored (Unix seconds).
+        When the kept search was stored (Unix seconds).
+    search_count : int
+        Number of stored searches of the cell (any method, seed or budget) that competed.
+    kept_config : dict or None
+        The whole configuration of the kept search (:meth:`CellConfig.to_dict`: seed, method,
+        budget, …), its key being ``config_key``.
+    stored_searches : tuple of dict
+        Every stored search of the cell, ordered by when it was stored: ``key``, ``method``,
+        ``seed``, ``max_starts``, ``time_budget``, ``max_iterations``, ``patience``,
+        ``best_loss`` (re-evaluated from its point), ``finished`` and ``kept``.
     """
 
     num_classes: int
@@ -764,6 +797,9 @@ class AtlasCell:
     srg: dict | None = None
     stored_loss: float = math.nan
     finished: float = math.nan
+    search_count: int = 1
+    kept_config: dict | None = None
+    stored_searches: tuple = ()
 
     @property
     def dnc_proven_optimal(self) -> bool:
@@ -794,6 +830,7 @@ class AtlasCell:
         data["ranks"] = list(self.ranks)
         data["searches"] = list(self.searches)
         data["basin_list"] = list(self.basin_list)
+        data["stored_searches"] = list(self.stored_searches)
         data["dnc_proven_optimal"] = self.dnc_proven_optimal
         for key in ("stored_loss", "finished"):
             if not math.isfinite(data[key]):
@@ -808,11 +845,12 @@ class AtlasResult:
     Attributes
     ----------
     cells : list of AtlasCell
-        One per (K, L) of the grid that finished, ordered by (K, L).
+        One per (K, L) of the grid with at least one stored search of the cell, ordered by
+        (K, L); each the best of the cell's stored searches.
     settings : dict
         The run's configuration (grid, n, λ, width, method, seed, budget, store).
     computed, reused : int
-        Cells searched by this run and cells taken from the store.
+        Searches of the run's configuration computed by this run, and found in the store.
     failed : list of dict
         Cells whose search raised: ``K``, ``L``, ``error``.
     paths : dict
@@ -851,6 +889,15 @@ class AtlasResult:
         if path is not None:
             _write_atomically(Path(path), text.encode())
         return text
+
+    @property
+    def kept_from_other_configurations(self) -> list[AtlasCell]:
+        """Cells whose kept search has a configuration other than this run's (another seed,
+        budget or method was lower)."""
+        names = ("method", "seed", "max_starts", "time_budget", "max_iterations", "patience")
+        run = {name: self.settings.get(name) for name in names}
+        return [cell for cell in self.cells if cell.kept_config is not None
+                and {name: cell.kept_config.get(name) for name in names} != run]
 
     @property
     def flagged(self) -> list[AtlasCell]:
@@ -992,15 +1039,73 @@ def _results(todo: list[CellConfig], executor: Executor | None,
         yield config, payload
 
 
-def _cell_from_row(row: dict, point_path: Path | None, out: Path | None) -> AtlasCell:
-    """An :class:`AtlasCell` from a stored row, its value recomputed from the point."""
+def _same_cell(stored: dict, config: CellConfig) -> bool:
+    """Whether a stored configuration is a search of the cell of ``config``: the same K, L, n,
+    λ and width setting (method, seed and budget may differ)."""
+    return (int(stored["num_classes"]) == config.num_classes
+            and int(stored["num_layers"]) == config.num_layers
+            and int(stored["per_class"]) == config.per_class
+            and float(stored["lam"]) == config.lam
+            and stored["width"] == config.width)
+
+
+def _stored_value(row: dict) -> float:
+    """Φ_DUFM recomputed from the point of a stored row (:func:`load_point` on its bytes)."""
+    _, _, value = _load_npz(io.BytesIO(row["point"]), f"store cell {row['key']}")
+    return value
+
+
+def _best_stored_search(store: AtlasStore, config: CellConfig) -> tuple[dict | None, list[dict]]:
+    """The stored search of the cell of ``config`` with the lowest re-evaluated value, and a
+    summary of every stored search of the cell.
+
+    Candidates: every row of the store with the same K, L, n, λ and width setting
+    (:func:`_same_cell`), whatever its method, seed or budget. Each point is re-evaluated
+    (:func:`load_point`); the lowest value wins, a tie going to ``config`` itself, then to the
+    search stored first.
+
+    Returns
+    -------
+    row : dict or None
+        The kept row (:meth:`AtlasStore.cell_rows`), None if the cell has no stored search.
+    summaries : list of dict
+        One per stored search of the cell, ordered by when it was stored: ``key``, the method,
+        seed and budget of its configuration, ``best_loss`` (re-evaluated), ``finished``,
+        ``kept``.
+    """
+    rows = [row for row in store.cell_rows(config.num_classes, config.num_layers)
+            if _same_cell(row["config"], config)]
+    if not rows:
+        return None, []
+    values = [_stored_value(row) for row in rows]
+    order = sorted(range(len(rows)),
+                   key=lambda index: (values[index], rows[index]["key"] != config.key, index))
+    kept = order[0]
+    summaries = []
+    for index, row in enumerate(rows):
+        stored = row["config"]
+        summaries.append({
+            "key": row["key"],
+            **{name: stored.get(name) for name in ("method", "seed", "max_starts", "time_budget",
+                                                   "max_iterations", "patience")},
+            "best_loss": values[index],
+            "finished": row["finished"],
+            "kept": index == kept,
+        })
+    return rows[kept], summaries
+
+
+def _cell_from_row(row: dict, point_path: Path | None, out: Path | None,
+                   summaries: Sequence[dict] = ()) -> AtlasCell:
+    """An :class:`AtlasCell` from a stored row, its value recomputed from the point;
+    ``summaries``: every stored search of the cell (:func:`_best_stored_search`)."""
     result, config = row["result"], row["config"]
     if point_path is not None:
         _write_atomically(point_path, row["point"])
         _, _, value = load_point(point_path)
         point = point_path.relative_to(out).as_posix() if out is not None else str(point_path)
     else:
-        _, _, value = _load_npz(io.BytesIO(row["point"]), f"store cell {row['key']}")
+        value = _stored_value(row)
         point = ""
     dnc = float(result["dnc_loss"])
     return AtlasCell(
@@ -1027,6 +1132,9 @@ def _cell_from_row(row: dict, point_path: Path | None, out: Path | None) -> Atla
         srg=result["srg"],
         stored_loss=float(result["loss"]),
         finished=float(row["finished"]),
+        search_count=max(len(summaries), 1),
+        kept_config=dict(config),
+        stored_searches=tuple(summaries),
     )
 
 
@@ -1060,6 +1168,19 @@ def run_atlas(
     search; elsewhere ratio < 1 is a certified low-rank point below every DNC point (docs/theory.md
     §4.5), set beside L_SRG of the explicit construction (:func:`srg_reference`).
 
+    The run computes only the searches of its own configuration (K, L, n, λ, width, method,
+    seed, budget) that are not in the store yet, storing each as it finishes: a rerun resumes,
+    a killed run loses only the searches in flight, none is repeated. The atlas it returns and
+    writes is then taken, for every (K, L) of the grid, from every stored search of that cell
+    (the same K, L, n, λ and width setting; any method, seed or budget): all their points are
+    re-evaluated and the lowest value is kept (a tie goes to this run's configuration). A cell
+    whose search of this run failed still appears if the store holds another search of it.
+    So a cell is improved by running it again into the same store with another seed or a
+    larger budget (``run_atlas(3, 6, seed=1, store=S)``); the next run over the grid with the
+    first configuration computes nothing and shows the lower value.
+    :attr:`AtlasCell.search_count`, :attr:`AtlasCell.kept_config` and
+    :attr:`AtlasCell.stored_searches` record which searches competed and which was kept.
+
     Parameters
     ----------
     num_classes : int, sequence of int or str
@@ -1085,7 +1206,7 @@ def run_atlas(
         :data:`ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS`), no new start after ``time_budget``,
         and its end points are grouped into basins as ``"global"`` does.
     seed : int
-        Seed of every search (≥ 0).
+        Seed of every search of this run (≥ 0).
     workers : int
         1: cells run in this process; N > 1: N local processes.
     scheduler : str, optional
@@ -1095,8 +1216,9 @@ def run_atlas(
         The SQLite store (:class:`AtlasStore`); default ``out/atlas.sqlite``, or in memory
         without ``out``.
     out : path, optional
-        Output folder: ``atlas.csv``, ``atlas.json``, ``atlas.png``, ``points/``. Without it
-        nothing is written (but the store, if given).
+        Output folder: ``atlas.csv``, ``atlas.json``, ``atlas.png``, ``points/`` (the kept
+        point of each cell), written once the searches are done. Without it nothing is written
+        (but the store, if given).
     quick : bool
         :data:`QUICK_CLASSES` × :data:`QUICK_LAYERS` by default and :data:`QUICK_BUDGET`
         (instead of :data:`FULL_BUDGET`) for the budget options left at None.
@@ -1200,8 +1322,6 @@ def run_atlas(
             for config, payload in _results(todo, executor, failures):
                 atlas_store.put(config, payload)
                 computed += 1
-                if out_path is not None:
-                    _write_atomically(out_path / "points" / config.point_name, payload["point"])
                 result = payload["result"]
                 bar.set_postfix_str(f"K={config.num_classes} L={config.num_layers} "
                                     f"ratio={result['loss'] / result['dnc_loss']:.4f}")
@@ -1215,19 +1335,19 @@ def run_atlas(
                     executor.shutdown(wait=True)
         cells = []
         for config in configs:
-            row = atlas_store.get(config.key)
+            # the best of every stored search of the cell, this run's or not
+            row, summaries = _best_stored_search(atlas_store, config)
             if row is None:
                 continue
-            row["key"] = config.key
             point_path = None if out_path is None else out_path / "points" / config.point_name
-            cells.append(_cell_from_row(row, point_path, out_path))
+            cells.append(_cell_from_row(row, point_path, out_path, summaries))
     finally:
         atlas_store.close()
         if client is not None:
             client.close()
 
     atlas = AtlasResult(cells=cells, settings=settings, computed=computed,
-                        reused=len(cells) - computed, failed=failures)
+                        reused=len(configs) - len(todo), failed=failures)
     if store_path is not None:
         atlas.paths["store"] = str(store_path)
     if out_path is not None:

@@ -1299,6 +1299,12 @@ def command_atlas(arguments: argparse.Namespace) -> int:
     for cell in result.flagged:
         print(f"  K={cell.num_classes} L={cell.num_layers}: the wider width was lower by more "
               f"than {atlas.BASIN_TOLERANCE:g} (width auto); kept width {cell.width}")
+    for cell in result.kept_from_other_configurations:
+        kept = cell.kept_config or {}
+        print(f"  K={cell.num_classes} L={cell.num_layers}: kept the lowest of "
+              f"{cell.search_count} stored searches, {kept.get('method')} seed "
+              f"{kept.get('seed')} time budget {kept.get('time_budget')} s "
+              f"(ratio {cell.ratio:.4f})")
     for name in ("csv", "json", "png"):
         if name in result.paths:
             print(f"wrote {result.paths[name]}")
@@ -1312,7 +1318,8 @@ def _register_atlas(commands) -> None:
         "atlas", help="best-known DUFM minima over a (K, L) grid against L_DNC and L_SRG",
         description="For every (K, L) search the deep ReLU UFM (λ on every block, n per class) "
                     "and write DIR/atlas.csv, atlas.json, atlas.png and the points "
-                    "(docs/theory.md §4.3-4.6). Resumable from its SQLite store.",
+                    "(docs/theory.md §4.3-4.6). Resumable from its SQLite store; each cell "
+                    "shows the lowest of its stored searches (any seed or budget).",
     )
     sub.add_argument("--K", default=None, help="classes: a range 2..20, an integer or a list 2,3,5")
     sub.add_argument("--L", default=None, help="weight matrices: a range 2..6, an integer or a list")
