@@ -11,9 +11,10 @@ in that one sweep what numpy needs several sweeps and temporaries for:
   time, so that seven loaded values serve twelve multiply-adds;
 - :func:`residuals_columns` (pass 2, samples as columns): the float64 residual block and its
   squared norms, for one BLAS product afterwards;
-- :func:`nc4_decisions` (pass 2): per sample the nearest class centre and the classifier's
-  choice with the gaps to their runners-up, the agreement, the squared score residual, and the
-  samples inside the rounding band, which the caller re-checks with the direct formulas.
+- :func:`nc4_decisions` (pass 2): per sample, from the (n, K) products with the class means
+  (one BLAS product), the nearest class centre and the classifier's choice with the gaps to
+  their runners-up, the agreement, the squared score residual, and the samples inside the
+  rounding band, which the caller re-checks with the direct formulas.
 
 Rounding: every sum here is an ordinary floating-point sum of the same terms as the numpy route,
 only in another order (the kernels are compiled with re-association allowed, never with
@@ -185,33 +186,25 @@ def residuals_columns(block, first, labels, means_t, residuals, squares
 
 
 @njit(cache=True, nogil=True)
-def nc4_decisions(columns, labels, directions_count, means_in_directions, pair_distances,
-                  mean_scores, squares, scale, mean_norm, weight_norm, bias_max, unsure
-                  ):  # pragma: no cover - compiled
-    """NC4 decisions and ERR of a block from its products (docs/theory.md §3, NC4 and ERR).
+def nc4_decisions(on_means, raw_scores, labels, pair_distances, mean_scores, squares, scale,
+                  mean_norm, weight_norm, bias_max, unsure):  # pragma: no cover - compiled
+    """NC4 decisions and ERR of a block of n samples (docs/theory.md §3, NC4 and ERR).
 
-    ``columns`` (p + K, n): rows 0..p−1 are Uᵀr_i, rows p.. are W r_i. With T =
-    ``means_in_directions`` (p, K) = Uᵀμ_c, the squared distance to centre c up to the
-    per-sample constant ‖r_i‖² is ‖μ_y − μ_c‖² − 2 (Uᵀr_i)ᵀ(T_c − T_y), and the scores are
-    W r_i + (W μ_y + b). Returns (agreements among the samples outside the rounding band,
+    ``on_means`` (n, K): (Uᵀr_i)ᵀ(Uᵀμ_c), so that the squared distance to centre c, up to the
+    per-sample constant ‖r_i‖², is ‖μ_y − μ_c‖² − 2 (on_means[i, c] − on_means[i, y]);
+    ``raw_scores`` (n, K): W r_i, so that the scores are W r_i + (W μ_y + b) (``mean_scores``
+    row y). Returns (agreements among the samples outside the rounding band,
     Σ_i ‖s_i − e_{y_i}‖², number of samples in the band); the band's sample indices are written
-    to ``unsure``. Ties go to the lowest class index, as argmin/argmax do.
+    to ``unsure``. Ties go to the lowest class index, as argmin/argmax do. O(K) per sample: the
+    products with Uᵀμ_c come from one BLAS product before the call.
     """
-    p = directions_count
-    classes = pair_distances.shape[0]
-    size = columns.shape[1]
-    on_means = np.empty(classes)
+    size, classes = on_means.shape
     agreements = 0
     residual = 0.0
     band = 0
     for i in range(size):
         y = labels[i]
-        for c in range(classes):
-            total = 0.0
-            for k in range(p):
-                total += columns[k, i] * means_in_directions[k, c]
-            on_means[c] = total
-        own = on_means[y]
+        own = on_means[i, y]
         nearest = 0
         best = np.inf
         second = np.inf
@@ -219,14 +212,14 @@ def nc4_decisions(columns, labels, directions_count, means_in_directions, pair_d
         top = -np.inf
         runner = -np.inf
         for c in range(classes):
-            distance = pair_distances[c, y] - 2.0 * (on_means[c] - own)
+            distance = pair_distances[c, y] - 2.0 * (on_means[i, c] - own)
             if distance < best:
                 second = best
                 best = distance
                 nearest = c
             elif distance < second:
                 second = distance
-            score = columns[p + c, i] + mean_scores[y, c]
+            score = raw_scores[i, c] + mean_scores[y, c]
             if score > top:
                 runner = top
                 top = score

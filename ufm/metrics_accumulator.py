@@ -478,10 +478,12 @@ class MetricsAccumulator:
             return
         unsure = np.empty(size, dtype=np.int64)
         scale = 16.0 * (self.dimension + 4) * _EPS
+        # (n, K) row-major products for the per-sample decisions: (Uᵀr)ᵀUᵀμ_c by BLAS, W r
+        on_means = columns[:p].T @ self._means_in_directions
+        raw_scores = np.ascontiguousarray(columns[p:].T)
         agreements, residual, band = kernels.nc4_decisions(
-            columns, labels, p, self._means_in_directions, self._pair_distances,
-            self._mean_scores, squares, scale, self._mean_norm, self._weight_norm,
-            self._bias_max, unsure,
+            on_means, raw_scores, labels, self._pair_distances, self._mean_scores, squares,
+            scale, self._mean_norm, self._weight_norm, self._bias_max, unsure,
         )
         if band:
             agreements += self._exact_agreements(self._float64(chunk[unsure[:band]]))
