@@ -459,13 +459,15 @@ def _add_class(parameters: Parameters, per_class: int, index: int,
 
 
 def _insert_layer(model: DeepUFM, parameters: Parameters, position: int) -> Parameters:
-    """An (L + 1)-layer point: after the ReLU of layer ``position`` (1 ≤ position ≤ L − 1) a
-    layer D = diag(1 on the neurons active at some sample), then :func:`_balanced`.
+    """An (L + 1)-layer point: after the ReLU of W_position (1 ≤ position ≤ L − 1) a layer
+    D = diag(1 on the neurons active at some sample), then :func:`_balanced`.
 
-    H_position = σ(⋯) ≥ 0 is zero on the inactive neurons, so σ(D·H_position) = H_position and
-    the output is unchanged; the rescaling then balances the penalties.
+    H_{position+1} = σ(W_position ⋯) ≥ 0 is zero on the inactive neurons, so
+    σ(D·H_{position+1}) = H_{position+1} and the output is unchanged; the rescaling then
+    balances the penalties.
     """
-    post = model.forward(parameters).post_activations[position - 1]
+    # post_activations: H_1 (the features), H_2 = σ(W_1H_1), …
+    post = model.forward(parameters).post_activations[position]
     active = (np.max(np.asarray(post), axis=1) > 0.0).astype(np.float64)
     weights = list(parameters.weights)
     weights.insert(position, np.diag(active))
@@ -1252,21 +1254,22 @@ def _results(todo: list[CellConfig], executor: Executor | None, failures: list[d
     ``neighbours_of(config)``: the neighbour points of a cell (:func:`_neighbour_points`),
     asked for when the cell starts (in this process: after the cells before it are stored).
     """
-    def points(config: CellConfig) -> list[dict]:
-        return [] if neighbours_of is None or not config.neighbours else neighbours_of(config)
+    def arguments(config: CellConfig) -> tuple:
+        if neighbours_of is None or not config.neighbours:
+            return (config.to_dict(),)
+        return config.to_dict(), neighbours_of(config)
 
     if executor is None:
         for config in todo:
             try:
-                payload = compute_cell(config.to_dict(), points(config))
+                payload = compute_cell(*arguments(config))
             except Exception as error:  # noqa: BLE001 - one failed cell does not stop the atlas
                 failures.append({"K": config.num_classes, "L": config.num_layers,
                                  "error": f"{type(error).__name__}: {error}"})
                 continue
             yield config, payload
         return
-    futures = {executor.submit(compute_cell, config.to_dict(), points(config)): config
-               for config in todo}
+    futures = {executor.submit(compute_cell, *arguments(config)): config for config in todo}
     for future in as_completed(futures):
         config = futures[future]
         try:
