@@ -594,6 +594,13 @@ def test_neighbour_starts_are_used_recorded_and_never_raise_a_cell(tmp_path, cap
         assert cell.best_loss <= before[position]
         assert cell.best_loss == min(search["best_loss"] for search in cell.stored_searches)
         assert {search["neighbours"] for search in cell.stored_searches} == {False, True}
+        # a kept neighbour search (ties go to the run's configuration) has no flag of its own:
+        # the narrower search of the polish is one start; the cell shows the plain search's
+        plain_search = next(search for search in cell.stored_searches
+                            if not search["neighbours"])
+        if cell.kept_config.get("neighbours"):
+            assert cell.wider_lower == plain_search["wider_lower"]
+    assert any(cell.kept_config.get("neighbours") for cell in result.cells)
     # the plain configuration still resumes with its own keys and shows the same table
     again = atlas.run_atlas("2..4", "2..3", store=store, **SMALL_GLOBAL)
     assert (again.computed, again.reused) == (0, 6)

@@ -43,6 +43,21 @@ running it again into the same store with another seed or a larger budget; the n
 grid shows the lower value. Searches of another n, λ or width setting are other cells and never
 compete.
 
+Neighbour starts (``neighbours=True``, docs/theory.md §4.6): the search of a cell also starts
+from points derived from the best stored points of its neighbouring cells of the same n, λ and
+width setting (:func:`neighbour_starts`): (K + 1, L) with one class dropped, (K − 1, L) with a
+perturbed copy of a class added, (K, L − 1) with a layer inserted that keeps the output, a few
+of each (:data:`NEIGHBOUR_STARTS_PER_KIND`, those of lowest Φ). Each is polished by one local
+run at the widest search before that search, outside its budget; the lowest is the search's
+first start. ``neighbours`` is part of the configuration: such a search is another search of
+the cell, competing with the others, and its result records the neighbour cells, the starts
+and which one gave the best point. ``max_starts`` counts every start of a search, the given
+ones and the constructions included, so ``neighbours=True, max_starts=1`` is a polish: per
+cell the neighbour starts, then one start per width (the DNC point at w, the best neighbour
+point at the wider width). The narrower search of a neighbour search is then no search to
+compare the wider one with: a cell kept from a neighbour search is flagged (``wider_lower``)
+as its lowest search without neighbour starts is.
+
 Outputs in ``out``: ``atlas.csv`` (:data:`CSV_COLUMNS`), ``atlas.json`` (every detail: the
 searches at each width, the basins, the SRG construction used, the stored searches of each cell
 and the configuration of the kept one), ``atlas.png`` (heatmap of best/L_DNC,
@@ -78,10 +93,12 @@ from .solvers.global_search import (GLOBAL_DEFAULTS, _BasinBook, class_mean_rank
 from .solvers.global_search import RANK_RTOL as _GLOBAL_RANK_RTOL
 
 __all__ = [
+    "ADD_PERTURBATION",
     "BASIN_TOLERANCE",
     "CSV_COLUMNS",
     "DEFAULT_METHOD",
     "FULL_BUDGET",
+    "NEIGHBOUR_STARTS_PER_KIND",
     "QUICK_BUDGET",
     "QUICK_CLASSES",
     "QUICK_LAYERS",
@@ -94,6 +111,7 @@ __all__ = [
     "class_mean_ranks",
     "compute_cell",
     "load_point",
+    "neighbour_starts",
     "parse_range",
     "plot_atlas",
     "run_atlas",
@@ -983,9 +1001,14 @@ class AtlasCell:
         width).
     wider_lower : bool
         ``width="auto"`` only: the wider search was lower by more than the basin tolerance
-        (relative, ``BASIN_TOLERANCE``).
+        (relative, ``BASIN_TOLERANCE``). When the kept search has neighbour starts, the flag
+        of the cell's lowest search without them (the narrower search of a neighbour search
+        is not a search of the same budget to compare with).
     searches : tuple of dict
-        Each width searched: ``width``, ``loss``, ``basins``, ``starts``, ``seconds``.
+        Each width searched: ``width``, ``loss``, ``basins``, ``starts``, ``best_start`` (the
+        kind of start that gave the best point: ``"dnc"``, ``"srg"``, ``"random"``,
+        ``"perturb"``, ``"given"``, ``"neighbour"``, …), ``seconds``; with neighbour starts
+        the widest also ``neighbour_starts`` and ``best_neighbour_start``.
     basin_list : tuple of dict
         Basins of the kept search: ``loss``, ``ranks``, ``count``.
     srg : dict or None
@@ -1002,7 +1025,8 @@ class AtlasCell:
     stored_searches : tuple of dict
         Every stored search of the cell, ordered by when it was stored: ``key``, ``method``,
         ``seed``, ``max_starts``, ``time_budget``, ``max_iterations``, ``patience``,
-        ``best_loss`` (re-evaluated from its point), ``finished`` and ``kept``.
+        ``neighbours``, ``wider_lower``, ``best_loss`` (re-evaluated from its point),
+        ``finished`` and ``kept``.
     """
 
     num_classes: int
@@ -1342,8 +1366,8 @@ def _best_stored_search(store: AtlasStore, config: CellConfig) -> tuple[dict | N
         The kept row (:meth:`AtlasStore.cell_rows`), None if the cell has no stored search.
     summaries : list of dict
         One per stored search of the cell, ordered by when it was stored: ``key``, the method,
-        seed and budget of its configuration, ``best_loss`` (re-evaluated), ``finished``,
-        ``kept``.
+        seed, budget and ``neighbours`` of its configuration, its ``wider_lower``,
+        ``best_loss`` (re-evaluated), ``finished``, ``kept``.
     """
     rows = [row for row in store.cell_rows(config.num_classes, config.num_layers)
             if _same_cell(row["config"], config)]
@@ -1361,6 +1385,7 @@ def _best_stored_search(store: AtlasStore, config: CellConfig) -> tuple[dict | N
             **{name: stored.get(name) for name in ("method", "seed", "max_starts", "time_budget",
                                                    "max_iterations", "patience")},
             "neighbours": bool(stored.get("neighbours", False)),
+            "wider_lower": bool(row["result"].get("wider_lower", False)),
             "best_loss": values[index],
             "finished": row["finished"],
             "kept": index == kept,
@@ -1381,6 +1406,13 @@ def _cell_from_row(row: dict, point_path: Path | None, out: Path | None,
         value = _stored_value(row)
         point = ""
     dnc = float(result["dnc_loss"])
+    wider_lower = bool(result["wider_lower"])
+    if config.get("neighbours"):
+        # the narrower search of a neighbour search is no search to compare with (with a
+        # polish budget a single start): the flag is that of the lowest search without them
+        plain = [summary for summary in summaries if not summary["neighbours"]]
+        wider_lower = bool(plain and min(plain, key=lambda item: item["best_loss"])
+                           ["wider_lower"])
     return AtlasCell(
         num_classes=int(config["num_classes"]),
         num_layers=int(config["num_layers"]),
@@ -1399,7 +1431,7 @@ def _cell_from_row(row: dict, point_path: Path | None, out: Path | None,
         seed=int(config["seed"]),
         config_key=str(row["key"]),
         width_setting=config["width"],
-        wider_lower=bool(result["wider_lower"]),
+        wider_lower=wider_lower,
         searches=tuple(result["searches"]),
         basin_list=tuple(result["basins"]),
         srg=result["srg"],
@@ -1455,6 +1487,12 @@ def run_atlas(
     :attr:`AtlasCell.search_count`, :attr:`AtlasCell.kept_config` and
     :attr:`AtlasCell.stored_searches` record which searches competed and which was kept.
 
+    With ``neighbours=True`` each search also starts from the neighbouring cells' best stored
+    points (:func:`neighbour_starts`, taken when the cell's search begins: in a one-process
+    run the cells before it in the grid order, (K − 1, L) and (K, L − 1), already hold this
+    run's searches; with ``workers`` > 1 or a cluster the points are those stored when the
+    run began); a missing neighbour is skipped.
+
     Parameters
     ----------
     num_classes : int, sequence of int or str
@@ -1504,6 +1542,12 @@ def run_atlas(
         Seconds to wait for the scheduler before giving up.
     progress : bool
         A tqdm bar over cells on stderr.
+    neighbours : bool
+        Also start each search from the neighbour starts of :func:`neighbour_starts`, polished
+        first at the widest search (outside the search's budget); with ``width="auto"`` that
+        search runs at max(w + K, the widest neighbour point's width). Part of the stored
+        configuration (a search of the cell beside the plain ones). ``max_starts=1`` then
+        runs only the neighbour polish and the first start of each width.
 
     Returns
     -------
