@@ -497,3 +497,134 @@ def test_committed_atlas_points_are_certificates():
         assert value == pytest.approx(float(row["best_loss"]), rel=1e-12)
         assert value == pytest.approx(model.objective(parameters).total, rel=1e-15)
         assert float(row["ratio"]) == pytest.approx(value / float(row["dnc_loss"]), rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Neighbour starts
+# --------------------------------------------------------------------------------------------
+
+# A small global search: the plain searches of the grid, then the neighbour polish (one start
+# per width after the neighbour starts, as the documented polish command).
+SMALL_GLOBAL = dict(per_class=1, lam=LAM, width="auto", max_starts=3, time_budget=5.0)
+
+
+def test_neighbour_constructions_keep_the_output(tmp_path):
+    rng = np.random.default_rng(0)
+    model = atlas.CellConfig(4, 3, 1, LAM, 10, "global", 0, 1, 1.0, None).model(10)
+    point = model.random_parameters(rng, 1.0)
+    output = model.forward(point).output
+    # dropping class c removes column c of the output and row c of Y: the other entries stay
+    dropped = atlas._drop_class(point, 1, 2)
+    smaller = atlas.CellConfig(3, 3, 1, LAM, 10, "global", 0, 1, 1.0, None).model(10)
+    kept = [0, 1, 3]
+    # the same products in the same order: equal up to rounding of the matrix products
+    np.testing.assert_allclose(smaller.forward(dropped).output, output[np.ix_(kept, kept)],
+                               rtol=1e-12, atol=1e-15)
+    # adding a copy of class 1: the old classes keep their outputs exactly
+    added = atlas._add_class(point, 1, 1, np.random.default_rng(1))
+    larger = atlas.CellConfig(5, 3, 1, LAM, 10, "global", 0, 1, 1.0, None).model(10)
+    np.testing.assert_allclose(larger.forward(added).output[:4, :4], output,
+                               rtol=1e-12, atol=1e-15)
+    # inserting a layer: σ(D·H_l) = H_l for H_l ≥ 0, then a rescaling of product 1 (positive
+    # homogeneity); the output agrees to rounding, and the balanced penalty is at most the
+    # penalty of the unbalanced point with D (AM–GM), so Φ(start) ≤ Φ_L(point) + (λ/2)·‖D‖².
+    deeper = atlas.CellConfig(4, 4, 1, LAM, 10, "global", 0, 1, 1.0, None).model(10)
+    for position in (1, 2):
+        inserted = atlas._insert_layer(model, point, position)
+        np.testing.assert_allclose(deeper.forward(inserted).output, output, rtol=1e-10,
+                                   atol=1e-14)
+        active = int(np.sum(np.max(model.forward(point).post_activations[position],
+                                   axis=1) > 0))
+        bound = model.objective(point).total + LAM / 2 * active
+        assert deeper.objective(inserted).total <= bound * (1 + 1e-12)
+
+
+def test_neighbour_starts_are_used_recorded_and_never_raise_a_cell(tmp_path, capsys):
+    store = tmp_path / "store.sqlite"
+    plain = atlas.run_atlas("2..4", "2..3", store=store, **SMALL_GLOBAL)
+    assert plain.computed == 6
+    before = {(cell.num_classes, cell.num_layers): cell.best_loss for cell in plain.cells}
+    plain_keys = {cell.config_key for cell in plain.cells}
+    # the polish through the command line (max_starts 1: only the first start of each width)
+    arguments = ["atlas", "--K", "2..4", "--L", "2..3", "--lam", str(LAM), "--max-starts", "1",
+                 "--time-budget", "5", "--neighbours", "--store", str(store), "--out",
+                 str(tmp_path / "out"), "--no-progress"]
+    assert cli.main(arguments) == 0
+    assert "6 computed, 0 from the store" in capsys.readouterr().out
+    rows = {(row[1], row[2]): (row[0], json.loads(row[3]), json.loads(row[4]))
+            for row in store_rows(store) if json.loads(row[3]).get("neighbours")}
+    assert len(rows) == 6 and not plain_keys & {key for key, _, _ in rows.values()}
+    # in grid order (K, then L), each cell took the best stored points of the neighbours that
+    # exist: (K + 1, L), (K − 1, L) and (K, L − 1) where stored; K = 1 and L = 1 are skipped
+    expected = {(2, 2): {(3, 2)}, (2, 3): {(3, 3), (2, 2)}, (3, 2): {(4, 2), (2, 2)},
+                (3, 3): {(4, 3), (2, 3), (3, 2)}, (4, 2): {(3, 2)}, (4, 3): {(3, 3), (4, 2)}}
+    for cell, (key, config, result) in rows.items():
+        record = result["neighbours"]
+        assert {tuple(item["cell"]) for item in record["cells"]} == expected[cell]
+        kinds = {"drop": (cell[0] + 1, cell[1]), "add": (cell[0] - 1, cell[1]),
+                 "insert": (cell[0], cell[1] - 1)}
+        starts = record["starts"]
+        for start in starts:
+            assert tuple(start["cell"]) == kinds[start["kind"]]
+            # a local run never keeps an end above its start
+            assert start["loss"] <= start["start_loss"]
+        for kind in kinds:
+            count = sum(start["kind"] == kind for start in starts)
+            assert count <= atlas.NEIGHBOUR_STARTS_PER_KIND
+        # one start per dropped class up to the limit: K + 1 classes to drop
+        if (cell[0] + 1, cell[1]) in expected[cell]:
+            assert sum(start["kind"] == "drop" for start in starts) == min(
+                cell[0] + 1, atlas.NEIGHBOUR_STARTS_PER_KIND)
+        best = min(starts, key=lambda start: start["loss"])
+        assert record["best_start"] == best
+        # the search starts from the best polished neighbour point and never ends above it
+        # (up to the summation order of the wider model: a few ulps)
+        assert result["searches"][-1]["loss"] <= best["loss"] * (1 + 1e-14)
+        assert result["loss"] <= result["searches"][-1]["loss"]
+        # the neighbour search is a search of the same cell with another key
+        assert config["neighbours"] is True and key != atlas.CellConfig(
+            **{**config, "neighbours": False}).key
+    # the cells never rise: each shows the lowest of its plain and neighbour searches
+    result = atlas.run_atlas("2..4", "2..3", store=store, neighbours=True,
+                             **dict(SMALL_GLOBAL, max_starts=1))
+    assert (result.computed, result.reused) == (0, 6)  # resumed: nothing recomputed
+    for cell in result.cells:
+        position = (cell.num_classes, cell.num_layers)
+        assert cell.search_count == 2
+        assert cell.best_loss <= before[position]
+        assert cell.best_loss == min(search["best_loss"] for search in cell.stored_searches)
+        assert {search["neighbours"] for search in cell.stored_searches} == {False, True}
+        # a kept neighbour search (ties go to the run's configuration) has no flag of its own:
+        # the narrower search of the polish is one start; the cell shows the plain search's
+        plain_search = next(search for search in cell.stored_searches
+                            if not search["neighbours"])
+        if cell.kept_config.get("neighbours"):
+            assert cell.wider_lower == plain_search["wider_lower"]
+    assert any(cell.kept_config.get("neighbours") for cell in result.cells)
+    # the plain configuration still resumes with its own keys and shows the same table
+    again = atlas.run_atlas("2..4", "2..3", store=store, **SMALL_GLOBAL)
+    assert (again.computed, again.reused) == (0, 6)
+    assert [cell.best_loss for cell in again.cells] == [cell.best_loss for cell in result.cells]
+
+
+def test_missing_neighbours_are_skipped_and_wider_neighbours_widen_the_search(tmp_path):
+    store = tmp_path / "store.sqlite"
+    # no neighbour in the store: the search runs as the plain one, with no neighbour start
+    alone = atlas.run_atlas(3, 3, store=store, neighbours=True, **SMALL_GLOBAL)
+    assert alone.computed == 1 and not alone.failed
+    result = json.loads(store_rows(store)[0][4])
+    assert result["neighbours"]["cells"] == [] and result["neighbours"]["starts"] == []
+    assert result["neighbours"]["best_start"] is None
+    assert [search["width"] for search in result["searches"]] == list(atlas.auto_widths(3))
+    # a (K + 1)-class neighbour wider than w + K: the wider search runs at its width
+    config = atlas.CellConfig(2, 2, 1, LAM, "auto", "global", 0, 1, 5.0, None, 3, True)
+    neighbour_model = atlas.CellConfig(3, 2, 1, LAM, 13, "global", 0, 1, 1.0, None).model(15)
+    point = neighbour_model.random_parameters(np.random.default_rng(0), 1.0)
+    value = neighbour_model.objective(point).total
+    payload = atlas.compute_cell(config.to_dict(), [
+        {"cell": [3, 2], "key": "k32", "loss": value,
+         "point": atlas._point_bytes(neighbour_model, point, value, {})}])
+    searched = payload["result"]
+    assert [search["width"] for search in searched["searches"]] == [10, 15]
+    assert [item["cell"] for item in searched["neighbours"]["cells"]] == [[3, 2]]
+    assert len(searched["neighbours"]["starts"]) == min(3, atlas.NEIGHBOUR_STARTS_PER_KIND)

@@ -43,6 +43,21 @@ running it again into the same store with another seed or a larger budget; the n
 grid shows the lower value. Searches of another n, λ or width setting are other cells and never
 compete.
 
+Neighbour starts (``neighbours=True``, docs/theory.md §4.6): the search of a cell also starts
+from points derived from the best stored points of its neighbouring cells of the same n, λ and
+width setting (:func:`neighbour_starts`): (K + 1, L) with one class dropped, (K − 1, L) with a
+perturbed copy of a class added, (K, L − 1) with a layer inserted that keeps the output, a few
+of each (:data:`NEIGHBOUR_STARTS_PER_KIND`, those of lowest Φ). Each is polished by one local
+run at the widest search before that search, outside its budget; the lowest is the search's
+first start. ``neighbours`` is part of the configuration: such a search is another search of
+the cell, competing with the others, and its result records the neighbour cells, the starts
+and which one gave the best point. ``max_starts`` counts every start of a search, the given
+ones and the constructions included, so ``neighbours=True, max_starts=1`` is a polish: per
+cell the neighbour starts, then one start per width (the DNC point at w, the best neighbour
+point at the wider width). The narrower search of a neighbour search is then no search to
+compare the wider one with: a cell kept from a neighbour search is flagged (``wider_lower``)
+as its lowest search without neighbour starts is.
+
 Outputs in ``out``: ``atlas.csv`` (:data:`CSV_COLUMNS`), ``atlas.json`` (every detail: the
 searches at each width, the basins, the SRG construction used, the stored searches of each cell
 and the configuration of the kept one), ``atlas.png`` (heatmap of best/L_DNC,
@@ -73,14 +88,17 @@ import numpy as np
 from .arrays import check_positive_scalar
 from .models import DeepUFM, Parameters
 from .solvers import solve
-from .solvers.global_search import GLOBAL_DEFAULTS, _BasinBook, class_mean_ranks
+from .solvers.global_search import (GLOBAL_DEFAULTS, _BasinBook, class_mean_ranks,
+                                     embed_parameters)
 from .solvers.global_search import RANK_RTOL as _GLOBAL_RANK_RTOL
 
 __all__ = [
+    "ADD_PERTURBATION",
     "BASIN_TOLERANCE",
     "CSV_COLUMNS",
     "DEFAULT_METHOD",
     "FULL_BUDGET",
+    "NEIGHBOUR_STARTS_PER_KIND",
     "QUICK_BUDGET",
     "QUICK_CLASSES",
     "QUICK_LAYERS",
@@ -93,6 +111,7 @@ __all__ = [
     "class_mean_ranks",
     "compute_cell",
     "load_point",
+    "neighbour_starts",
     "parse_range",
     "plot_atlas",
     "run_atlas",
@@ -292,6 +311,10 @@ class CellConfig:
         Iterations per start (None: the solver's default).
     patience : int or None
         ``"global"`` only: stop after this many starts without a lower basin (None otherwise).
+    neighbours : bool
+        Whether the search also starts from points derived from the stored best points of the
+        neighbouring cells (:func:`neighbour_starts`). Left out of :meth:`to_dict` (and so of
+        :attr:`key`) when False, so the keys of the plain searches do not depend on it.
     """
 
     num_classes: int
@@ -305,10 +328,15 @@ class CellConfig:
     time_budget: float
     max_iterations: int | None
     patience: int | None = None
+    neighbours: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable dictionary (the stored configuration)."""
-        return asdict(self)
+        """JSON-serializable dictionary (the stored configuration); ``neighbours`` only when
+        True."""
+        data = asdict(self)
+        if not data["neighbours"]:
+            del data["neighbours"]
+        return data
 
     @property
     def key(self) -> str:
@@ -388,20 +416,192 @@ def _basin_dict(basin: Any) -> dict:
     }
 
 
-def _search(config: CellConfig, width: int, previous: dict | None = None) -> dict:
+# --------------------------------------------------------------------------------------------
+# Neighbour starts
+# --------------------------------------------------------------------------------------------
+
+
+#: Derived starts kept per neighbour kind (``"drop"``, ``"add"``, ``"insert"``): those of lowest
+#: Φ at the search width. Dropping any one of the K + 1 classes of a neighbour point gives
+#: nearly the same start on the symmetric minima, so a few suffice.
+NEIGHBOUR_STARTS_PER_KIND = 3
+
+#: Relative size σ of the perturbation of the copied class of an ``"add"`` start: the copy gets
+#: c + σ·(‖c‖/√size)·G, G standard normal, so that the two copies can separate.
+ADD_PERTURBATION = 0.1
+
+
+def _class_columns(num_classes: int, per_class: int, index: int) -> np.ndarray:
+    """Columns of class ``index`` in the class-major order of the DUFM (N = K·n)."""
+    return np.arange(index * per_class, (index + 1) * per_class)
+
+
+def _balanced(parameters: Parameters) -> Parameters:
+    """Rescale H1, W1..WL by positive factors of product 1 so that their squared Frobenius
+    norms are equal (their geometric mean): the ReLU is positively homogeneous, so the output
+    is unchanged and the penalty Σ‖B‖² is the least over such rescalings (AM–GM)."""
+    blocks = [np.asarray(parameters.features, dtype=np.float64)]
+    blocks += [np.asarray(weight, dtype=np.float64) for weight in parameters.weights]
+    squares = np.array([float(np.sum(block**2)) for block in blocks])
+    if not np.all(squares > 0.0):
+        return parameters
+    target = math.exp(float(np.mean(np.log(squares))))
+    scaled = [block * math.sqrt(target / square) for block, square in zip(blocks, squares)]
+    return Parameters(features=scaled[0], weights=tuple(scaled[1:]))
+
+
+def _drop_class(parameters: Parameters, per_class: int, index: int) -> Parameters:
+    """A (K − 1)-class point: class ``index`` removed (its columns of H1, its row of W_L)."""
+    num_classes = parameters.weights[-1].shape[0]
+    keep = np.setdiff1d(np.arange(num_classes * per_class),
+                        _class_columns(num_classes, per_class, index))
+    weights = list(parameters.weights)
+    weights[-1] = np.delete(weights[-1], index, axis=0)
+    return Parameters(features=parameters.features[:, keep], weights=tuple(weights))
+
+
+def _add_class(parameters: Parameters, per_class: int, index: int,
+               rng: np.random.Generator) -> Parameters:
+    """A (K + 1)-class point: a perturbed copy of class ``index`` (its columns of H1, its row
+    of W_L, each moved by :data:`ADD_PERTURBATION`) appended as the last class."""
+    def perturbed(block: np.ndarray) -> np.ndarray:
+        scale = np.linalg.norm(block) / math.sqrt(block.size)
+        return block + ADD_PERTURBATION * scale * rng.standard_normal(block.shape)
+
+    num_classes = parameters.weights[-1].shape[0]
+    columns = parameters.features[:, _class_columns(num_classes, per_class, index)]
+    weights = list(parameters.weights)
+    weights[-1] = np.vstack([weights[-1], perturbed(weights[-1][index:index + 1])])
+    return Parameters(features=np.hstack([parameters.features, perturbed(columns)]),
+                      weights=tuple(weights))
+
+
+def _insert_layer(model: DeepUFM, parameters: Parameters, position: int) -> Parameters:
+    """An (L + 1)-layer point: after the ReLU of W_position (1 ≤ position ≤ L − 1) a layer
+    D = diag(1 on the neurons active at some sample), then :func:`_balanced`.
+
+    H_{position+1} = σ(W_position ⋯) ≥ 0 is zero on the inactive neurons, so
+    σ(D·H_{position+1}) = H_{position+1} and the output is unchanged; the rescaling then
+    balances the penalties.
+    """
+    # post_activations: H_1 (the features), H_2 = σ(W_1H_1), …
+    post = model.forward(parameters).post_activations[position]
+    active = (np.max(np.asarray(post), axis=1) > 0.0).astype(np.float64)
+    weights = list(parameters.weights)
+    weights.insert(position, np.diag(active))
+    return _balanced(Parameters(features=parameters.features, weights=tuple(weights)))
+
+
+def neighbour_starts(config: CellConfig, neighbours: Sequence[dict], seed: int = 0
+                     ) -> tuple[int | None, list[dict]]:
+    """Starts for the cell of ``config`` derived from the best points of its neighbouring cells.
+
+    - from (K + 1, L) (``"drop"``): the point with one class dropped, one per class;
+    - from (K − 1, L) (``"add"``): one class added, a perturbed copy of an existing class
+      (:data:`ADD_PERTURBATION`), one per copied class;
+    - from (K, L − 1) (``"insert"``): a layer inserted after the ReLU of each hidden layer
+      (:func:`_insert_layer`; the output is kept and the penalties balanced), one per
+      position (none where L − 1 = 1: the features H1 are not non-negative).
+
+    Every start keeps the neighbour's width; of each kind the :data:`NEIGHBOUR_STARTS_PER_KIND`
+    starts of lowest Φ at that width are kept.
+
+    Parameters
+    ----------
+    config : CellConfig
+        The cell searched.
+    neighbours : sequence of dict
+        ``cell`` [K', L'] and ``point`` (``.npz`` bytes of :func:`load_point`), the stored best
+        point of a neighbouring cell; other cells are ignored.
+    seed : int
+        Seed of the perturbations of ``"add"``.
+
+    Returns
+    -------
+    width : int or None
+        The widest width of a start (None if there is none).
+    starts : list of dict
+        ``cell``, ``kind``, ``index`` (the class dropped or copied, or the layer after which
+        one is inserted), ``width``, ``start_loss`` Φ and ``_parameters`` (at ``width``).
+    """
+    K, L, n = config.num_classes, config.num_layers, config.per_class
+    found: dict[str, list[dict]] = {"drop": [], "add": [], "insert": []}
+    for neighbour in neighbours:
+        cell = tuple(int(value) for value in neighbour["cell"])
+        source_model, source, _ = _load_npz(io.BytesIO(neighbour["point"]),
+                                            f"neighbour K{cell[0]}_L{cell[1]}")
+        width = int(max(source_model.widths))
+        if cell == (K + 1, L):
+            kind = "drop"
+            derived = [(index, _drop_class(source, n, index)) for index in range(K + 1)]
+        elif cell == (K - 1, L):
+            kind = "add"
+            derived = [(index, _add_class(source, n, index,
+                                          np.random.default_rng([seed, K, L, index])))
+                       for index in range(K - 1)]
+        elif cell == (K, L - 1) and L - 1 >= 2:
+            kind = "insert"
+            derived = [(position, _insert_layer(source_model, source, position))
+                       for position in range(1, L - 1)]
+        else:
+            continue
+        model = config.model(width)
+        for index, parameters in derived:
+            parameters = embed_parameters(parameters, model)
+            found[kind].append({"cell": list(cell), "kind": kind, "index": int(index),
+                                "width": width,
+                                "start_loss": float(model.objective(parameters).total),
+                                "_parameters": parameters})
+    starts = []
+    for kind in ("drop", "add", "insert"):
+        ordered = sorted(found[kind], key=lambda start: start["start_loss"])
+        starts.extend(ordered[:NEIGHBOUR_STARTS_PER_KIND])
+    width = max((start["width"] for start in starts), default=None)
+    return width, starts
+
+
+def _polish_neighbour_starts(model: DeepUFM, starts: list[dict],
+                             max_iterations: int | None) -> None:
+    """One local run of each start at ``model``'s width (``kink_lbfgs`` with
+    :data:`ufm.solvers.KINK_LBFGS_LOW_RANK_SETTINGS`), its end kept only if lower than the
+    start: sets ``loss`` and ``_end`` of each start."""
+    from . import solvers
+
+    options: dict[str, Any] = dict(solvers.KINK_LBFGS_LOW_RANK_SETTINGS)
+    if max_iterations is not None:
+        options["max_iterations"] = max_iterations
+    for start in starts:
+        initial = embed_parameters(start["_parameters"], model)
+        value = float(model.objective(initial).total)
+        solution = solvers.solve(model, "kink_lbfgs", initial=initial, progress=False,
+                                 predicted=None, history_points=0, **options)
+        end, loss = initial, value
+        if math.isfinite(solution.loss) and float(solution.loss) < value:
+            end, loss = solution.parameters, float(solution.loss)
+        start["loss"], start["_end"] = loss, end
+
+
+def _search(config: CellConfig, width: int, previous: dict | None = None,
+            neighbour: list[dict] | None = None) -> dict:
     """One search of the cell's model at ``width``: the best point, its value and the basins.
 
     ``previous``: an earlier search at a narrower width, whose best point (embedded with zero
-    rows and columns, same Φ) is a further start.
+    rows and columns, same Φ) is a further start. ``neighbour``: starts of
+    :func:`neighbour_starts`, each polished first by one local run
+    (:func:`_polish_neighbour_starts`, outside the search's budget); the lowest polished one
+    is then the first start of the search.
     """
     from . import solvers
 
     model = config.model(width)
     start = time.perf_counter()
     given = []
+    best_neighbour = None
+    if neighbour:
+        _polish_neighbour_starts(model, neighbour, config.max_iterations)
+        best_neighbour = min(neighbour, key=lambda item: item["loss"])
+        given.append(best_neighbour["_end"])
     if previous is not None and previous["_parameters"] is not None:
-        from .solvers.global_search import embed_parameters
-
         given.append(embed_parameters(previous["_parameters"], model))
     common: dict[str, Any] = dict(predicted=None, history_points=0, progress=False)
     if config.max_iterations is not None:
@@ -414,6 +614,9 @@ def _search(config: CellConfig, width: int, previous: dict | None = None) -> dic
                                  basin_tolerance=BASIN_TOLERANCE, **common)
         best = solution.parameters
         best_loss = float(solution.loss)
+        found_by = [getattr(basin, "found_by", "") for basin in getattr(solution, "basins", ())
+                    or ()]
+        best_kind = found_by[0] if found_by else ""
         basins = [_basin_dict(basin) for basin in getattr(solution, "basins", ()) or ()]
         if not basins:
             basins = [{"loss": best_loss, "ranks": list(class_mean_ranks(model, best)),
@@ -424,7 +627,7 @@ def _search(config: CellConfig, width: int, previous: dict | None = None) -> dic
         if config.method == "kink_lbfgs":
             options.update(solvers.KINK_LBFGS_LOW_RANK_SETTINGS)
         ends = []
-        best, best_loss = None, math.inf
+        best, best_loss, best_kind = None, math.inf, ""
         for index in range(config.max_starts):
             if index and time.perf_counter() - start >= config.time_budget:
                 break
@@ -442,17 +645,36 @@ def _search(config: CellConfig, width: int, previous: dict | None = None) -> dic
             ends.append((loss, class_mean_ranks(model, end)))
             if loss < best_loss:
                 best, best_loss = end, loss
+                best_kind = "given" if index < len(given) else "local"
         basins = _basins_of(ends, BASIN_TOLERANCE)
         starts = len(ends)
-    return {
+    if best_neighbour is not None and best_neighbour["loss"] < best_loss:
+        # the search's budget ended before it ran the neighbour start
+        best, best_loss, best_kind = best_neighbour["_end"], best_neighbour["loss"], "given"
+    best_start = best_kind
+    if best_neighbour is not None and best_kind == "given":
+        # the given starts: the best neighbour point, then the previous width's best point;
+        # a local run never ends above its start, so the lower start is the one credited
+        previous_loss = (math.inf if len(given) < 2
+                         else float(model.objective(given[1]).total))
+        if best_neighbour["loss"] <= previous_loss:
+            best_start = "neighbour"
+    result = {
         "width": int(width),
         "loss": best_loss,
         "basins": basins,
         "starts": int(starts),
+        "best_start": best_start,
         "seconds": time.perf_counter() - start,
         "_parameters": best,
         "_model": model,
     }
+    if neighbour:
+        result["neighbour_starts"] = [
+            {key: value for key, value in item.items() if not key.startswith("_")}
+            for item in neighbour]
+        result["best_neighbour_start"] = neighbour.index(best_neighbour)
+    return result
 
 
 def _point_bytes(model: DeepUFM, parameters: Parameters, loss: float, config: dict) -> bytes:
@@ -474,29 +696,45 @@ def _point_bytes(model: DeepUFM, parameters: Parameters, loss: float, config: di
     return buffer.getvalue()
 
 
-def compute_cell(config: dict) -> dict:
+def compute_cell(config: dict, neighbours: Sequence[dict] = ()) -> dict:
     """Search one cell (runs in a worker): the payload the coordinator stores.
+
+    With ``neighbours`` in the configuration, the starts of :func:`neighbour_starts` are
+    derived from the given neighbour points and polished at the widest search, whose width is
+    raised to the widest of them where that is wider (``width="auto"``: the searches run at w
+    and max(w + K, widest neighbour width)).
 
     Parameters
     ----------
     config : dict
         :meth:`CellConfig.to_dict`.
+    neighbours : sequence of dict
+        The stored best points of the neighbouring cells (``cell``, ``key``, ``loss``,
+        ``point``; :func:`_neighbour_points`); used only if ``config["neighbours"]``.
 
     Returns
     -------
     dict
         ``result``: JSON-ready dict (configuration, kept width and value, ranks, basins, the
-        search at each width, ``wider_lower``, L_DNC, L_SRG and its construction, seconds);
-        ``point``: the kept point as ``.npz`` bytes (parameters, model settings, value).
+        search at each width, ``wider_lower``, L_DNC, L_SRG and its construction, seconds;
+        with neighbours ``neighbours``: the neighbour cells that gave starts, their starts
+        and which start gave the best point); ``point``: the kept point as ``.npz`` bytes
+        (parameters, model settings, value).
     """
     from . import optima
 
     cell = CellConfig(**config)
     started = time.perf_counter()
     widths = auto_widths(cell.num_classes) if cell.width == "auto" else (int(cell.width),)
+    starts: list[dict] = []
+    if cell.neighbours:
+        neighbour_width, starts = neighbour_starts(cell, neighbours, cell.seed)
+        if neighbour_width is not None and neighbour_width > widths[-1]:
+            widths = widths[:-1] + (neighbour_width,)
     searches: list[dict] = []
-    for width in widths:
-        searches.append(_search(cell, width, searches[-1] if searches else None))
+    for number, width in enumerate(widths):
+        searches.append(_search(cell, width, searches[-1] if searches else None,
+                                starts if number == len(widths) - 1 else None))
     kept = min(searches, key=lambda search: search["loss"])
     wider_lower = bool(len(searches) > 1 and searches[1]["loss"]
                        < searches[0]["loss"] - BASIN_TOLERANCE * abs(searches[0]["loss"]))
@@ -520,6 +758,17 @@ def compute_cell(config: dict) -> dict:
         "seconds": time.perf_counter() - started,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
+    if cell.neighbours:
+        used = {tuple(start["cell"]) for start in starts}
+        widest = searches[-1]
+        best_index = widest.get("best_neighbour_start")
+        result["neighbours"] = {
+            "cells": [{"cell": list(item["cell"]), "key": item["key"], "loss": item["loss"]}
+                      for item in neighbours if tuple(item["cell"]) in used],
+            "starts": widest.get("neighbour_starts", []),
+            "best_start": None if best_index is None else widest["neighbour_starts"][best_index],
+            "kept_from_neighbour": bool(kept is widest and widest["best_start"] == "neighbour"),
+        }
     return {"result": result, "point": _point_bytes(model, parameters, kept["loss"], cell.to_dict())}
 
 
@@ -752,9 +1001,14 @@ class AtlasCell:
         width).
     wider_lower : bool
         ``width="auto"`` only: the wider search was lower by more than the basin tolerance
-        (relative, ``BASIN_TOLERANCE``).
+        (relative, ``BASIN_TOLERANCE``). When the kept search has neighbour starts, the flag
+        of the cell's lowest search without them (the narrower search of a neighbour search
+        is not a search of the same budget to compare with).
     searches : tuple of dict
-        Each width searched: ``width``, ``loss``, ``basins``, ``starts``, ``seconds``.
+        Each width searched: ``width``, ``loss``, ``basins``, ``starts``, ``best_start`` (the
+        kind of start that gave the best point: ``"dnc"``, ``"srg"``, ``"random"``,
+        ``"perturb"``, ``"given"``, ``"neighbour"``, …), ``seconds``; with neighbour starts
+        the widest also ``neighbour_starts`` and ``best_neighbour_start``.
     basin_list : tuple of dict
         Basins of the kept search: ``loss``, ``ranks``, ``count``.
     srg : dict or None
@@ -771,7 +1025,8 @@ class AtlasCell:
     stored_searches : tuple of dict
         Every stored search of the cell, ordered by when it was stored: ``key``, ``method``,
         ``seed``, ``max_starts``, ``time_budget``, ``max_iterations``, ``patience``,
-        ``best_loss`` (re-evaluated from its point), ``finished`` and ``kept``.
+        ``neighbours``, ``wider_lower``, ``best_loss`` (re-evaluated from its point),
+        ``finished`` and ``kept``.
     """
 
     num_classes: int
@@ -893,11 +1148,13 @@ class AtlasResult:
     @property
     def kept_from_other_configurations(self) -> list[AtlasCell]:
         """Cells whose kept search has a configuration other than this run's (another seed,
-        budget or method was lower)."""
+        budget, method or neighbour setting was lower)."""
         names = ("method", "seed", "max_starts", "time_budget", "max_iterations", "patience")
         run = {name: self.settings.get(name) for name in names}
+        run["neighbours"] = bool(self.settings.get("neighbours", False))
         return [cell for cell in self.cells if cell.kept_config is not None
-                and {name: cell.kept_config.get(name) for name in names} != run]
+                and {**{name: cell.kept_config.get(name) for name in names},
+                     "neighbours": bool(cell.kept_config.get("neighbours", False))} != run]
 
     @property
     def flagged(self) -> list[AtlasCell]:
@@ -1014,20 +1271,29 @@ def _dask_executor(address: str, timeout: float) -> tuple[Executor, Any]:
     return client.get_executor(pure=False), client
 
 
-def _results(todo: list[CellConfig], executor: Executor | None,
-             failures: list[dict]) -> Iterator[tuple[CellConfig, dict]]:
-    """(config, payload) of every cell as it finishes; failures are collected, not raised."""
+def _results(todo: list[CellConfig], executor: Executor | None, failures: list[dict],
+             neighbours_of: Any = None) -> Iterator[tuple[CellConfig, dict]]:
+    """(config, payload) of every cell as it finishes; failures are collected, not raised.
+
+    ``neighbours_of(config)``: the neighbour points of a cell (:func:`_neighbour_points`),
+    asked for when the cell starts (in this process: after the cells before it are stored).
+    """
+    def arguments(config: CellConfig) -> tuple:
+        if neighbours_of is None or not config.neighbours:
+            return (config.to_dict(),)
+        return config.to_dict(), neighbours_of(config)
+
     if executor is None:
         for config in todo:
             try:
-                payload = compute_cell(config.to_dict())
+                payload = compute_cell(*arguments(config))
             except Exception as error:  # noqa: BLE001 - one failed cell does not stop the atlas
                 failures.append({"K": config.num_classes, "L": config.num_layers,
                                  "error": f"{type(error).__name__}: {error}"})
                 continue
             yield config, payload
         return
-    futures = {executor.submit(compute_cell, config.to_dict()): config for config in todo}
+    futures = {executor.submit(compute_cell, *arguments(config)): config for config in todo}
     for future in as_completed(futures):
         config = futures[future]
         try:
@@ -1047,6 +1313,36 @@ def _same_cell(stored: dict, config: CellConfig) -> bool:
             and int(stored["per_class"]) == config.per_class
             and float(stored["lam"]) == config.lam
             and stored["width"] == config.width)
+
+
+def _neighbour_points(store: AtlasStore, config: CellConfig) -> list[dict]:
+    """The best stored points of the neighbouring cells (K + 1, L), (K − 1, L) and (K, L − 1)
+    of ``config`` (the same n, λ and width setting; each the lowest re-evaluated value over
+    every stored search of that cell, :func:`_best_stored_search`); cells without a stored
+    search, or outside K ≥ 2, L ≥ 1, are skipped.
+
+    Returns
+    -------
+    list of dict
+        ``cell`` [K', L'], ``key`` (the kept search), ``loss`` (re-evaluated), ``point``
+        (``.npz`` bytes).
+    """
+    import dataclasses
+
+    found = []
+    K, L = config.num_classes, config.num_layers
+    for classes, layers in ((K + 1, L), (K - 1, L), (K, L - 1)):
+        if classes < 2 or layers < 1:
+            continue
+        neighbour = dataclasses.replace(config, num_classes=classes, num_layers=layers,
+                                        neighbours=False)
+        row, summaries = _best_stored_search(store, neighbour)
+        if row is None:
+            continue
+        loss = min(summary["best_loss"] for summary in summaries)
+        found.append({"cell": [classes, layers], "key": row["key"], "loss": loss,
+                      "point": row["point"]})
+    return found
 
 
 def _stored_value(row: dict) -> float:
@@ -1070,8 +1366,8 @@ def _best_stored_search(store: AtlasStore, config: CellConfig) -> tuple[dict | N
         The kept row (:meth:`AtlasStore.cell_rows`), None if the cell has no stored search.
     summaries : list of dict
         One per stored search of the cell, ordered by when it was stored: ``key``, the method,
-        seed and budget of its configuration, ``best_loss`` (re-evaluated), ``finished``,
-        ``kept``.
+        seed, budget and ``neighbours`` of its configuration, its ``wider_lower``,
+        ``best_loss`` (re-evaluated), ``finished``, ``kept``.
     """
     rows = [row for row in store.cell_rows(config.num_classes, config.num_layers)
             if _same_cell(row["config"], config)]
@@ -1088,6 +1384,8 @@ def _best_stored_search(store: AtlasStore, config: CellConfig) -> tuple[dict | N
             "key": row["key"],
             **{name: stored.get(name) for name in ("method", "seed", "max_starts", "time_budget",
                                                    "max_iterations", "patience")},
+            "neighbours": bool(stored.get("neighbours", False)),
+            "wider_lower": bool(row["result"].get("wider_lower", False)),
             "best_loss": values[index],
             "finished": row["finished"],
             "kept": index == kept,
@@ -1108,6 +1406,13 @@ def _cell_from_row(row: dict, point_path: Path | None, out: Path | None,
         value = _stored_value(row)
         point = ""
     dnc = float(result["dnc_loss"])
+    wider_lower = bool(result["wider_lower"])
+    if config.get("neighbours"):
+        # the narrower search of a neighbour search is no search to compare with (with a
+        # polish budget a single start): the flag is that of the lowest search without them
+        plain = [summary for summary in summaries if not summary["neighbours"]]
+        wider_lower = bool(plain and min(plain, key=lambda item: item["best_loss"])
+                           ["wider_lower"])
     return AtlasCell(
         num_classes=int(config["num_classes"]),
         num_layers=int(config["num_layers"]),
@@ -1126,7 +1431,7 @@ def _cell_from_row(row: dict, point_path: Path | None, out: Path | None,
         seed=int(config["seed"]),
         config_key=str(row["key"]),
         width_setting=config["width"],
-        wider_lower=bool(result["wider_lower"]),
+        wider_lower=wider_lower,
         searches=tuple(result["searches"]),
         basin_list=tuple(result["basins"]),
         srg=result["srg"],
@@ -1158,6 +1463,7 @@ def run_atlas(
     patience: int | None = None,
     scheduler_timeout: float = 10.0,
     progress: bool = False,
+    neighbours: bool = False,
 ) -> AtlasResult:
     """Build the atlas of best-known L-DUFM minima over a (K, L) grid (docs/theory.md §4.3–4.6).
 
@@ -1180,6 +1486,12 @@ def run_atlas(
     first configuration computes nothing and shows the lower value.
     :attr:`AtlasCell.search_count`, :attr:`AtlasCell.kept_config` and
     :attr:`AtlasCell.stored_searches` record which searches competed and which was kept.
+
+    With ``neighbours=True`` each search also starts from the neighbouring cells' best stored
+    points (:func:`neighbour_starts`, taken when the cell's search begins: in a one-process
+    run the cells before it in the grid order, (K − 1, L) and (K, L − 1), already hold this
+    run's searches; with ``workers`` > 1 or a cluster the points are those stored when the
+    run began); a missing neighbour is skipped.
 
     Parameters
     ----------
@@ -1230,6 +1542,12 @@ def run_atlas(
         Seconds to wait for the scheduler before giving up.
     progress : bool
         A tqdm bar over cells on stderr.
+    neighbours : bool
+        Also start each search from the neighbour starts of :func:`neighbour_starts`, polished
+        first at the widest search (outside the search's budget); with ``width="auto"`` that
+        search runs at max(w + K, the widest neighbour point's width). Part of the stored
+        configuration (a search of the cell beside the plain ones). ``max_starts=1`` then
+        runs only the neighbour polish and the first start of each width.
 
     Returns
     -------
@@ -1243,6 +1561,9 @@ def run_atlas(
     """
     if not isinstance(quick, (bool, np.bool_)):
         raise TypeError(f"quick must be True or False, got {quick!r}")
+    if not isinstance(neighbours, (bool, np.bool_)):
+        raise TypeError(f"neighbours must be True or False, got {neighbours!r}")
+    neighbours = bool(neighbours)
     if num_classes is None:
         if not quick:
             raise ValueError("num_classes is required (or quick=True)")
@@ -1287,12 +1608,14 @@ def run_atlas(
         CellConfig(num_classes=k, num_layers=l, per_class=per_class, lam=lam, width=width,
                    method=method, seed=seed, max_starts=budget["max_starts"],
                    time_budget=float(budget["time_budget"]),
-                   max_iterations=budget["max_iterations"], patience=budget["patience"])
+                   max_iterations=budget["max_iterations"], patience=budget["patience"],
+                   neighbours=neighbours)
         for k in classes for l in layers
     ]
     settings = {
         "num_classes": list(classes), "num_layers": list(layers), "per_class": per_class,
         "lam": lam, "width": width, "method": method, "seed": seed, **budget,
+        "neighbours": neighbours,
         "basin_tolerance": BASIN_TOLERANCE, "rank_rtol": RANK_RTOL,
         "workers": workers, "scheduler": scheduler,
         "store": None if store_path is None else str(store_path),
@@ -1319,7 +1642,9 @@ def run_atlas(
         bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="atlas",
                    unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True)
         try:
-            for config, payload in _results(todo, executor, failures):
+            neighbours_of = (None if not neighbours
+                             else (lambda config: _neighbour_points(atlas_store, config)))
+            for config, payload in _results(todo, executor, failures, neighbours_of):
                 atlas_store.put(config, payload)
                 computed += 1
                 result = payload["result"]

@@ -1211,6 +1211,9 @@ def check_atlas_memory(arguments: argparse.Namespace, classes, layers, width, me
         return
     largest_k, largest_l = max(classes), max(layers)
     cell_width = sum(atlas.auto_widths(largest_k)) if width == "auto" else int(width)
+    if width == "auto" and getattr(arguments, "neighbours", False):
+        # the wider search runs at the width of the (K + 1)-class neighbour if that is wider
+        cell_width = max(cell_width, sum(atlas.auto_widths(largest_k + 1)))
     cell = argparse.Namespace(K=largest_k, n=arguments.n, L=largest_l, width=cell_width,
                               method=method, workers=1, restarts=2)
     estimate, driver, _ = solve_memory_estimate("dufm", cell, workers=1)
@@ -1273,7 +1276,7 @@ def command_atlas(arguments: argparse.Namespace) -> int:
             quick=arguments.quick, max_starts=arguments.max_starts,
             time_budget=arguments.time_budget, max_iterations=arguments.max_iterations,
             patience=arguments.patience, scheduler_timeout=arguments.scheduler_timeout,
-            progress=not arguments.no_progress,
+            progress=not arguments.no_progress, neighbours=arguments.neighbours,
         )
     except (OSError, sqlite3.Error) as error:
         # Every file of the atlas is written to a temporary name and renamed; remove what a
@@ -1303,7 +1306,8 @@ def command_atlas(arguments: argparse.Namespace) -> int:
         kept = cell.kept_config or {}
         print(f"  K={cell.num_classes} L={cell.num_layers}: kept the lowest of "
               f"{cell.search_count} stored searches, {kept.get('method')} seed "
-              f"{kept.get('seed')} time budget {kept.get('time_budget')} s "
+              f"{kept.get('seed')} time budget {kept.get('time_budget')} s"
+              f"{' with neighbour starts' if kept.get('neighbours') else ''} "
               f"(ratio {cell.ratio:.4f})")
     for name in ("csv", "json", "png"):
         if name in result.paths:
@@ -1334,7 +1338,8 @@ def _register_atlas(commands) -> None:
                           "such as kink_lbfgs is restarted --max-starts times)")
     sub.add_argument("--seed", type=integer_at_least(0), default=0, help="seed >= 0 (default 0)")
     sub.add_argument("--max-starts", type=integer_at_least(1), default=None,
-                     help="starts per search")
+                     help="starts per search, the given starts and constructions included "
+                          "(with --neighbours, 1: each width runs only its first start)")
     sub.add_argument("--time-budget", type=number(0.0, strict=True), default=None,
                      help="seconds per search after which no new start begins")
     sub.add_argument("--max-iterations", type=integer_at_least(1), default=None,
@@ -1349,6 +1354,9 @@ def _register_atlas(commands) -> None:
     sub.add_argument("--store", default=None, help="SQLite store (default DIR/atlas.sqlite)")
     sub.add_argument("--quick", action="store_true",
                      help="K 2..6, L 2..5 (unless --K/--L) with a small per-cell budget")
+    sub.add_argument("--neighbours", action="store_true",
+                     help="also start from the stored best points of the neighbouring cells "
+                          "(K±1, L) and (K, L-1), a class dropped, added or a layer inserted")
     sub.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_argument("--out", required=True, metavar="DIR", help="output folder")
     sub.set_defaults(handler=command_atlas)
