@@ -247,3 +247,12 @@ def test_cli_kernels_option(tmp_path):
     )
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "--kernels" in bad.stderr
+
+
+def test_cli_auto_rule_switches_at_its_threshold():
+    from ufm.cli import CLI_COMPILED_MIN_VALUES, _metrics_kernels
+
+    assert _metrics_kernels("auto", CLI_COMPILED_MIN_VALUES - 1) == "numpy"
+    assert _metrics_kernels("auto", CLI_COMPILED_MIN_VALUES) == "auto"
+    assert _metrics_kernels("numpy", 10**12) == "numpy"
+    assert _metrics_kernels("compiled", 1) == "compiled"
