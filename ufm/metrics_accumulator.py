@@ -62,6 +62,11 @@ CHUNK_BYTES = 2**20
 #: small array operations.
 BLOCK_CHUNKS = 16
 
+#: Chunks per block of the compiled route, and the bound on its per-block outputs (the
+#: products with [U | Wᵀ] and the K-wide decision tables, at most 4K float64 a sample).
+FUSED_BLOCK_CHUNKS = 64
+FUSED_BLOCK_BYTES = 8 * 2**20
+
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -351,6 +356,12 @@ class MetricsAccumulator:
         kernels, layout = self._fused_layout(block)
         if kernels is not None:
             block = block.view(np.ndarray) if type(block) is not np.ndarray else block  # memmap
+            # the kernels keep no chunk-sized temporaries but the per-sample products (at most
+            # 4K floats a sample): larger steps spare per-call work, within FUSED_BLOCK_BYTES
+            # (K = 10, d = 512: 16,384 rows)
+            rows = chunk_rows(self.dimension)
+            step = max(rows, min(rows * FUSED_BLOCK_CHUNKS,
+                                 FUSED_BLOCK_BYTES // (32 * self.num_classes)))
             for start in range(0, block.shape[0], step):
                 stop = min(start + step, block.shape[0])
                 with np.errstate(invalid="ignore", over="ignore"):
