@@ -628,3 +628,47 @@ def test_missing_neighbours_are_skipped_and_wider_neighbours_widen_the_search(tm
     assert [search["width"] for search in searched["searches"]] == [10, 15]
     assert [item["cell"] for item in searched["neighbours"]["cells"]] == [[3, 2]]
     assert len(searched["neighbours"]["starts"]) == min(3, atlas.NEIGHBOUR_STARTS_PER_KIND)
+
+
+def test_readme_table_is_the_committed_atlas():
+    """The README's atlas table shows docs/atlas/atlas.csv: per cell best/L_DNC to 4 decimals,
+    in bold exactly where it is below 1 at that precision, RANK M̃_L (the last entry of ``ranks``)
+    for bold cells, and L_SRG/L_DNC to 3 decimals where a construction exists."""
+    import csv
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    rows = {}
+    with open(root / "docs" / "atlas" / "atlas.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[int(row["K"]), int(row["L"])] = row
+    text = (root / "README.md").read_text(encoding="utf-8")
+    header = re.search(r"^\| K \|((?: L = \d+ \|)+)\n\|[-:| ]+\|\n", text, re.MULTILINE)
+    assert header, "README: the atlas table header '| K | L = 2 | ...' is missing"
+    layers = [int(value) for value in re.findall(r"L = (\d+)", header.group(1))]
+    cell_pattern = re.compile(
+        r"^(\*\*)?(\d\.\d{4})(?:\*\*)?(?: \((\d+)\))?(?: · (\d\.\d{3}))?$"
+    )
+    seen = 0
+    for line in text[header.end():].splitlines():
+        if not line.startswith("| "):
+            break
+        fields = [field.strip() for field in line.strip("|").split("|")]
+        classes = int(fields[0])
+        for layer, field in zip(layers, fields[1:]):
+            row = rows[classes, layer]
+            match = cell_pattern.match(field)
+            assert match, f"K = {classes}, L = {layer}: cannot read {field!r}"
+            bold, ratio, rank, srg = match.groups()
+            expected = float(row["ratio"])
+            assert ratio == f"{expected:.4f}", (classes, layer, field, expected)
+            assert bool(bold) == (f"{expected:.4f}" < "1.0000"), (classes, layer, field)
+            if rank is not None:
+                assert int(rank) == int(row["ranks"].split(";")[-1]), (classes, layer, field)
+            if row["srg_loss"]:
+                assert srg == f"{float(row['srg_loss']) / float(row['dnc_loss']):.3f}", (
+                    classes, layer, field)
+            else:
+                assert srg is None, (classes, layer, field)
+            seen += 1
+    assert seen == len(rows), f"README table shows {seen} of {len(rows)} atlas cells"
