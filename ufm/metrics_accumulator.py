@@ -351,7 +351,8 @@ class MetricsAccumulator:
         return None, None
 
     def _update_blocks(self, block: Any, label_array: np.ndarray, device_labels: Any) -> None:
-        step = chunk_rows(self.dimension) * BLOCK_CHUNKS
+        rows = chunk_rows(self.dimension)
+        step = rows * BLOCK_CHUNKS
         counts = np.bincount(label_array, minlength=self.num_classes)
         kernels, layout = self._fused_layout(block)
         if kernels is not None:
@@ -359,25 +360,17 @@ class MetricsAccumulator:
             # the kernels keep no chunk-sized temporaries but the per-sample products (at most
             # 4K floats a sample): larger steps spare per-call work, within FUSED_BLOCK_BYTES
             # (K = 10, d = 512: 16,384 rows)
-            rows = chunk_rows(self.dimension)
             step = max(rows, min(rows * FUSED_BLOCK_CHUNKS,
                                  FUSED_BLOCK_BYTES // (32 * self.num_classes)))
-            for start in range(0, block.shape[0], step):
-                stop = min(start + step, block.shape[0])
-                with np.errstate(invalid="ignore", over="ignore"):
-                    if self.pass_number == 1:
-                        self._first_pass_fused(kernels, layout, block, label_array[start:stop],
-                                               start, stop)
-                    else:
-                        self._second_pass_fused(kernels, layout, block, label_array[start:stop],
-                                                start, stop)
-            self.counts += counts
-            return
         for start in range(0, block.shape[0], step):
             stop = min(start + step, block.shape[0])
             # NaN/Inf propagate silently into the chunk sums, where they are caught and named
             with np.errstate(invalid="ignore", over="ignore"):
-                if self.pass_number == 1:
+                if kernels is not None:
+                    fused_pass = (self._first_pass_fused if self.pass_number == 1
+                                  else self._second_pass_fused)
+                    fused_pass(kernels, layout, block, label_array[start:stop], start, stop)
+                elif self.pass_number == 1:
                     self._first_pass_chunk(block[start:stop], device_labels[start:stop], start)
                 else:
                     self._second_pass_chunk(
